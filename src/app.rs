@@ -1,0 +1,72 @@
+//! The opened data directory: configuration, database, queue and store,
+//! built once per command from a validated [`Config`].
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::queue::Queue;
+use crate::store::Store;
+
+/// Everything a command works on.
+#[derive(Clone)]
+pub struct App {
+    pub config: Config,
+    pub db: Db,
+    pub queue: Queue,
+    pub store: Store,
+}
+
+impl App {
+    /// Opens the data dir of `config`, creating it and its database if needed.
+    /// `connections` bounds the pool (a daemon wants one per worker and more).
+    pub fn open(config: &Config, connections: u32) -> anyhow::Result<App> {
+        let dir = &config.data_dir;
+        std::fs::create_dir_all(dir).with_context(|| {
+            format!(
+                "cannot create the data dir {}; create it or pass --data-dir",
+                dir.display()
+            )
+        })?;
+        check_writable(dir)?;
+        let db = Db::open(&config.db_path(), connections)?;
+        let queue = Queue::new(db.clone(), config.policy());
+        let store = Store::open(db.clone(), dir)
+            .with_context(|| format!("cannot create the store folders in {}", dir.display()))?;
+        Ok(App {
+            config: config.clone(),
+            db,
+            queue,
+            store,
+        })
+    }
+
+    /// Opens an existing data dir for a read-mostly command; fails with advice
+    /// when there is none yet, instead of creating an empty one.
+    pub fn open_existing(config: &Config) -> anyhow::Result<App> {
+        if !config.db_path().exists() {
+            bail!(
+                "no quire database at {}; run `quire serve` or `quire enqueue FILE` first, \
+                 or pass --data-dir",
+                config.db_path().display()
+            );
+        }
+        App::open(config, 4)
+    }
+}
+
+/// Fails with a clear message when the data dir is read-only, before SQLite
+/// would fail with a vaguer one.
+fn check_writable(dir: &Path) -> anyhow::Result<()> {
+    let probe = dir.join(format!(".quire-write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"").with_context(|| {
+        format!(
+            "the data dir {} is not writable; fix its permissions (chown/chmod) or pass another --data-dir",
+            dir.display()
+        )
+    })?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}

@@ -1,0 +1,239 @@
+//! The command line, as clap definitions. The doc comments are the help text
+//! (and the man pages are generated from them).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::queue::{Priority, TaskType};
+
+/// quire: a hot-folder OCR and full-text search daemon.
+///
+/// Drop files (PDF, PNG, JPEG, TIFF, ...) into the inbox folder; `quire serve`
+/// takes each into its store, reads every page (the PDF text layer or
+/// tesseract) and indexes the text, so that `quire search` finds any word on
+/// any page.
+#[derive(Debug, Parser)]
+#[command(
+    name = "quire",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// The data directory, holding quire.db, inbox/ and originals/
+    /// [env: QUIRE_DATA_DIR] [default: $STATE_DIRECTORY, $XDG_DATA_HOME/quire or ~/.local/share/quire]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// The configuration file [env: QUIRE_CONFIG]
+    /// [default: ~/.config/quire/config.toml or /etc/quire/config.toml, if present]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// More log output (-v: debug, -vv: trace)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Less log output (-q: warnings and errors only, -qq: errors only)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "verbose")]
+    pub quiet: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: watch the inbox, ingest files, run OCR and indexing workers
+    Serve(ServeArgs),
+    /// Add files or folders (recursively) as documents, copying them into the store
+    Enqueue(EnqueueArgs),
+    /// Run OCR and indexing for one document now, in the foreground
+    Process(ProcessArgs),
+    /// Search the text of every page
+    Search(SearchArgs),
+    /// Show queue and document counts
+    Stats(StatsArgs),
+    /// List documents
+    List(ListArgs),
+    /// Show one document: its pages, their source and confidence, and its tasks
+    Show(ShowArgs),
+    /// Print a document's text, pages separated by form feeds
+    Text(TextArgs),
+    /// Put failed or cancelled tasks back in the queue
+    Retry(RetryArgs),
+    /// Cancel pending or running tasks
+    Cancel(CancelArgs),
+    /// Check the installation and the data directory, and say how to fix what is wrong
+    Doctor,
+}
+
+/// `quire serve`
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Worker threads (default: queue.workers, or one per CPU core)
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Run workers only, without watching the inbox (to share a database with another daemon)
+    #[arg(long)]
+    pub no_watch: bool,
+}
+
+/// `quire enqueue`
+#[derive(Debug, Args)]
+pub struct EnqueueArgs {
+    /// Files or folders to add; folders are walked recursively
+    #[arg(value_name = "PATH", required_unless_present = "reprocess")]
+    pub paths: Vec<PathBuf>,
+    /// Priority of the new tasks
+    #[arg(long, value_enum, default_value_t = PriorityArg::Normal)]
+    pub priority: PriorityArg,
+    /// Re-run a step for an existing document instead of adding files
+    #[arg(long, value_name = "ID", conflicts_with = "paths")]
+    pub reprocess: Option<i64>,
+    /// With --reprocess: the step to run again
+    #[arg(long = "type", value_enum, default_value_t = TaskTypeArg::Ocr, requires = "reprocess")]
+    pub task_type: TaskTypeArg,
+}
+
+/// `quire process`
+#[derive(Debug, Args)]
+pub struct ProcessArgs {
+    /// A document id, or a file to add and process
+    #[arg(value_name = "PATH|ID")]
+    pub target: String,
+}
+
+/// `quire search`
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// Words to find; "quoted phrases" and word* prefixes work
+    #[arg(value_name = "QUERY", required = true, num_args = 1..)]
+    pub query: Vec<String>,
+    /// At most this many hits
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+    /// Pass the query to SQLite FTS5 as it is
+    #[arg(long)]
+    pub raw: bool,
+    /// Only documents added on or after this date (YYYY-MM-DD)
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+    /// Only documents added before the end of this date (YYYY-MM-DD)
+    #[arg(long, value_name = "DATE")]
+    pub until: Option<String>,
+    /// Only documents with this status
+    #[arg(long)]
+    pub status: Option<String>,
+}
+
+/// `quire stats`
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Print JSON
+    #[arg(long, conflicts_with = "watch")]
+    pub json: bool,
+    /// Keep showing live counts and running tasks until interrupted
+    #[arg(long)]
+    pub watch: bool,
+}
+
+/// `quire list`
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only documents with this status (queued, ocr, indexing, indexed, failed, cancelled)
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `quire show`
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The document id
+    pub id: i64,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `quire text`
+#[derive(Debug, Args)]
+pub struct TextArgs {
+    /// The document id
+    pub id: i64,
+    /// Only this page (1-based)
+    #[arg(long, value_name = "N")]
+    pub page: Option<i64>,
+}
+
+/// `quire retry`
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    /// Task ids to retry
+    #[arg(value_name = "TASK_ID", required_unless_present = "all_failed")]
+    pub tasks: Vec<i64>,
+    /// Retry every failed task
+    #[arg(long, conflicts_with = "tasks")]
+    pub all_failed: bool,
+}
+
+/// `quire cancel`
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// Task ids to cancel
+    #[arg(value_name = "TASK_ID", required = true)]
+    pub tasks: Vec<i64>,
+}
+
+/// A priority on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PriorityArg {
+    High,
+    Normal,
+    Low,
+}
+
+impl From<PriorityArg> for Priority {
+    fn from(p: PriorityArg) -> Priority {
+        match p {
+            PriorityArg::High => Priority::High,
+            PriorityArg::Normal => Priority::Normal,
+            PriorityArg::Low => Priority::Low,
+        }
+    }
+}
+
+/// A task type on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TaskTypeArg {
+    Ocr,
+    Indexing,
+}
+
+impl From<TaskTypeArg> for TaskType {
+    fn from(t: TaskTypeArg) -> TaskType {
+        match t {
+            TaskTypeArg::Ocr => TaskType::Ocr,
+            TaskTypeArg::Indexing => TaskType::Indexing,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,244 @@
+//! `quire doctor`: checks the installation and the data dir, and for each
+//! problem prints the command that fixes it. Exits 1 when anything is wrong.
+
+use std::ffi::CString;
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::config::{Config, WatchMode};
+use crate::db::{Db, schema_version};
+
+/// One check's verdict.
+enum Verdict {
+    Ok(String),
+    Warn(String, String),
+    Fail(String, String),
+}
+
+/// Runs `quire doctor`.
+pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
+    let checks = [
+        check_data_dir(config),
+        check_database(config),
+        check_inbox(config),
+        check_same_filesystem(config),
+        check_free_space(config),
+        check_languages(config),
+        check_pdftoppm(config),
+        check_inotify(config),
+    ];
+    let mut failed = false;
+    for verdict in checks {
+        match verdict {
+            Verdict::Ok(what) => println!("ok    {what}"),
+            Verdict::Warn(what, fix) => println!("warn  {what}\n      fix: {fix}"),
+            Verdict::Fail(what, fix) => {
+                failed = true;
+                println!("FAIL  {what}\n      fix: {fix}");
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn check_data_dir(c: &Config) -> Verdict {
+    let dir = &c.data_dir;
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        return Verdict::Fail(
+            format!("data dir {}: {e}", dir.display()),
+            format!("sudo install -d -o $USER {}", dir.display()),
+        );
+    }
+    let probe = dir.join(".quire-doctor");
+    match std::fs::write(&probe, b"") {
+        Ok(()) => {
+            let _ = std::fs::remove_file(probe);
+            Verdict::Ok(format!("data dir {} is writable", dir.display()))
+        }
+        Err(e) => Verdict::Fail(
+            format!("data dir {} is not writable: {e}", dir.display()),
+            format!("sudo chown -R $USER {}", dir.display()),
+        ),
+    }
+}
+
+fn check_database(c: &Config) -> Verdict {
+    let path = c.db_path();
+    match Db::open(&path, 1).and_then(|db| {
+        let conn = db.conn()?;
+        let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let ok: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+        Ok((v, ok))
+    }) {
+        Ok((v, ok)) if ok == "ok" && v == schema_version() => Verdict::Ok(format!(
+            "database {} (schema {v}, integrity ok)",
+            path.display()
+        )),
+        Ok((v, ok)) => Verdict::Fail(
+            format!(
+                "database {}: schema {v}, integrity check says {ok:?}",
+                path.display()
+            ),
+            format!(
+                "restore {} from a backup, or run: sqlite3 {} .recover",
+                path.display(),
+                path.display()
+            ),
+        ),
+        Err(e) => Verdict::Fail(
+            format!("database {}: {e}", path.display()),
+            "see the message above".into(),
+        ),
+    }
+}
+
+fn check_inbox(c: &Config) -> Verdict {
+    let inbox = c.inbox_dir();
+    if let Err(e) = std::fs::create_dir_all(&inbox) {
+        return Verdict::Fail(
+            format!("inbox {}: {e}", inbox.display()),
+            format!("sudo install -d -o $USER {}", inbox.display()),
+        );
+    }
+    let probe = inbox.join(".quire-doctor");
+    match std::fs::write(&probe, b"") {
+        Ok(()) => {
+            let _ = std::fs::remove_file(probe);
+            Verdict::Ok(format!("inbox {} is writable", inbox.display()))
+        }
+        Err(e) => Verdict::Fail(
+            format!("inbox {} is not writable: {e}", inbox.display()),
+            format!("sudo chown -R $USER {}", inbox.display()),
+        ),
+    }
+}
+
+fn check_same_filesystem(c: &Config) -> Verdict {
+    use std::os::unix::fs::MetadataExt;
+    let dev = |p: &Path| std::fs::metadata(p).map(|m| m.dev()).ok();
+    let (inbox, store) = (c.inbox_dir(), c.data_dir.join("originals"));
+    let _ = std::fs::create_dir_all(&store);
+    match (dev(&inbox), dev(&store)) {
+        (Some(a), Some(b)) if a == b => {
+            Verdict::Ok("inbox and store are on one filesystem (files are moved by rename)".into())
+        }
+        (Some(_), Some(_)) => Verdict::Warn(
+            "inbox and store are on different filesystems: every file is copied, then removed"
+                .into(),
+            format!(
+                "set inbox = \"{}/inbox\" or move the data dir next to the inbox",
+                c.data_dir.display()
+            ),
+        ),
+        _ => Verdict::Warn(
+            "cannot compare the inbox's and the store's filesystems".into(),
+            "run quire serve once to create them".into(),
+        ),
+    }
+}
+
+fn check_free_space(c: &Config) -> Verdict {
+    let Ok(path) = CString::new(c.data_dir.as_os_str().as_encoded_bytes()) else {
+        return Verdict::Warn(
+            "cannot check free space".into(),
+            "use a data dir path without NUL bytes".into(),
+        );
+    };
+    // SAFETY: statvfs fills the zeroed struct for a NUL-terminated path.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
+        return Verdict::Warn(
+            "cannot check free space".into(),
+            "check that the data dir exists".into(),
+        );
+    }
+    let free = st.f_bavail as u64 * st.f_frsize as u64;
+    let gib = free as f64 / (1u64 << 30) as f64;
+    if free < 1 << 30 {
+        Verdict::Warn(
+            format!("only {gib:.2} GiB free in {}", c.data_dir.display()),
+            "free some space: du -sh /var/* | sort -h".into(),
+        )
+    } else {
+        Verdict::Ok(format!("{gib:.1} GiB free in the data dir"))
+    }
+}
+
+fn check_languages(c: &Config) -> Verdict {
+    let langs = c.ocr.languages.join("+");
+    match crate::process::ocr::engine::init(&langs) {
+        Ok(_) => Verdict::Ok(format!(
+            "tesseract {} loads the languages {langs}",
+            tesseract_version()
+        )),
+        Err(e) => Verdict::Fail(
+            e,
+            format!(
+                "apt-get install {}",
+                c.ocr
+                    .languages
+                    .iter()
+                    .map(|l| format!("tesseract-ocr-{}", l.to_lowercase().replace('_', "-")))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+        ),
+    }
+}
+
+fn tesseract_version() -> String {
+    // SAFETY: TessVersion returns a static NUL-terminated string.
+    unsafe { std::ffi::CStr::from_ptr(tesseract::plumbing::tesseract_sys::TessVersion()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn check_pdftoppm(c: &Config) -> Verdict {
+    if !c.ocr.pdftoppm {
+        return Verdict::Ok("pdftoppm not used (ocr.pdftoppm = false)".into());
+    }
+    match std::process::Command::new("pdftoppm").arg("-v").output() {
+        Ok(_) => Verdict::Ok("pdftoppm is installed (scanned PDF pages can be rendered)".into()),
+        Err(_) => Verdict::Fail(
+            "pdftoppm is not installed: scanned PDF pages cannot be OCR'd".into(),
+            "apt-get install poppler-utils".into(),
+        ),
+    }
+}
+
+fn check_inotify(c: &Config) -> Verdict {
+    if c.watch.mode == WatchMode::Poll {
+        return Verdict::Ok("inbox watched by polling".into());
+    }
+    let limit: u64 = std::fs::read_to_string("/proc/sys/fs/inotify/max_user_watches")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(u64::MAX);
+    let mut folders = 0u64;
+    let mut stack = vec![c.inbox_dir()];
+    while let Some(d) = stack.pop() {
+        folders += 1;
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(e.path());
+            }
+        }
+    }
+    if folders * 2 > limit {
+        Verdict::Warn(
+            format!("the inbox has {folders} folders and the inotify watch limit is {limit}"),
+            format!(
+                "sudo sysctl fs.inotify.max_user_watches={}",
+                (folders * 4).max(65536)
+            ),
+        )
+    } else {
+        Verdict::Ok(format!(
+            "inotify: {folders} folder(s) to watch, limit {limit}"
+        ))
+    }
+}

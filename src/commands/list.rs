@@ -1,0 +1,74 @@
+//! `quire list`: documents, newest first.
+
+use std::process::ExitCode;
+
+use anyhow::bail;
+use serde::Serialize;
+
+use crate::app::App;
+use crate::cli::ListArgs;
+use crate::config::Config;
+use crate::queue::DOCUMENT_STATUSES;
+
+/// A line of `quire list --json`.
+#[derive(Serialize)]
+struct Item<'a> {
+    id: i64,
+    name: &'a str,
+    status: &'a str,
+    error: Option<&'a str>,
+    pages: Option<i64>,
+    kind: &'a str,
+    size: i64,
+    created_at: i64,
+}
+
+/// Runs `quire list`.
+pub fn run(config: &Config, args: &ListArgs) -> anyhow::Result<ExitCode> {
+    if let Some(s) = &args.status
+        && !DOCUMENT_STATUSES.contains(&s.as_str())
+    {
+        bail!(
+            "unknown status {s:?}; use one of: {}",
+            DOCUMENT_STATUSES.join(", ")
+        );
+    }
+    let app = App::open_existing(config)?;
+    let docs = app.store.list(args.status.as_deref())?;
+    if args.json {
+        let items: Vec<Item> = docs
+            .iter()
+            .map(|d| Item {
+                id: d.id,
+                name: &d.name,
+                status: &d.status,
+                error: d.error.as_deref(),
+                pages: d.pages,
+                kind: &d.kind,
+                size: d.size,
+                created_at: d.created_at,
+            })
+            .collect();
+        super::print_json(&items)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for d in &docs {
+        let pages = d
+            .pages
+            .map(|p| format!("{p}p"))
+            .unwrap_or_else(|| "-".into());
+        print!(
+            "{:>6}  {:<9} {:>5}  {}  {}",
+            d.id,
+            d.status,
+            pages,
+            super::format_time(d.created_at),
+            d.name
+        );
+        match &d.error {
+            Some(e) => println!("  [{e}]"),
+            None => println!(),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

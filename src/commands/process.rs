@@ -1,0 +1,83 @@
+//! `quire process`: run OCR and indexing for one document in the foreground,
+//! for people who do not run the daemon.
+
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{Context, anyhow, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::app::App;
+use crate::cli::ProcessArgs;
+use crate::config::Config;
+use crate::queue::{Priority, TaskType};
+use crate::store::{Ingested, Placement, ingest};
+use crate::worker::{TaskContext, TaskError, WorkerIdentity};
+
+/// Runs `quire process`.
+pub fn run(config: &Config, args: &ProcessArgs) -> anyhow::Result<ExitCode> {
+    crate::process::ocr::limit_omp_threads(1);
+    let app = App::open(config, 4)?;
+    let doc_id = match args.target.parse::<i64>() {
+        Ok(id) if app.store.document(id)?.is_some() => id,
+        _ => match ingest(
+            &app.store,
+            &app.queue,
+            args.target.as_ref(),
+            &args.target,
+            Placement::Copy,
+            Priority::High,
+        )
+        .with_context(|| format!("cannot add {}", args.target))?
+        {
+            Ingested::New { document_id, .. } | Ingested::Duplicate { document_id, .. } => {
+                document_id
+            }
+        },
+    };
+    let processors = crate::process::processors(&app);
+    let worker = WorkerIdentity::current().worker(0);
+    let bar = if super::stderr_is_tty() {
+        ProgressBar::new_spinner()
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let stop = AtomicBool::new(false);
+    for step in [TaskType::Ocr, TaskType::Indexing] {
+        app.queue.enqueue(doc_id, step, Priority::High)?;
+        let claim = app
+            .queue
+            .claim_document(&worker, doc_id, step)?
+            .ok_or_else(|| {
+                anyhow!("document {doc_id}'s {step} task is being run by another process")
+            })?;
+        bar.set_message(format!("document {doc_id}: {step}"));
+        let ctx = TaskContext::new(&app, &claim, &stop);
+        match processors.get(step).run(&ctx) {
+            Ok(()) => app.queue.complete(&claim)?,
+            Err(TaskError::Failed { kind, message }) => {
+                app.queue.fail(&claim, kind, &message)?;
+                bar.finish_and_clear();
+                bail!("document {doc_id}: {step} failed: {message}");
+            }
+            Err(TaskError::Interrupted) => {
+                app.queue.release(&claim)?;
+                bail!("document {doc_id}: {step} was interrupted");
+            }
+        }
+    }
+    bar.finish_and_clear();
+    let doc = app
+        .store
+        .document(doc_id)?
+        .ok_or_else(|| anyhow!("document {doc_id} vanished"))?;
+    println!(
+        "document {doc_id}: {} ({} page(s)) {}",
+        doc.status,
+        doc.pages.unwrap_or(0),
+        doc.name
+    );
+    Ok(ExitCode::SUCCESS)
+}

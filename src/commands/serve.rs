@@ -1,0 +1,111 @@
+//! `quire serve`: the daemon. Watches the inbox, runs the worker pool and the
+//! scheduler, and shuts down cleanly on SIGINT/SIGTERM.
+
+use std::fs::File;
+use std::process::ExitCode;
+use std::thread::JoinHandle;
+
+use anyhow::Context;
+use crossbeam_channel::bounded;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use crate::app::App;
+use crate::cli::ServeArgs;
+use crate::config::Config;
+use crate::worker::{Pool, Processors};
+use crate::{inbox, live, scheduler, systemd};
+
+/// Runs `quire serve` with the real OCR and indexing processors.
+pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    let mut config = config.clone();
+    if let Some(n) = args.workers {
+        config.queue.workers = n;
+    }
+    let workers = if config.queue.enabled {
+        config.worker_count()
+    } else {
+        0
+    };
+    crate::process::ocr::limit_omp_threads(workers);
+    let app = App::open(&config, workers as u32 + 4)?;
+    serve(&app, crate::process::processors(&app), !args.no_watch)
+}
+
+/// Runs the daemon on `app` until SIGINT or SIGTERM. `watch` asks to own the
+/// inbox watcher; if another process holds it, this one runs workers only.
+pub fn serve(app: &App, processors: Processors, watch: bool) -> anyhow::Result<ExitCode> {
+    let mut signals = Signals::new([SIGINT, SIGTERM]).context("cannot install signal handlers")?;
+    scheduler::run_once(app).context("startup maintenance")?;
+
+    let workers = if app.config.queue.enabled {
+        app.config.worker_count()
+    } else {
+        0
+    };
+    let mut pool = (workers > 0).then(|| Pool::start(app, processors, workers));
+    if pool.is_none() {
+        log::info!("queue.enabled is false: ingesting only, running no workers");
+    }
+    let wake = pool.as_ref().map(|p| p.waker());
+    let (stop_tx, stop_rx) = bounded::<()>(0);
+
+    let lock = if watch { inbox_lock(app)? } else { None };
+    let watcher: Option<JoinHandle<()>> = match &lock {
+        Some(_) => Some(inbox::spawn(app.clone(), wake.clone(), stop_rx.clone())?),
+        None => None,
+    };
+    let scheduler = scheduler::spawn(app.clone(), wake, stop_rx.clone());
+    let view = live::spawn_view(app.clone(), stop_rx);
+    systemd::ready(app);
+
+    let first = signals.forever().next();
+    log::info!(
+        "received signal {}; stopping (send SIGINT again to stop at once)",
+        first.unwrap_or(0)
+    );
+    systemd::stopping();
+    drop(stop_tx);
+    if let Some(p) = pool.as_mut() {
+        p.stop_claiming();
+        let releaser = p.releaser();
+        std::thread::spawn(move || {
+            if signals.forever().next().is_some() {
+                log::warn!("second signal: releasing running tasks and exiting now");
+                releaser.release_running();
+                std::process::exit(0);
+            }
+        });
+    }
+    if let Some(p) = pool {
+        p.shutdown(app.config.queue.shutdown_timeout.0);
+    }
+    for t in [watcher, Some(scheduler), view].into_iter().flatten() {
+        let _ = t.join();
+    }
+    drop(lock);
+    log::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Takes the inbox lock, so that only one process watches the inbox. `None`
+/// when another process holds it.
+fn inbox_lock(app: &App) -> anyhow::Result<Option<File>> {
+    let path = app.config.data_dir.join("inbox.lock");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            log::info!("another quire serve is watching the inbox; this one runs workers only");
+            Ok(None)
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! `quire show`: one document, its pages and its tasks.
+
+use std::process::ExitCode;
+
+use anyhow::anyhow;
+use serde::Serialize;
+
+use crate::app::App;
+use crate::cli::ShowArgs;
+use crate::config::Config;
+use crate::queue::Task;
+use crate::store::{Document, Page};
+
+/// `quire show --json`.
+#[derive(Serialize)]
+struct Shown<'a> {
+    #[serde(flatten)]
+    document: &'a Document,
+    duplicates: i64,
+    page_list: Vec<PageLine<'a>>,
+    tasks: &'a [Task],
+}
+
+/// A page without its text.
+#[derive(Serialize)]
+struct PageLine<'a> {
+    page: i64,
+    source: &'a str,
+    chars: usize,
+    confidence: Option<f64>,
+}
+
+/// Runs `quire show`.
+pub fn run(config: &Config, args: &ShowArgs) -> anyhow::Result<ExitCode> {
+    let app = App::open_existing(config)?;
+    let doc = app.store.document(args.id)?.ok_or_else(|| {
+        anyhow!(
+            "no document with id {}; `quire list` shows the documents there are",
+            args.id
+        )
+    })?;
+    let pages = app.store.pages(doc.id)?;
+    let tasks = app.queue.tasks_of(doc.id)?;
+    let shown = Shown {
+        document: &doc,
+        duplicates: app.store.count_duplicates_of(doc.id)?,
+        page_list: pages.iter().map(page_line).collect(),
+        tasks: &tasks,
+    };
+    if args.json {
+        super::print_json(&shown)?;
+    } else {
+        print_human(&shown, &pages);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn page_line(p: &Page) -> PageLine<'_> {
+    PageLine {
+        page: p.number,
+        source: &p.source,
+        chars: p.text.chars().count(),
+        confidence: p.confidence,
+    }
+}
+
+fn print_human(s: &Shown<'_>, pages: &[Page]) {
+    let d = s.document;
+    println!("document {}: {}", d.id, d.name);
+    println!("  status:  {}", d.status);
+    if let Some(e) = &d.error {
+        println!("  error:   {e}");
+    }
+    println!(
+        "  kind:    {} ({} bytes, sha256 {})",
+        d.kind, d.size, d.sha256
+    );
+    println!("  stored:  {}", d.stored_path);
+    println!("  added:   {}", super::format_time(d.created_at));
+    if s.duplicates > 0 {
+        println!(
+            "  dropped again {} time(s) (kept under duplicates/)",
+            s.duplicates
+        );
+    }
+    let total = d.pages.map(|n| n.to_string()).unwrap_or_else(|| "?".into());
+    println!("  pages:   {} of {total} read", pages.len());
+    for p in &s.page_list {
+        let conf = p
+            .confidence
+            .map(|c| format!(", confidence {c:.0}"))
+            .unwrap_or_default();
+        println!(
+            "    page {:>4}: {:<4} {} chars{conf}",
+            p.page, p.source, p.chars
+        );
+    }
+    if let Some(failed) = d.ocr_details.get("pages").and_then(|p| p.as_object()) {
+        for (n, detail) in failed {
+            if detail.get("status").and_then(|s| s.as_str()) == Some("failed") {
+                let err = detail.get("error").and_then(|e| e.as_str()).unwrap_or("");
+                println!("    page {n:>4}: failed: {err}");
+            }
+        }
+    }
+    println!("  tasks:");
+    for t in s.tasks {
+        let err = t
+            .last_error
+            .as_deref()
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default();
+        println!(
+            "    task {:>6}: {:<8} {:<9} {:<6} attempt {}/{}{err}",
+            t.id, t.task_type, t.status, t.priority, t.attempts, t.max_attempts
+        );
+    }
+}

@@ -1,0 +1,52 @@
+//! quire: a hot-folder OCR and full-text search daemon on SQLite.
+//!
+//! [`run`] dispatches a parsed command line; [`app::App`] is the opened data
+//! directory (database, queue, store) every command works on.
+
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod commands;
+pub mod config;
+pub mod db;
+pub mod detect;
+pub mod inbox;
+pub mod live;
+pub mod logging;
+pub mod process;
+pub mod queue;
+pub mod scheduler;
+pub mod store;
+pub mod systemd;
+pub mod worker;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::cli::{Cli, Command};
+use crate::config::Config;
+
+/// Resolves the configuration (flags > environment > file > defaults) and runs
+/// the command. `Ok` carries the exit code for commands that report a partial
+/// failure (for example a file that could not be enqueued).
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut config = Config::load(cli.config.as_deref(), std::env::vars())
+        .context("loading the configuration")?;
+    if let Some(dir) = cli.data_dir {
+        config.data_dir = dir;
+    }
+    match cli.command {
+        Command::Serve(args) => commands::serve::run(&config, &args),
+        Command::Enqueue(args) => commands::enqueue::run(&config, &args),
+        Command::Process(args) => commands::process::run(&config, &args),
+        Command::Search(args) => commands::search::run(&config, &args),
+        Command::Stats(args) => commands::stats::run(&config, &args),
+        Command::List(args) => commands::list::run(&config, &args),
+        Command::Show(args) => commands::show::run(&config, &args),
+        Command::Text(args) => commands::text::run(&config, &args),
+        Command::Retry(args) => commands::retry::run(&config, &args),
+        Command::Cancel(args) => commands::cancel::run(&config, &args),
+        Command::Doctor => commands::doctor::run(&config),
+    }
+}

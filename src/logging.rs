@@ -1,0 +1,50 @@
+//! Log set-up. Under systemd (`JOURNAL_STREAM` set) lines carry `<N>` priority
+//! prefixes that journald understands and no timestamp (the journal adds one);
+//! otherwise they go to stderr with timestamps. `-v`/`-q` and `RUST_LOG` adjust
+//! the level. Lines go through indicatif's [`MultiProgress`] so that they never
+//! garble the live view.
+
+use std::io::Write;
+use std::sync::OnceLock;
+
+use indicatif::MultiProgress;
+use indicatif_log_bridge::LogWrapper;
+
+static MULTI: OnceLock<MultiProgress> = OnceLock::new();
+
+/// The progress display that log lines are printed above.
+pub fn multi() -> MultiProgress {
+    MULTI.get_or_init(MultiProgress::new).clone()
+}
+
+/// Installs the logger. The level is `info`, raised by each `-v` and lowered by
+/// each `-q`; `RUST_LOG`, when set, takes precedence.
+pub fn init(verbose: u8, quiet: u8) {
+    let level = match (verbose, quiet) {
+        (0, 0) => "info",
+        (1, _) => "debug",
+        (v, _) if v >= 2 => "trace",
+        (_, 1) => "warn",
+        _ => "error",
+    };
+    let env = env_logger::Env::default().default_filter_or(format!("quire={level},warn"));
+    let mut builder = env_logger::Builder::from_env(env);
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        builder.format(|buf, record| {
+            let priority = match record.level() {
+                log::Level::Error => 3,
+                log::Level::Warn => 4,
+                log::Level::Info => 6,
+                log::Level::Debug | log::Level::Trace => 7,
+            };
+            writeln!(buf, "<{priority}>{}", record.args())
+        });
+    } else {
+        builder.format_timestamp_millis().format_target(false);
+    }
+    let logger = builder.build();
+    let max = logger.filter();
+    if LogWrapper::new(multi(), logger).try_init().is_ok() {
+        log::set_max_level(max);
+    }
+}

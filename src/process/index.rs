@@ -1,0 +1,101 @@
+//! The indexing processor: makes a document's page text searchable, in phases
+//! recorded in `documents.indexing_details` so a restarted task resumes:
+//! `stage` (normalise pages and stage them in batches), `finalize` (the staged
+//! rows replace the document's index rows in one transaction), `done`.
+
+use crate::worker::{Processor, TaskContext, TaskError};
+
+/// The indexing processor.
+pub struct IndexProcessor {
+    batch_pages: usize,
+}
+
+impl IndexProcessor {
+    pub fn new(batch_pages: usize) -> IndexProcessor {
+        IndexProcessor {
+            batch_pages: batch_pages.max(1),
+        }
+    }
+}
+
+/// Normalises page text for the index: words hyphenated across line ends are
+/// joined, and runs of whitespace fold to one space.
+pub fn normalize(text: &str) -> String {
+    let mut joined = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '-' && joined.chars().last().is_some_and(char::is_alphabetic) {
+            // A hyphen, then a line break (and indentation), then a lowercase letter.
+            let mut look = chars.clone();
+            let mut saw_newline = false;
+            while let Some(&n) = look.peek() {
+                if n == '\n' || n == '\r' {
+                    saw_newline = true;
+                } else if !n.is_whitespace() {
+                    break;
+                }
+                look.next();
+            }
+            if saw_newline && look.peek().is_some_and(|n| n.is_lowercase()) {
+                chars = look;
+                continue;
+            }
+        }
+        joined.push(c);
+    }
+    joined.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+impl Processor for IndexProcessor {
+    fn run(&self, ctx: &TaskContext<'_>) -> Result<(), TaskError> {
+        let store = &ctx.app.store;
+        let doc = ctx.claim.document_id;
+        let db = |e: crate::db::DbError| TaskError::transient(format!("database: {e}"));
+        let details = store.begin_indexing(doc, ctx.claim.task_id).map_err(db)?;
+        let phase = details
+            .get("phase")
+            .and_then(|p| p.as_str())
+            .unwrap_or("stage")
+            .to_string();
+        if phase == "stage" {
+            let staged = details.get("staged").and_then(|s| s.as_i64()).unwrap_or(0);
+            let pages = store.pages(doc).map_err(db)?;
+            for batch in pages
+                .chunks(self.batch_pages)
+                .filter(|b| b.last().is_some_and(|p| p.number > staged))
+            {
+                if ctx.should_stop() {
+                    return Err(TaskError::Interrupted);
+                }
+                let rows: Vec<(i64, String)> = batch
+                    .iter()
+                    .map(|p| (p.number, normalize(&p.text)))
+                    .collect();
+                let through = batch.last().map_or(staged, |p| p.number);
+                store.stage_pages(doc, &rows, through).map_err(db)?;
+            }
+            store
+                .publish_index(doc, ctx.app.queue.now_ms())
+                .map_err(db)?;
+        }
+        store
+            .finish_indexing(doc, ctx.app.queue.now_ms())
+            .map_err(db)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_joins_hyphenation_and_folds_whitespace() {
+        assert_eq!(
+            normalize("infor-\nmation  and\n\n more"),
+            "information and more"
+        );
+        assert_eq!(normalize("well-known\tfact"), "well-known fact");
+        assert_eq!(normalize("Anglo-\nSaxon"), "Anglo- Saxon");
+        assert_eq!(normalize("  "), "");
+    }
+}

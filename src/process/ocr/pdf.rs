@@ -1,0 +1,167 @@
+//! PDF pages: the text layer through pdf-extract (loaded once, extracted page
+//! by page, each page inside `catch_unwind` since pdf-extract panics on some
+//! real files), and page rendering through poppler's `pdftoppm` for OCR.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pdf_extract::Document;
+
+/// A loaded PDF.
+pub struct Pdf {
+    doc: Document,
+    /// Page numbers (1-based) to page object ids, in order.
+    pages: Vec<(u32, (u32, u16))>,
+}
+
+impl Pdf {
+    /// Parses a PDF. Encrypted files that need a password fail with a message saying so.
+    pub fn load(data: &[u8]) -> Result<Pdf, String> {
+        let doc = catch_unwind(|| Document::load_mem(data))
+            .map_err(|_| "the PDF cannot be parsed (the parser crashed on it)".to_string())?
+            .map_err(|e| {
+                let msg = e.to_string();
+                if msg.to_lowercase().contains("decrypt") || msg.to_lowercase().contains("password") {
+                    "the PDF is encrypted: password required; decrypt it (e.g. qpdf --decrypt) and drop it again".to_string()
+                } else {
+                    format!("the PDF is damaged or not a PDF: {msg}")
+                }
+            })?;
+        if doc.is_encrypted() && doc.encryption_state.is_none() {
+            return Err("the PDF is encrypted: password required; decrypt it (e.g. qpdf --decrypt) and drop it again".into());
+        }
+        let pages: Vec<_> = doc.get_pages().into_iter().collect();
+        if pages.is_empty() {
+            return Err("the PDF has no pages (damaged or empty page tree)".into());
+        }
+        Ok(Pdf { doc, pages })
+    }
+
+    /// Number of pages.
+    pub fn page_count(&self) -> usize {
+        self.pages.len()
+    }
+
+    /// The text layer of page `n` (1-based), or an error for that page alone.
+    pub fn text(&self, n: u32) -> Result<String, String> {
+        let mut out = String::new();
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            let mut dev = pdf_extract::PlainTextOutput::new(&mut out);
+            pdf_extract::output_doc_page(&self.doc, &mut dev, n)
+        }));
+        match result {
+            Ok(Ok(())) => Ok(out),
+            Ok(Err(e)) => Err(format!("text layer unreadable: {e}")),
+            Err(_) => Err("text layer unreadable (the PDF parser crashed on this page)".into()),
+        }
+    }
+
+    /// The page's size in points (from its MediaBox, inherited if need be).
+    pub fn page_size(&self, n: u32) -> Option<(f64, f64)> {
+        let (_, id) = self.pages.iter().find(|(p, _)| *p == n)?;
+        let mut dict = self.doc.get_dictionary(*id).ok()?;
+        for _ in 0..32 {
+            if let Ok(obj) = dict.get(b"MediaBox") {
+                let arr = match obj {
+                    pdf_extract::Object::Reference(r) => {
+                        self.doc.get_object(*r).ok()?.as_array().ok()?
+                    }
+                    o => o.as_array().ok()?,
+                };
+                let v: Vec<f64> = arr
+                    .iter()
+                    .filter_map(|o| {
+                        o.as_float()
+                            .ok()
+                            .map(f64::from)
+                            .or_else(|| o.as_i64().ok().map(|i| i as f64))
+                    })
+                    .collect();
+                if v.len() == 4 {
+                    return Some(((v[2] - v[0]).abs(), (v[3] - v[1]).abs()));
+                }
+                return None;
+            }
+            let parent = dict.get(b"Parent").ok()?.as_reference().ok()?;
+            dict = self.doc.get_dictionary(parent).ok()?;
+        }
+        None
+    }
+}
+
+/// True when a text layer is worth using instead of OCR: enough letters or
+/// digits that it is more than a stray label on a scanned page.
+pub fn usable_text(text: &str) -> bool {
+    text.chars().filter(|c| c.is_alphanumeric()).count() >= 20
+}
+
+/// The resolution to render a page at: `dpi`, lowered so that the page stays
+/// under `max_pixels`.
+pub fn render_dpi(size_pt: Option<(f64, f64)>, dpi: u32, max_pixels: u64) -> u32 {
+    let Some((w, h)) = size_pt else { return dpi };
+    let (wi, hi) = (w / 72.0, h / 72.0);
+    let pixels = wi * hi * f64::from(dpi) * f64::from(dpi);
+    if pixels <= max_pixels as f64 || wi * hi <= 0.0 {
+        return dpi;
+    }
+    ((max_pixels as f64 / (wi * hi)).sqrt().floor() as u32).max(10)
+}
+
+/// Renders page `n` of the PDF at `path` to PNG bytes with `pdftoppm`, killing
+/// it after `timeout`.
+pub fn render(path: &Path, n: u32, dpi: u32, timeout: Duration) -> Result<Vec<u8>, String> {
+    let dir = tempfile::tempdir().map_err(|e| format!("cannot make a temporary folder: {e}"))?;
+    let prefix = dir.path().join("page");
+    let mut child = Command::new("pdftoppm")
+        .args([
+            "-r",
+            &dpi.to_string(),
+            "-f",
+            &n.to_string(),
+            "-l",
+            &n.to_string(),
+            "-png",
+            "-singlefile",
+        ])
+        .arg(path)
+        .arg(&prefix)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                "pdftoppm is not installed; install poppler-utils (apt-get install poppler-utils)"
+                    .to_string()
+            }
+            _ => format!("cannot run pdftoppm: {e}"),
+        })?;
+    let started = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => break,
+            Ok(Some(status)) => {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
+                }
+                let err = err.lines().next().unwrap_or("").to_string();
+                return Err(format!(
+                    "pdftoppm could not render the page ({status}): {err}"
+                ));
+            }
+            Ok(None) if started.elapsed() > timeout => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "rendering the page took longer than {}s; it was stopped",
+                    timeout.as_secs()
+                ));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => return Err(format!("cannot wait for pdftoppm: {e}")),
+        }
+    }
+    std::fs::read(prefix.with_extension("png")).map_err(|e| format!("pdftoppm wrote no image: {e}"))
+}

@@ -1,0 +1,220 @@
+//! Taking work. One `UPDATE ... RETURNING` inside `BEGIN IMMEDIATE` selects and
+//! claims in a single statement, so two workers (threads or processes) can never
+//! take the same task.
+
+use rusqlite::{Connection, named_params};
+
+use super::{Claim, Priority, QueueError, set_document_status};
+
+/// Claims up to `limit` due pending tasks for `worker`, counting an attempt on
+/// each, and moves their documents to the matching status.
+pub(super) fn do_claim(
+    tx: &Connection,
+    worker: &str,
+    limit: usize,
+    now: i64,
+) -> Result<Vec<Claim>, QueueError> {
+    let mut st = tx.prepare_cached(
+        "UPDATE task_queue \
+         SET status = 'claimed', claimed_by = :worker, claimed_at = :now, heartbeat_at = :now, \
+             attempts = attempts + 1 \
+         WHERE id IN (SELECT id FROM task_queue \
+                      WHERE status = 'pending' AND run_after <= :now \
+                      ORDER BY priority, run_after, id LIMIT :limit) \
+         RETURNING id, document_id, task_type, priority, attempts, max_attempts, run_after",
+    )?;
+    let mut claims: Vec<(i64, Claim)> = st
+        .query_map(
+            named_params! { ":worker": worker, ":now": now, ":limit": limit as i64 },
+            |r| {
+                Ok((
+                    r.get::<_, i64>(6)?,
+                    Claim {
+                        task_id: r.get(0)?,
+                        document_id: r.get(1)?,
+                        task_type: super::parse_col(r, 2)?,
+                        priority: Priority::from_rank(r.get(3)?),
+                        attempt: r.get(4)?,
+                        max_attempts: r.get(5)?,
+                        worker: worker.to_owned(),
+                    },
+                ))
+            },
+        )?
+        .collect::<Result<_, _>>()?;
+    // RETURNING gives no order guarantee: restore the claim order.
+    claims.sort_by_key(|(run_after, c)| (c.priority, *run_after, c.task_id));
+    for (_, c) in &claims {
+        set_document_status(tx, c.document_id, c.task_type.document_status(), None, now)?;
+    }
+    Ok(claims.into_iter().map(|(_, c)| c).collect())
+}
+
+/// Claims the pending task of `task_type` for one document, due or not.
+pub(super) fn do_claim_document(
+    tx: &Connection,
+    worker: &str,
+    document_id: i64,
+    task_type: super::TaskType,
+    now: i64,
+) -> Result<Option<Claim>, QueueError> {
+    use rusqlite::OptionalExtension;
+    let claim = tx
+        .prepare_cached(
+            "UPDATE task_queue \
+             SET status = 'claimed', claimed_by = :worker, claimed_at = :now, heartbeat_at = :now, \
+                 attempts = attempts + 1 \
+             WHERE document_id = :doc AND task_type = :type AND status = 'pending' \
+             RETURNING id, priority, attempts, max_attempts",
+        )?
+        .query_row(
+            named_params! { ":worker": worker, ":now": now, ":doc": document_id, ":type": task_type.as_str() },
+            |r| {
+                Ok(Claim {
+                    task_id: r.get(0)?,
+                    document_id,
+                    task_type,
+                    priority: Priority::from_rank(r.get(1)?),
+                    attempt: r.get(2)?,
+                    max_attempts: r.get(3)?,
+                    worker: worker.to_owned(),
+                })
+            },
+        )
+        .optional()?;
+    if claim.is_some() {
+        set_document_status(tx, document_id, task_type.document_status(), None, now)?;
+    }
+    Ok(claim)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::fixture;
+    use super::super::*;
+
+    #[test]
+    fn claims_by_priority_then_age() {
+        let f = fixture();
+        let docs: Vec<i64> = (0..4).map(|i| f.document(&format!("d{i}"))).collect();
+        let low = f
+            .queue
+            .enqueue(docs[0], TaskType::Ocr, Priority::Low)
+            .unwrap()
+            .task_id();
+        f.clock.advance(1);
+        let normal_old = f
+            .queue
+            .enqueue(docs[1], TaskType::Ocr, Priority::Normal)
+            .unwrap()
+            .task_id();
+        f.clock.advance(1);
+        let normal_new = f
+            .queue
+            .enqueue(docs[2], TaskType::Ocr, Priority::Normal)
+            .unwrap()
+            .task_id();
+        f.clock.advance(1);
+        let high = f
+            .queue
+            .enqueue(docs[3], TaskType::Ocr, Priority::High)
+            .unwrap()
+            .task_id();
+        let order: Vec<i64> = (0..4).map(|_| f.claim_one("w").task_id).collect();
+        assert_eq!(order, vec![high, normal_old, normal_new, low]);
+        assert!(f.queue.claim("w", 1).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_batch_claim_comes_back_in_claim_order() {
+        let f = fixture();
+        let a = f.document("a");
+        let b = f.document("b");
+        let low = f
+            .queue
+            .enqueue(a, TaskType::Ocr, Priority::Low)
+            .unwrap()
+            .task_id();
+        let high = f
+            .queue
+            .enqueue(b, TaskType::Ocr, Priority::High)
+            .unwrap()
+            .task_id();
+        let got: Vec<i64> = f
+            .queue
+            .claim("w", 5)
+            .unwrap()
+            .iter()
+            .map(|c| c.task_id)
+            .collect();
+        assert_eq!(got, vec![high, low]);
+    }
+
+    #[test]
+    fn run_after_in_the_future_is_skipped_until_due() {
+        let f = fixture();
+        let doc = f.document("a");
+        let id = f
+            .queue
+            .enqueue(doc, TaskType::Ocr, Priority::High)
+            .unwrap()
+            .task_id();
+        let c = f.claim_one("w");
+        let FailOutcome::RetryAt(at) = f.queue.fail(&c, FailureKind::Transient, "io").unwrap()
+        else {
+            panic!("expected a retry");
+        };
+        assert!(at > f.queue.now_ms());
+        assert!(f.queue.claim("w", 1).unwrap().is_empty(), "not due yet");
+        f.clock.advance(at - f.queue.now_ms());
+        assert_eq!(f.claim_one("w").task_id, id);
+    }
+
+    #[test]
+    fn claiming_sets_the_document_status_and_counts_the_attempt() {
+        let f = fixture();
+        let doc = f.document("a");
+        f.queue.enqueue(doc, TaskType::Ocr, Priority::High).unwrap();
+        assert_eq!(f.doc_status(doc), "queued");
+        let c = f.claim_one("w");
+        assert_eq!(c.attempt, 1);
+        assert_eq!(f.doc_status(doc), "ocr");
+        let t = f.queue.task(c.task_id).unwrap();
+        assert_eq!(t.status, TaskStatus::Claimed);
+        assert_eq!(t.claimed_by.as_deref(), Some("w"));
+    }
+
+    #[test]
+    fn threads_never_claim_the_same_task() {
+        let f = fixture();
+        let docs: Vec<_> = (0..200).map(|i| f.document(&format!("d{i}"))).collect();
+        let batch: Vec<_> = docs
+            .iter()
+            .map(|&d| (d, TaskType::Ocr, Priority::Normal))
+            .collect();
+        f.queue.enqueue_batch(&batch).unwrap();
+        let claimed: Vec<i64> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..4)
+                .map(|w| {
+                    let q = &f.queue;
+                    s.spawn(move || {
+                        let mut mine = vec![];
+                        loop {
+                            let got = q.claim(&format!("w{w}"), 3).unwrap();
+                            if got.is_empty() {
+                                return mine;
+                            }
+                            mine.extend(got.iter().map(|c| c.task_id));
+                        }
+                    })
+                })
+                .collect();
+            hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        });
+        let mut sorted = claimed.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), claimed.len(), "a task was claimed twice");
+        assert_eq!(claimed.len(), 200);
+    }
+}

@@ -1,0 +1,259 @@
+//! Operations on a claimed task: heartbeat, complete, fail, release. Each is
+//! fenced by the claiming worker's id: the `WHERE` clause names the worker, and
+//! an update that touches no row means the claim was lost (released as stale,
+//! cancelled, or re-claimed by another worker), reported as
+//! [`QueueError::LostClaim`] without touching the new owner's state.
+
+use rusqlite::{Connection, named_params};
+
+use super::{
+    Claim, FailOutcome, FailureKind, Policy, QueueError, TaskType, enqueue, set_document_status,
+};
+
+/// Fails with `LostClaim` unless exactly one row was touched.
+fn fenced(changed: usize, claim: &Claim) -> Result<(), QueueError> {
+    if changed == 1 {
+        Ok(())
+    } else {
+        Err(QueueError::LostClaim {
+            task_id: claim.task_id,
+            worker: claim.worker.clone(),
+        })
+    }
+}
+
+/// Refreshes the claim's heartbeat.
+pub(super) fn do_heartbeat(tx: &Connection, claim: &Claim, now: i64) -> Result<(), QueueError> {
+    let n = tx
+        .prepare_cached(
+            "UPDATE task_queue SET heartbeat_at = :now \
+             WHERE id = :id AND status = 'claimed' AND claimed_by = :worker",
+        )?
+        .execute(named_params! { ":now": now, ":id": claim.task_id, ":worker": claim.worker })?;
+    fenced(n, claim)
+}
+
+/// Completes the task and advances its document: OCR done enqueues indexing
+/// (same priority), indexing done marks the document indexed.
+pub(super) fn do_complete(
+    tx: &Connection,
+    claim: &Claim,
+    max_attempts: i64,
+    now: i64,
+) -> Result<(), QueueError> {
+    let n = tx
+        .prepare_cached(
+            "UPDATE task_queue SET status = 'completed', completed_at = :now, heartbeat_at = :now \
+             WHERE id = :id AND status = 'claimed' AND claimed_by = :worker",
+        )?
+        .execute(named_params! { ":now": now, ":id": claim.task_id, ":worker": claim.worker })?;
+    fenced(n, claim)?;
+    match claim.task_type {
+        TaskType::Ocr => {
+            enqueue::do_enqueue(
+                tx,
+                claim.document_id,
+                TaskType::Indexing,
+                claim.priority,
+                max_attempts,
+                now,
+            )?;
+        }
+        TaskType::Indexing => set_document_status(tx, claim.document_id, "indexed", None, now)?,
+    }
+    Ok(())
+}
+
+/// Records a failed attempt. Transient failures with attempts left go back to
+/// pending after a backoff; anything else fails the task and its document.
+pub(super) fn do_fail(
+    tx: &Connection,
+    claim: &Claim,
+    kind: FailureKind,
+    error: &str,
+    policy: &Policy,
+    now: i64,
+) -> Result<FailOutcome, QueueError> {
+    let outcome = if kind == FailureKind::Transient && claim.attempt < claim.max_attempts {
+        FailOutcome::RetryAt(now + policy.backoff_ms(claim.attempt))
+    } else {
+        FailOutcome::Failed
+    };
+    let (status, run_after, completed_at) = match outcome {
+        FailOutcome::RetryAt(at) => ("pending", at, None),
+        FailOutcome::Failed => ("failed", now, Some(now)),
+    };
+    let n = tx
+        .prepare_cached(
+            "UPDATE task_queue SET status = :status, run_after = :run_after, completed_at = :completed_at, \
+                 last_error = :error, claimed_by = NULL, claimed_at = NULL, heartbeat_at = NULL \
+             WHERE id = :id AND status = 'claimed' AND claimed_by = :worker",
+        )?
+        .execute(named_params! {
+            ":status": status, ":run_after": run_after, ":completed_at": completed_at,
+            ":error": error, ":id": claim.task_id, ":worker": claim.worker,
+        })?;
+    fenced(n, claim)?;
+    if outcome == FailOutcome::Failed {
+        set_document_status(tx, claim.document_id, "failed", Some(error), now)?;
+    }
+    Ok(outcome)
+}
+
+/// Puts the task back to pending, due now, without counting this attempt.
+pub(super) fn do_release(tx: &Connection, claim: &Claim, now: i64) -> Result<(), QueueError> {
+    let n = tx
+        .prepare_cached(
+            "UPDATE task_queue SET status = 'pending', run_after = :now, attempts = max(attempts - 1, 0), \
+                 claimed_by = NULL, claimed_at = NULL, heartbeat_at = NULL \
+             WHERE id = :id AND status = 'claimed' AND claimed_by = :worker",
+        )?
+        .execute(named_params! { ":now": now, ":id": claim.task_id, ":worker": claim.worker })?;
+    fenced(n, claim)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::fixture;
+    use super::super::*;
+
+    #[test]
+    fn completing_ocr_enqueues_indexing_in_the_same_step() {
+        let f = fixture();
+        let doc = f.document("a");
+        f.queue.enqueue(doc, TaskType::Ocr, Priority::High).unwrap();
+        let c = f.claim_one("w");
+        f.queue.complete(&c).unwrap();
+        assert_eq!(f.doc_status(doc), "indexing");
+        let next = f.claim_one("w");
+        assert_eq!(next.task_type, TaskType::Indexing);
+        assert_eq!(next.priority, Priority::High);
+        f.queue.complete(&next).unwrap();
+        assert_eq!(f.doc_status(doc), "indexed");
+        let tasks = f.queue.tasks_of(doc).unwrap();
+        assert!(
+            tasks
+                .iter()
+                .all(|t| t.status == TaskStatus::Completed && t.completed_at.is_some())
+        );
+    }
+
+    #[test]
+    fn a_stale_released_task_cannot_be_finished_by_its_old_worker() {
+        let f = fixture();
+        let doc = f.document("a");
+        f.queue.enqueue(doc, TaskType::Ocr, Priority::High).unwrap();
+        let old = f.claim_one("old");
+        f.clock.advance(10 * 60 * 1000);
+        let released = f
+            .queue
+            .maintenance()
+            .release_stale(std::time::Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(released.len(), 1);
+        let new = f.claim_one("new");
+        assert_eq!(new.task_id, old.task_id);
+        for result in [
+            f.queue.heartbeat(&old).map(|_| ()),
+            f.queue.complete(&old),
+            f.queue.fail(&old, FailureKind::Permanent, "x").map(|_| ()),
+            f.queue.release(&old),
+        ] {
+            assert!(
+                matches!(result, Err(QueueError::LostClaim { .. })),
+                "{result:?}"
+            );
+        }
+        let t = f.queue.task(new.task_id).unwrap();
+        assert_eq!(t.status, TaskStatus::Claimed);
+        assert_eq!(t.claimed_by.as_deref(), Some("new"));
+        f.queue.heartbeat(&new).unwrap();
+        f.queue.complete(&new).unwrap();
+    }
+
+    #[test]
+    fn transient_failures_back_off_exponentially_then_fail() {
+        let f = fixture();
+        let doc = f.document("a");
+        f.queue.enqueue(doc, TaskType::Ocr, Priority::High).unwrap();
+        let base = f.queue.policy().backoff_base.as_millis() as i64;
+        let mut delays = vec![];
+        for attempt in 1..=3 {
+            let c = f.claim_one("w");
+            assert_eq!(c.attempt, attempt);
+            match f
+                .queue
+                .fail(&c, FailureKind::Transient, "disk hiccup")
+                .unwrap()
+            {
+                FailOutcome::RetryAt(at) => {
+                    let delay = at - f.queue.now_ms();
+                    delays.push(delay);
+                    f.clock.advance(delay);
+                }
+                FailOutcome::Failed => {
+                    assert_eq!(attempt, 3, "fails only when out of attempts");
+                }
+            }
+        }
+        assert_eq!(delays.len(), 2);
+        assert!((base..=base * 5 / 4).contains(&delays[0]), "{delays:?}");
+        assert!(
+            (2 * base..=2 * base * 5 / 4).contains(&delays[1]),
+            "{delays:?}"
+        );
+        let t = f.queue.tasks_of(doc).unwrap().pop().unwrap();
+        assert_eq!(t.status, TaskStatus::Failed);
+        assert_eq!(t.last_error.as_deref(), Some("disk hiccup"));
+        assert_eq!(f.doc_status(doc), "failed");
+    }
+
+    #[test]
+    fn backoff_is_capped() {
+        let p = Policy::default();
+        let max = p.backoff_max.as_millis() as i64;
+        assert!(p.backoff_ms(40) <= max * 5 / 4);
+        assert!(p.backoff_ms(40) >= max);
+    }
+
+    #[test]
+    fn permanent_failures_fail_at_once() {
+        let f = fixture();
+        let doc = f.document("a");
+        f.queue.enqueue(doc, TaskType::Ocr, Priority::High).unwrap();
+        let c = f.claim_one("w");
+        let out = f
+            .queue
+            .fail(
+                &c,
+                FailureKind::Permanent,
+                "encrypted PDF: password required",
+            )
+            .unwrap();
+        assert_eq!(out, FailOutcome::Failed);
+        assert!(f.queue.claim("w", 1).unwrap().is_empty());
+        let c: String = f
+            .queue
+            .db()
+            .conn()
+            .unwrap()
+            .query_row(
+                "SELECT last_error FROM documents WHERE id = ?1",
+                [doc],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(c.contains("password required"));
+    }
+
+    #[test]
+    fn release_gives_the_attempt_back() {
+        let f = fixture();
+        let doc = f.document("a");
+        f.queue.enqueue(doc, TaskType::Ocr, Priority::High).unwrap();
+        let c = f.claim_one("w");
+        f.queue.release(&c).unwrap();
+        let again = f.claim_one("w2");
+        assert_eq!(again.attempt, 1);
+    }
+}

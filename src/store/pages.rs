@@ -1,0 +1,144 @@
+//! Page text, the OCR task's checkpoint: each finished page is written with its
+//! entry in `documents.ocr_details` in one short transaction, so a restarted
+//! task knows exactly which pages are done.
+
+use rusqlite::{OptionalExtension, named_params};
+use serde::{Deserialize, Serialize};
+
+use super::Store;
+use crate::db::{DbError, write_tx};
+
+/// Where a page's text came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PageSource {
+    /// The PDF's own text layer.
+    Text,
+    /// Tesseract.
+    Ocr,
+}
+
+impl PageSource {
+    fn as_str(self) -> &'static str {
+        match self {
+            PageSource::Text => "text",
+            PageSource::Ocr => "ocr",
+        }
+    }
+}
+
+/// A page's text as stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct Page {
+    pub number: i64,
+    pub text: String,
+    pub source: String,
+    pub confidence: Option<f64>,
+}
+
+/// One page's entry in `documents.ocr_details.pages`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct PageDetail {
+    /// "done" or "failed".
+    pub status: String,
+    pub source: Option<PageSource>,
+    pub chars: usize,
+    pub confidence: Option<f64>,
+    pub images: usize,
+    pub attempts: u32,
+    pub error: Option<String>,
+}
+
+impl Store {
+    /// Starts (or resumes) OCR of a document by task `task_id`: checkpoints
+    /// left by the same task are kept, so it resumes; those of any other task
+    /// (an earlier run, before `enqueue --reprocess`) are cleared, so it starts over.
+    pub fn begin_ocr(&self, document_id: i64, task_id: i64, pages: i64) -> Result<(), DbError> {
+        let mut c = self.db.conn()?;
+        let tx = write_tx(&mut c)?;
+        let owner: Option<i64> = tx.query_row(
+            "SELECT json_extract(ocr_details, '$.task') FROM documents WHERE id = ?1",
+            [document_id],
+            |r| r.get(0),
+        )?;
+        if owner != Some(task_id) {
+            tx.execute("DELETE FROM pages WHERE document_id = ?1", [document_id])?;
+            tx.execute(
+                "UPDATE documents SET ocr_details = json_object('task', ?2) WHERE id = ?1",
+                rusqlite::params![document_id, task_id],
+            )?;
+        }
+        tx.execute(
+            "UPDATE documents SET page_count = ?2, ocr_details = json_set(ocr_details, '$.page_count', ?2) \
+             WHERE id = ?1",
+            rusqlite::params![document_id, pages],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Checkpoints one page: its text (if it has any) and its details, in one transaction.
+    pub fn save_page(
+        &self,
+        document_id: i64,
+        number: i64,
+        text: Option<(&str, PageSource, Option<f64>)>,
+        detail: &PageDetail,
+        now: i64,
+    ) -> Result<(), DbError> {
+        let mut c = self.db.conn()?;
+        let tx = write_tx(&mut c)?;
+        if let Some((text, source, confidence)) = text {
+            tx.prepare_cached(
+                "INSERT INTO pages (document_id, page_number, text, source, confidence) \
+                 VALUES (:doc, :n, :text, :source, :conf) \
+                 ON CONFLICT (document_id, page_number) DO UPDATE SET \
+                     text = excluded.text, source = excluded.source, confidence = excluded.confidence",
+            )?
+            .execute(named_params! {
+                ":doc": document_id, ":n": number, ":text": text, ":source": source.as_str(), ":conf": confidence,
+            })?;
+        }
+        let detail = serde_json::to_string(detail).expect("page detail serializes");
+        tx.prepare_cached(
+            "UPDATE documents SET updated_at = :now, \
+                 ocr_details = json_set(ocr_details, '$.pages.' || :n, json(:detail)) WHERE id = :doc",
+        )?
+        .execute(named_params! { ":now": now, ":n": number, ":detail": detail, ":doc": document_id })?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// A page's recorded details, if it has been tried.
+    pub fn page_detail(
+        &self,
+        document_id: i64,
+        number: i64,
+    ) -> Result<Option<PageDetail>, DbError> {
+        let c = self.db.conn()?;
+        let raw: Option<Option<String>> = c
+            .prepare_cached(
+                "SELECT json_extract(ocr_details, '$.pages.' || ?2) FROM documents WHERE id = ?1",
+            )?
+            .query_row(rusqlite::params![document_id, number], |r| r.get(0))
+            .optional()?;
+        Ok(raw.flatten().and_then(|s| serde_json::from_str(&s).ok()))
+    }
+
+    /// A document's pages in order.
+    pub fn pages(&self, document_id: i64) -> Result<Vec<Page>, DbError> {
+        let c = self.db.conn()?;
+        let mut st = c.prepare_cached(
+            "SELECT page_number, text, source, confidence FROM pages WHERE document_id = ?1 ORDER BY page_number",
+        )?;
+        let rows = st.query_map([document_id], |r| {
+            Ok(Page {
+                number: r.get(0)?,
+                text: r.get(1)?,
+                source: r.get(2)?,
+                confidence: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}

@@ -1,0 +1,10 @@
+//! The worker pool: threads that claim tasks, run the processor for each
+//! task's type, heartbeat while it runs, and complete, fail or release it.
+
+mod identity;
+mod pool;
+mod processor;
+
+pub use identity::{WorkerIdentity, is_dead_local_worker};
+pub use pool::{Pool, PoolHandle, Releaser, Wake};
+pub use processor::{Processor, Processors, TaskContext, TaskError};

@@ -1,0 +1,82 @@
+//! The one small interface between the pool and the work: a [`Processor`] per
+//! task type.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::app::App;
+use crate::queue::{Claim, FailureKind, TaskType};
+
+/// Does one task type's work for one claimed task.
+///
+/// Contract: `run` checkpoints as it goes (so a later claim of the same task
+/// resumes), checks [`TaskContext::should_stop`] between steps and returns
+/// [`TaskError::Interrupted`] when told to, and reports bad input as a
+/// [`FailureKind::Permanent`] failure with a message that names the problem.
+/// A panic is caught by the pool and fails the task.
+pub trait Processor: Send + Sync {
+    fn run(&self, ctx: &TaskContext<'_>) -> Result<(), TaskError>;
+}
+
+/// Why a task did not complete.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TaskError {
+    /// It failed; permanent failures are not retried.
+    Failed { kind: FailureKind, message: String },
+    /// It stopped because the daemon is shutting down or the claim was lost.
+    Interrupted,
+}
+
+impl TaskError {
+    /// A failure that will not go away by retrying.
+    pub fn permanent(message: impl Into<String>) -> TaskError {
+        TaskError::Failed {
+            kind: FailureKind::Permanent,
+            message: message.into(),
+        }
+    }
+
+    /// A failure that may go away.
+    pub fn transient(message: impl Into<String>) -> TaskError {
+        TaskError::Failed {
+            kind: FailureKind::Transient,
+            message: message.into(),
+        }
+    }
+}
+
+/// What a running task can see.
+pub struct TaskContext<'a> {
+    pub app: &'a App,
+    pub claim: &'a Claim,
+    pub(super) stop: &'a AtomicBool,
+}
+
+impl<'a> TaskContext<'a> {
+    /// A context for running a processor outside the pool (`quire process`, tests).
+    pub fn new(app: &'a App, claim: &'a Claim, stop: &'a AtomicBool) -> Self {
+        TaskContext { app, claim, stop }
+    }
+
+    /// True when the task should stop at the next checkpoint.
+    pub fn should_stop(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}
+
+/// The processor for each task type.
+#[derive(Clone)]
+pub struct Processors {
+    pub ocr: Arc<dyn Processor>,
+    pub indexing: Arc<dyn Processor>,
+}
+
+impl Processors {
+    /// The processor for `t`.
+    pub fn get(&self, t: TaskType) -> &dyn Processor {
+        match t {
+            TaskType::Ocr => self.ocr.as_ref(),
+            TaskType::Indexing => self.indexing.as_ref(),
+        }
+    }
+}
