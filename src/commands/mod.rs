@@ -17,9 +17,9 @@ use std::io::IsTerminal;
 /// Prints `value` as pretty JSON on stdout.
 pub(crate) fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value)?;
-    writeln!(out)?;
+    // Serialise first, so that a closed pipe surfaces as an io::Error (quiet exit).
+    let text = serde_json::to_string_pretty(value)?;
+    writeln!(std::io::stdout().lock(), "{text}")?;
     Ok(())
 }
 

@@ -66,8 +66,8 @@ pub fn run(config: &Config, args: &SearchArgs) -> anyhow::Result<ExitCode> {
                 score: h.score,
             })
             .collect();
-        serde_json::to_writer_pretty(&mut out, &hits)?;
-        writeln!(out)?;
+        drop(out);
+        super::print_json(&hits)?;
         return Ok(ExitCode::SUCCESS);
     }
     let (on, off) = if std::io::IsTerminal::is_terminal(&std::io::stdout()) {

@@ -90,7 +90,7 @@ impl Inbox {
             WatchMode::Notify => cfg.rescan_interval.0,
             WatchMode::Poll => cfg.poll_interval.0,
         };
-        self.scan(&self.dir.clone());
+        self.scan(&self.dir.clone(), false);
         let mut next_rescan = Instant::now() + rescan_every;
         loop {
             let tick = if self.tracker.is_empty() {
@@ -111,7 +111,7 @@ impl Inbox {
             }
             if Instant::now() >= next_rescan {
                 self.failed.clear();
-                self.scan(&self.dir.clone());
+                self.scan(&self.dir.clone(), false);
                 next_rescan = Instant::now() + rescan_every;
             }
         }
@@ -123,21 +123,21 @@ impl Inbox {
             Ok(ev) => ev,
             Err(e) => {
                 log::warn!("inbox watcher: {e}; rescanning");
-                return self.scan(&self.dir.clone());
+                return self.scan(&self.dir.clone(), false);
             }
         };
         if ev.need_rescan() {
             log::warn!("inbox watcher lost events; rescanning the inbox");
-            return self.scan(&self.dir.clone());
+            return self.scan(&self.dir.clone(), false);
         }
         let target = ev.paths.last().cloned();
         let Some(path) = target else { return };
         match ev.kind {
             EventKind::Access(AccessKind::Close(AccessMode::Write)) => self.offer(&path, true),
-            EventKind::Create(CreateKind::Folder) => self.scan(&path),
+            EventKind::Create(CreateKind::Folder) => self.scan(&path, false),
             EventKind::Create(_) => {
                 if path.is_dir() {
-                    self.scan(&path)
+                    self.scan(&path, false)
                 } else {
                     self.offer(&path, false)
                 }
@@ -148,7 +148,7 @@ impl Inbox {
                     self.tracker.forget(from);
                 }
                 if path.is_dir() {
-                    self.scan(&path)
+                    self.scan(&path, true)
                 } else {
                     self.offer(&path, true)
                 }
@@ -189,8 +189,10 @@ impl Inbox {
         }
     }
 
-    /// Walks `dir` and offers every file in it (as found, not finished).
-    fn scan(&mut self, dir: &Path) {
+    /// Walks `dir` and offers every file in it. `moved_in` says the folder was
+    /// renamed into the inbox whole, so its files are finished; otherwise they
+    /// wait for a close event or the stability window.
+    fn scan(&mut self, dir: &Path, moved_in: bool) {
         let mut stack = vec![dir.to_path_buf()];
         while let Some(d) = stack.pop() {
             let Ok(entries) = std::fs::read_dir(&d) else {
@@ -205,7 +207,7 @@ impl Inbox {
                 if is_dir && !ignored {
                     stack.push(path);
                 } else if !is_dir && !self.tracker.contains(&path) {
-                    self.offer(&path, false);
+                    self.offer(&path, moved_in);
                 }
             }
         }

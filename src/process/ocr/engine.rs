@@ -63,6 +63,9 @@ pub fn recognize(
 
 /// Loads an engine for `languages`.
 pub fn init(languages: &str) -> Result<TessBaseApi, String> {
+    // Leptonica's informational chatter ("converting gray + alpha") is not for users.
+    // SAFETY: sets a process-wide integer.
+    unsafe { leptonica_sys::setMsgSeverity(leptonica_sys::L_SEVERITY_WARNING as i32) };
     let mut api = TessBaseApi::create();
     let lang = CString::new(languages).map_err(|_| format!("bad language list {languages:?}"))?;
     api.init_2(None, Some(&lang)).map_err(|_| {

@@ -1,0 +1,89 @@
+//! The command line on its own: enqueue, stats, list, retry, cancel, errors.
+
+use crate::util::{Env, text_pdf, text_png};
+
+#[test]
+fn enqueue_two_files_then_stats_shows_two_pending_ocr_tasks_and_enqueueing_again_adds_nothing() {
+    let env = Env::new();
+    let a = env.dir.path().join("a.png");
+    let b = env.dir.path().join("b.pdf");
+    text_png(&a, &["hello from a"]);
+    text_pdf(&b, &["hello from b"]);
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    env.ok(&["enqueue", a, b]);
+    let stats = env.json(&["stats"]);
+    assert_eq!(stats["documents"]["total"], 2);
+    assert_eq!(stats["documents"]["queued"], 2);
+    assert_eq!(stats["tasks"]["pending"], 2);
+    assert_eq!(stats["by_type"]["ocr"]["pending"], 2);
+    assert_eq!(stats["by_type"]["indexing"]["pending"], 0);
+    let again = env.ok(&["enqueue", a, b]);
+    assert_eq!(again.matches("already document").count(), 2, "{again}");
+    let stats = env.json(&["stats"]);
+    assert_eq!(stats["documents"]["total"], 2);
+    assert_eq!(stats["tasks"]["pending"], 2);
+    // The user's files were copied, not moved.
+    assert!(std::path::Path::new(a).exists());
+}
+
+#[test]
+fn list_show_cancel_retry_and_reprocess() {
+    let env = Env::new();
+    let a = env.dir.path().join("a.pdf");
+    text_pdf(&a, &["cancel me"]);
+    env.ok(&["enqueue", "--priority", "low", a.to_str().unwrap()]);
+    let docs = env.docs();
+    assert_eq!(docs[0]["status"], "queued");
+    assert_eq!(docs[0]["name"], a.to_str().unwrap());
+    let show = env.json(&["show", "1"]);
+    let task = show["tasks"][0]["id"].as_i64().unwrap().to_string();
+    assert_eq!(show["tasks"][0]["priority"], "low");
+    env.ok(&["cancel", &task]);
+    assert_eq!(env.docs()[0]["status"], "cancelled");
+    let twice = env.run(&["cancel", &task]);
+    assert_eq!(twice.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&twice.stderr).contains("only pending or claimed"));
+    env.ok(&["retry", &task]);
+    assert_eq!(env.docs()[0]["status"], "queued");
+    let out = env.ok(&["enqueue", "--reprocess", "1"]);
+    assert!(out.contains("already has a pending"), "{out}");
+    let none = env.run(&["enqueue", "--reprocess", "42"]);
+    assert_eq!(none.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no document with id 42"));
+}
+
+#[test]
+fn usage_errors_exit_2_and_runtime_errors_exit_1_with_one_line() {
+    let env = Env::new();
+    assert_eq!(env.run(&["enqueue", "--priority", "urgent", "x"]).status.code(), Some(2));
+    assert_eq!(env.run(&["no-such-command"]).status.code(), Some(2));
+    let out = env.run(&["enqueue", "/no/such/file.pdf"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/no/such/file.pdf"), "{err}");
+    let out = env.run(&["stats"]);
+    assert_eq!(out.status.code(), Some(1), "no database yet");
+}
+
+#[test]
+fn a_bad_config_file_names_the_key_and_file() {
+    let env = Env::new();
+    let cfg = env.dir.path().join("quire.toml");
+    std::fs::write(&cfg, "[queue]\nworkerz = 2\n").unwrap();
+    let out = env.run(&["--config", cfg.to_str().unwrap(), "stats"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("workerz") && err.contains("quire.toml"), "{err}");
+}
+
+#[test]
+fn a_database_from_a_newer_quire_is_refused() {
+    let env = Env::new();
+    env.ok(&["doctor"]);
+    let db = rusqlite::Connection::open(env.data().join("quire.db")).unwrap();
+    db.pragma_update(None, "user_version", 999).unwrap();
+    drop(db);
+    let out = env.run(&["stats"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("newer than this quire"));
+}

@@ -1,0 +1,82 @@
+//! Several OS processes claiming from one database file.
+
+use std::collections::HashMap;
+use std::process::Command;
+
+use quire::db::Db;
+use quire::queue::{Policy, Priority, Queue, TaskType};
+
+const TASKS: usize = 600;
+const PROCESSES: usize = 4;
+
+/// The child side: claims and completes until the queue is empty, writing the
+/// ids it claimed. Does nothing unless run by the parent test below.
+#[test]
+fn claim_child() {
+    let (Ok(db), Ok(out)) = (std::env::var("QUIRE_TEST_CLAIM_DB"), std::env::var("QUIRE_TEST_CLAIM_OUT")) else {
+        return;
+    };
+    let queue = Queue::new(Db::open(db.as_ref(), 2).unwrap(), Policy::default());
+    let worker = format!("proc-{}", std::process::id());
+    let mut mine = vec![];
+    loop {
+        let claims = queue.claim(&worker, 2).unwrap();
+        if claims.is_empty() {
+            break;
+        }
+        for c in claims {
+            queue.complete(&c).unwrap();
+            mine.push(c.task_id.to_string());
+        }
+    }
+    std::fs::write(out, mine.join("\n")).unwrap();
+}
+
+#[test]
+fn processes_claim_every_task_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("quire.db");
+    let queue = Queue::new(Db::open(&path, 2).unwrap(), Policy::default());
+    {
+        let conn = queue.db().conn().unwrap();
+        for i in 0..TASKS {
+            conn.execute(
+                "INSERT INTO documents (original_name, stored_path, size, sha256, kind, created_at, updated_at) \
+                 VALUES (?1, ?1, 1, ?1, 'png', 0, 0)",
+                [format!("d{i}")],
+            )
+            .unwrap();
+        }
+    }
+    let batch: Vec<_> = (1..=TASKS as i64).map(|d| (d, TaskType::Ocr, Priority::Normal)).collect();
+    queue.enqueue_batch(&batch).unwrap();
+    let children: Vec<_> = (0..PROCESSES)
+        .map(|i| {
+            let out = dir.path().join(format!("claimed-{i}"));
+            let child = Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "procs::claim_child", "--nocapture"])
+                .env("QUIRE_TEST_CLAIM_DB", &path)
+                .env("QUIRE_TEST_CLAIM_OUT", &out)
+                .spawn()
+                .unwrap();
+            (child, out)
+        })
+        .collect();
+    let mut seen: HashMap<i64, usize> = HashMap::new();
+    let mut per_process = vec![];
+    for (mut child, out) in children {
+        assert!(child.wait().unwrap().success());
+        let text = std::fs::read_to_string(out).unwrap();
+        let ids: Vec<i64> = text.lines().map(|l| l.parse().unwrap()).collect();
+        per_process.push(ids.len());
+        for id in ids {
+            *seen.entry(id).or_default() += 1;
+        }
+    }
+    // Each completed OCR task enqueued an indexing task, claimed in turn.
+    assert_eq!(seen.len(), 2 * TASKS, "per process: {per_process:?}");
+    assert!(seen.values().all(|&n| n == 1), "a task was claimed twice");
+    let stats = queue.stats().unwrap();
+    assert_eq!(stats.tasks.completed as usize, 2 * TASKS);
+    assert_eq!(stats.tasks.pending + stats.tasks.claimed, 0);
+}

@@ -1,0 +1,141 @@
+//! `quire serve` end to end: files dropped into a real inbox.
+
+use std::io::Write;
+use std::time::Duration;
+
+use crate::util::{Env, corpus, text_pdf, text_png, wait_until};
+
+#[test]
+fn copied_moved_slow_and_folder_drops_are_ingested_once_and_ignored_names_stay() {
+    let env = Env::new();
+    let daemon = env.serve(&["--workers", "2"]);
+    let inbox = env.inbox();
+    let outside = env.dir.path().join("outside");
+    std::fs::create_dir_all(outside.join("folder/deeper")).unwrap();
+
+    // Copied in (create + close-write).
+    text_pdf(&inbox.join("copied in.pdf"), &["alpha copied"]);
+    // Moved in (rename), with an odd name.
+    text_pdf(&outside.join("-moved ünïcødé.pdf"), &["bravo moved"]);
+    std::fs::rename(outside.join("-moved ünïcødé.pdf"), inbox.join("-moved ünïcødé.pdf")).unwrap();
+    // A whole folder moved in.
+    text_pdf(&outside.join("folder/one.pdf"), &["charlie folder"]);
+    text_pdf(&outside.join("folder/deeper/two.pdf"), &["delta deeper"]);
+    std::fs::rename(outside.join("folder"), inbox.join("folder")).unwrap();
+    // Ignored names.
+    for name in ["scan.pdf.part", ".hidden.pdf", "Thumbs.db", "x.crdownload"] {
+        std::fs::write(inbox.join(name), b"%PDF-1.4\n%%EOF\n").unwrap();
+    }
+    // Written slowly in chunks through one handle: never taken half-written.
+    let slow = outside.join("slow.pdf");
+    text_pdf(&slow, &["echo slow"]);
+    let bytes = std::fs::read(&slow).unwrap();
+    let mut f = std::fs::File::create(inbox.join("slow.pdf")).unwrap();
+    for chunk in bytes.chunks(bytes.len() / 5 + 1) {
+        f.write_all(chunk).unwrap();
+        f.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(150));
+        assert!(inbox.join("slow.pdf").exists(), "taken while still being written");
+    }
+    drop(f);
+
+    let docs = env.wait_settled(5);
+    let mut names: Vec<&str> = docs.iter().map(|d| d["name"].as_str().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["-moved ünïcødé.pdf", "copied in.pdf", "folder/deeper/two.pdf", "folder/one.pdf", "slow.pdf"]);
+    assert!(docs.iter().all(|d| d["status"] == "indexed"), "{docs:?}\n{}", daemon.log_text());
+    for word in ["alpha", "bravo", "charlie", "delta", "echo"] {
+        let hits = env.json(&["search", word]);
+        assert_eq!(hits.as_array().unwrap().len(), 1, "{word}");
+    }
+    for name in ["scan.pdf.part", ".hidden.pdf", "Thumbs.db", "x.crdownload"] {
+        assert!(inbox.join(name).exists(), "{name} was touched");
+    }
+    assert!(!inbox.join("slow.pdf").exists());
+}
+
+#[test]
+fn a_duplicate_is_recognised_and_kept_aside() {
+    let env = Env::new();
+    let daemon = env.serve(&["--workers", "1"]);
+    let src = env.dir.path().join("orig.pdf");
+    text_pdf(&src, &["foxtrot duplicate"]);
+    std::fs::copy(&src, env.inbox().join("first.pdf")).unwrap();
+    env.wait_settled(1);
+    std::fs::copy(&src, env.inbox().join("second.pdf")).unwrap();
+    wait_until("the duplicate to be moved aside", || daemon.log_contains("same content as document 1"));
+    assert_eq!(env.docs().len(), 1);
+    let kept: Vec<_> = std::fs::read_dir(env.data().join("duplicates")).unwrap().collect();
+    assert_eq!(kept.len(), 1);
+    assert!(!env.inbox().join("second.pdf").exists());
+    assert_eq!(env.json(&["show", "1"])["duplicates"], 1);
+}
+
+#[test]
+fn sigterm_exits_zero_and_the_next_start_finishes_the_work() {
+    let env = Env::new().set("QUIRE_QUEUE_SHUTDOWN_TIMEOUT", "0s");
+    let mut daemon = env.serve(&["--workers", "1"]);
+    std::fs::copy(corpus("multipage.pdf"), env.inbox().join("multi.pdf")).unwrap();
+    wait_until("OCR to start", || daemon.log_contains("(ocr) claimed"));
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(daemon.wait_exit(), Some(0), "{}", daemon.log_text());
+    let _again = env.serve(&["--workers", "1"]);
+    let docs = env.wait_settled(1);
+    assert_eq!(docs[0]["status"], "indexed");
+}
+
+#[test]
+fn a_task_left_claimed_by_a_killed_daemon_resumes_at_once_without_redoing_pages() {
+    // A stale timeout far longer than the test: only dead-process detection can free the task.
+    let env = Env::new().set("QUIRE_QUEUE_STALE_TIMEOUT", "1h");
+    let mut daemon = env.serve(&["--workers", "1"]);
+    std::fs::copy(corpus("multipage.pdf"), env.inbox().join("multi.pdf")).unwrap();
+    wait_until("two pages to be checkpointed", || {
+        env.json(&["show", "1"])["page_list"].as_array().is_some_and(|p| p.len() >= 2)
+    });
+    daemon.kill();
+    let before = env.json(&["show", "1"]);
+    assert_eq!(before["tasks"][0]["status"], "claimed");
+    let done_before = before["page_list"].as_array().unwrap().len();
+    let restarted = env.serve(&["--workers", "1"]);
+    let docs = env.wait_settled(1);
+    assert_eq!(docs[0]["status"], "indexed", "{}", restarted.log_text());
+    let after = env.json(&["show", "1"]);
+    let pages = after["ocr_details"]["pages"].as_object().unwrap();
+    assert_eq!(pages.len(), after["pages"].as_i64().unwrap() as usize);
+    for n in 1..=done_before {
+        assert_eq!(pages[&n.to_string()]["attempts"], 1, "page {n} was read again");
+    }
+    assert!(restarted.log_contains("died while running this task"));
+}
+
+#[test]
+fn two_workers_only_daemons_and_a_watcher_process_every_task_once() {
+    let env = Env::new();
+    let watcher = env.serve(&["--workers", "1"]);
+    let a = env.serve(&["--workers", "1", "--no-watch"]);
+    let b = env.serve(&["--workers", "1"]);
+    assert!(b.log_contains("another quire serve is watching the inbox"));
+    let mut files = vec![];
+    for i in 0..12 {
+        let p = env.dir.path().join(format!("f{i}.png"));
+        if i % 3 == 0 {
+            text_png(&p, &[&format!("golf number {i}")]);
+        } else {
+            text_pdf(&p.with_extension("pdf"), &[&format!("hotel number {i}")]);
+            files.push(p.with_extension("pdf"));
+            continue;
+        }
+        files.push(p);
+    }
+    for f in &files {
+        std::fs::rename(f, env.inbox().join(f.file_name().unwrap())).unwrap();
+    }
+    let docs = env.wait_settled(12);
+    assert!(docs.iter().all(|d| d["status"] == "indexed"));
+    let stats = env.json(&["stats"]);
+    assert_eq!(stats["tasks"]["completed"], 24);
+    let logs = [watcher.log_text(), a.log_text(), b.log_text()].concat();
+    assert_eq!(logs.matches("(ocr) completed").count(), 12);
+    assert_eq!(logs.matches("(indexing) completed").count(), 12);
+}

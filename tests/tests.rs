@@ -1,0 +1,8 @@
+//! Integration tests: the real `quire` binary on real SQLite files in temp dirs.
+
+mod util;
+
+mod cli;
+mod ocr;
+mod procs;
+mod serve;

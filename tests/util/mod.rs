@@ -1,0 +1,238 @@
+//! Test helpers: a fresh data dir per test, the real `quire` binary, a daemon
+//! that is killed when dropped, fixtures with known text, and waiting on
+//! conditions with one shared timeout instead of sleeps.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// How long any condition may take before a test fails.
+pub const TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The OCRmyPDF test corpus.
+pub fn corpus(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/ocrmypdf").join(name)
+}
+
+/// A temporary data dir and the settings every command of a test shares.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub extra: Vec<(String, String)>,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        Env { dir: tempfile::tempdir().unwrap(), extra: vec![] }
+    }
+
+    /// Sets a `QUIRE_*` variable for every command this env runs.
+    pub fn set(mut self, k: &str, v: &str) -> Env {
+        self.extra.push((k.into(), v.into()));
+        self
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn inbox(&self) -> PathBuf {
+        self.data().join("inbox")
+    }
+
+    /// A `quire` command on this data dir, with no user config file.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_quire"));
+        c.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("QUIRE_DATA_DIR", self.data())
+            .env("RUST_LOG", "quire=debug")
+            .env("QUIRE_WATCH_STABILITY_WINDOW", "300ms")
+            .env("QUIRE_QUEUE_BACKOFF_BASE", "200ms");
+        for (k, v) in &self.extra {
+            c.env(k, v);
+        }
+        c
+    }
+
+    /// Runs `quire ARGS` and returns its output.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+
+    /// Runs `quire ARGS`, asserts success, returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(out.status.success(), "quire {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs `quire ARGS --json` and parses it.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        serde_json::from_str(&self.ok(&a)).unwrap()
+    }
+
+    /// Starts `quire serve ARGS`, logging to a file in the temp dir.
+    pub fn serve(&self, args: &[&str]) -> Daemon {
+        let n = std::fs::read_dir(self.dir.path()).unwrap().count();
+        let log = self.dir.path().join(format!("serve-{n}.log"));
+        let child = self
+            .cmd()
+            .arg("serve")
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let d = Daemon { child: Some(child), log };
+        wait_until("the daemon to start", || d.log_contains("started") || d.log_contains("ingesting only"));
+        d
+    }
+
+    /// The documents, as `quire list --json`.
+    pub fn docs(&self) -> Vec<Value> {
+        self.json(&["list"]).as_array().unwrap().clone()
+    }
+
+    /// Waits until every document is indexed or failed; returns them.
+    pub fn wait_settled(&self, expected: usize) -> Vec<Value> {
+        let mut docs = vec![];
+        wait_until(&format!("{expected} documents to be indexed or failed"), || {
+            docs = self.docs();
+            docs.len() == expected
+                && docs.iter().all(|d| matches!(d["status"].as_str(), Some("indexed" | "failed")))
+        });
+        docs
+    }
+}
+
+/// A running daemon; killed (SIGKILL) if still running when dropped.
+pub struct Daemon {
+    pub child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn log_contains(&self, s: &str) -> bool {
+        self.log_text().contains(s)
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    /// Sends a signal.
+    pub fn signal(&self, sig: i32) {
+        unsafe { libc::kill(self.pid(), sig) };
+    }
+
+    /// Waits for the process to exit and returns its exit code.
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        let mut child = self.child.take().unwrap();
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(start.elapsed() < TIMEOUT, "daemon did not exit; log:\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL, and reap.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `cond` every 20 ms until it holds; fails the test after [`TIMEOUT`].
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < TIMEOUT, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Writes a 300-DPI PNG showing `lines` in DejaVu Sans (ImageMagick).
+pub fn text_png(path: &Path, lines: &[&str]) {
+    let mut c = Command::new("convert");
+    let height = 200 + 110 * lines.len();
+    c.args(["-units", "PixelsPerInch", "-density", "300", "-size", &format!("2550x{height}"), "xc:white"]);
+    c.args(["-font", "DejaVu-Sans", "-pointsize", "11", "-fill", "black"]);
+    for (i, l) in lines.iter().enumerate() {
+        c.args(["-annotate", &format!("+100+{}", 150 + 110 * i), l]);
+    }
+    c.arg(path);
+    let out = c.output().expect("ImageMagick's convert is installed (scripts/setup.sh)");
+    assert!(out.status.success(), "convert failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Writes a PDF with a text layer: one page per entry, Helvetica.
+pub fn text_pdf(path: &Path, pages: &[&str]) {
+    let mut objects: Vec<String> = vec![];
+    let n = pages.len();
+    // 1: catalog, 2: pages, 3: font, then (page, content) pairs.
+    let kids: Vec<String> = (0..n).map(|i| format!("{} 0 R", 4 + 2 * i)).collect();
+    objects.push("<< /Type /Catalog /Pages 2 0 R >>".into());
+    objects.push(format!("<< /Type /Pages /Kids [{}] /Count {n} >>", kids.join(" ")));
+    objects.push("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".into());
+    for (i, text) in pages.iter().enumerate() {
+        objects.push(format!(
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> /Contents {} 0 R >>",
+            5 + 2 * i
+        ));
+        let mut stream = String::from("BT /F1 12 Tf 72 720 Td 14 TL\n");
+        for line in text.lines() {
+            stream.push_str(&format!("({}) '\n", line.replace('(', "\\(").replace(')', "\\)")));
+        }
+        stream.push_str("ET");
+        objects.push(format!("<< /Length {} >>\nstream\n{stream}\nendstream", stream.len()));
+    }
+    let mut out = String::from("%PDF-1.4\n");
+    let mut offsets = vec![];
+    for (i, o) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.push_str(&format!("{} 0 obj\n{o}\nendobj\n", i + 1));
+    }
+    let xref = out.len();
+    out.push_str(&format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1));
+    for off in offsets {
+        out.push_str(&format!("{off:010} 00000 n \n"));
+    }
+    out.push_str(&format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1));
+    std::fs::write(path, out).unwrap();
+}
+
+/// Character error rate of `got` against `want`, comparing words.
+pub fn cer(want: &str, got: &str) -> f64 {
+    let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let (a, b): (Vec<char>, Vec<char>) = (norm(want).chars().collect(), norm(got).chars().collect());
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for i in 1..=a.len() {
+        let mut cur = vec![i; b.len() + 1];
+        for j in 1..=b.len() {
+            let sub = prev[j - 1] + usize::from(a[i - 1] != b[j - 1]);
+            cur[j] = sub.min(prev[j] + 1).min(cur[j - 1] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()] as f64 / a.len().max(1) as f64
+}
