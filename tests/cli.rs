@@ -55,14 +55,16 @@ fn list_show_cancel_retry_and_reprocess() {
 #[test]
 fn usage_errors_exit_2_and_runtime_errors_exit_1_with_one_line() {
     let env = Env::new();
+    let out = env.run(&["stats"]);
+    assert_eq!(out.status.code(), Some(1), "no database yet");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no quire database"));
     assert_eq!(env.run(&["enqueue", "--priority", "urgent", "x"]).status.code(), Some(2));
     assert_eq!(env.run(&["no-such-command"]).status.code(), Some(2));
     let out = env.run(&["enqueue", "/no/such/file.pdf"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/no/such/file.pdf"), "{err}");
-    let out = env.run(&["stats"]);
-    assert_eq!(out.status.code(), Some(1), "no database yet");
+    assert_eq!(err.lines().filter(|l| l.starts_with("quire: error")).count(), 1, "{err}");
 }
 
 #[test]

@@ -91,7 +91,11 @@ fn a_task_left_claimed_by_a_killed_daemon_resumes_at_once_without_redoing_pages(
     let mut daemon = env.serve(&["--workers", "1"]);
     std::fs::copy(corpus("multipage.pdf"), env.inbox().join("multi.pdf")).unwrap();
     wait_until("two pages to be checkpointed", || {
-        env.json(&["show", "1"])["page_list"].as_array().is_some_and(|p| p.len() >= 2)
+        let out = env.run(&["show", "1", "--json"]);
+        out.status.success()
+            && serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["page_list"]
+                .as_array()
+                .is_some_and(|p| p.len() >= 2)
     });
     daemon.kill();
     let before = env.json(&["show", "1"]);

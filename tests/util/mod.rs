@@ -201,7 +201,8 @@ pub fn text_pdf(path: &Path, pages: &[&str]) {
         ));
         let mut stream = String::from("BT /F1 12 Tf 72 720 Td 14 TL\n");
         for line in text.lines() {
-            stream.push_str(&format!("({}) '\n", line.replace('(', "\\(").replace(')', "\\)")));
+            // Tj then T* rather than the ' operator, which pdf-extract does not read.
+            stream.push_str(&format!("({}) Tj T*\n", line.replace('(', "\\(").replace(')', "\\)")));
         }
         stream.push_str("ET");
         objects.push(format!("<< /Length {} >>\nstream\n{stream}\nendstream", stream.len()));
@@ -219,6 +220,17 @@ pub fn text_pdf(path: &Path, pages: &[&str]) {
     }
     out.push_str(&format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1));
     std::fs::write(path, out).unwrap();
+}
+
+/// The share of `want`'s words that appear in `got` (case-insensitive), for
+/// scans whose reading order may differ from the ground truth's.
+pub fn word_recall(want: &str, got: &str) -> f64 {
+    let words = |s: &str| -> Vec<String> {
+        s.split(|c: char| !c.is_alphanumeric()).filter(|w| w.len() > 1).map(str::to_lowercase).collect()
+    };
+    let have: std::collections::HashSet<String> = words(got).into_iter().collect();
+    let want = words(want);
+    want.iter().filter(|w| have.contains(*w)).count() as f64 / want.len().max(1) as f64
 }
 
 /// Character error rate of `got` against `want`, comparing words.

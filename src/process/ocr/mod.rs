@@ -85,6 +85,7 @@ impl OcrProcessor {
                 });
             }
             (Some(Err(e)), OcrMode::TextOnly) => return Err(e.clone()),
+            (Some(Err(e)), _) => log::debug!("page {n}: {e}; reading it with OCR instead"),
             _ => {}
         }
         let dpi = pdf::render_dpi(doc.page_size(n), 300, self.config.max_pixels);
