@@ -193,7 +193,7 @@ pub fn text_pdf(path: &Path, pages: &[&str]) {
     let kids: Vec<String> = (0..n).map(|i| format!("{} 0 R", 4 + 2 * i)).collect();
     objects.push("<< /Type /Catalog /Pages 2 0 R >>".into());
     objects.push(format!("<< /Type /Pages /Kids [{}] /Count {n} >>", kids.join(" ")));
-    objects.push("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".into());
+    objects.push("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>".into());
     for (i, text) in pages.iter().enumerate() {
         objects.push(format!(
             "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> /Contents {} 0 R >>",
@@ -202,7 +202,7 @@ pub fn text_pdf(path: &Path, pages: &[&str]) {
         let mut stream = String::from("BT /F1 12 Tf 72 720 Td 14 TL\n");
         for line in text.lines() {
             // Tj then T* rather than the ' operator, which pdf-extract does not read.
-            stream.push_str(&format!("({}) Tj T*\n", line.replace('(', "\\(").replace(')', "\\)")));
+            stream.push_str(&format!("({}) Tj T*\n", pdf_string(line)));
         }
         stream.push_str("ET");
         objects.push(format!("<< /Length {} >>\nstream\n{stream}\nendstream", stream.len()));
@@ -220,6 +220,18 @@ pub fn text_pdf(path: &Path, pages: &[&str]) {
     }
     out.push_str(&format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1));
     std::fs::write(path, out).unwrap();
+}
+
+/// Escapes a line for a PDF string in WinAnsi (Latin-1 for the letters used here).
+fn pdf_string(line: &str) -> String {
+    line.chars()
+        .map(|c| match c {
+            '(' | ')' | '\\' => format!("\\{c}"),
+            c if c.is_ascii() => c.to_string(),
+            c if (c as u32) < 256 => format!("\\{:03o}", c as u32),
+            _ => "?".into(),
+        })
+        .collect()
 }
 
 /// The share of `want`'s words that appear in `got` (case-insensitive), for
