@@ -10,8 +10,14 @@ use quire::db::Db;
 use quire::queue::{Policy, Priority, Queue, TaskType};
 
 fn main() {
-    let n: usize = std::env::var("QUIRE_BENCH_TASKS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
-    println!("queue throughput, {n} tasks, claim + complete per task, SQLite WAL on {}", std::env::temp_dir().display());
+    let n: usize = std::env::var("QUIRE_BENCH_TASKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    println!(
+        "queue throughput, {n} tasks, claim + complete per task, SQLite WAL on {}",
+        std::env::temp_dir().display()
+    );
     for batch in [1, 16] {
         for workers in [1, 2, 4, 8] {
             let (enq, drained) = run(n, workers, batch);
@@ -25,7 +31,10 @@ fn main() {
 /// Returns (enqueue rate, drain rate) in tasks per second.
 fn run(n: usize, workers: usize, batch: usize) -> (f64, f64) {
     let dir = tempfile::tempdir().unwrap();
-    let queue = Queue::new(Db::open(&dir.path().join("quire.db"), workers as u32 + 1).unwrap(), Policy::default());
+    let queue = Queue::new(
+        Db::open(&dir.path().join("quire.db"), workers as u32 + 1).unwrap(),
+        Policy::default(),
+    );
     {
         let mut conn = queue.db().conn().unwrap();
         let tx = conn.transaction().unwrap();
@@ -40,7 +49,9 @@ fn run(n: usize, workers: usize, batch: usize) -> (f64, f64) {
         tx.commit().unwrap();
     }
     // Indexing tasks: completing one enqueues nothing further, so N tasks are N claims.
-    let tasks: Vec<_> = (1..=n as i64).map(|d| (d, TaskType::Indexing, Priority::Normal)).collect();
+    let tasks: Vec<_> = (1..=n as i64)
+        .map(|d| (d, TaskType::Indexing, Priority::Normal))
+        .collect();
     let t = Instant::now();
     queue.enqueue_batch(&tasks).unwrap();
     let enqueue_rate = n as f64 / t.elapsed().as_secs_f64();

@@ -58,13 +58,24 @@ fn usage_errors_exit_2_and_runtime_errors_exit_1_with_one_line() {
     let out = env.run(&["stats"]);
     assert_eq!(out.status.code(), Some(1), "no database yet");
     assert!(String::from_utf8_lossy(&out.stderr).contains("no quire database"));
-    assert_eq!(env.run(&["enqueue", "--priority", "urgent", "x"]).status.code(), Some(2));
+    assert_eq!(
+        env.run(&["enqueue", "--priority", "urgent", "x"])
+            .status
+            .code(),
+        Some(2)
+    );
     assert_eq!(env.run(&["no-such-command"]).status.code(), Some(2));
     let out = env.run(&["enqueue", "/no/such/file.pdf"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/no/such/file.pdf"), "{err}");
-    assert_eq!(err.lines().filter(|l| l.starts_with("quire: error")).count(), 1, "{err}");
+    assert_eq!(
+        err.lines()
+            .filter(|l| l.starts_with("quire: error"))
+            .count(),
+        1,
+        "{err}"
+    );
 }
 
 #[test]
@@ -75,7 +86,10 @@ fn a_bad_config_file_names_the_key_and_file() {
     let out = env.run(&["--config", cfg.to_str().unwrap(), "stats"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("workerz") && err.contains("quire.toml"), "{err}");
+    assert!(
+        err.contains("workerz") && err.contains("quire.toml"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -30,16 +30,32 @@ fn text_layer_pdf_is_read_without_ocr_and_searchable_by_every_word() {
     let show = env.json(&["show", "1"]);
     assert_eq!(show["pages"], 2);
     assert_eq!(show["page_list"][0]["source"], "text", "{show}");
-    for word in LINES.join(" ").split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
+    for word in LINES
+        .join(" ")
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
         let hits = env.json(&["search", word]);
         assert_eq!(hits[0]["id"], 1, "{word}");
     }
     assert_eq!(env.json(&["search", "cafe"])[0]["page"], 2);
     assert_eq!(env.json(&["search", "\"age of wisdom\""])[0]["page"], 1);
     assert_eq!(env.json(&["search", "incredul*"])[0]["page"], 1);
-    for odd in ["\"unbalanced", "AND", "NOT or", "e-mail: don't", "***", "(", "col:on"] {
+    for odd in [
+        "\"unbalanced",
+        "AND",
+        "NOT or",
+        "e-mail: don't",
+        "***",
+        "(",
+        "col:on",
+    ] {
         let out = env.run(&["search", odd]);
-        assert!(out.status.success(), "{odd}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{odd}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -50,7 +66,10 @@ fn scanned_pdf_matches_its_ground_truth() {
     let text = env.ok(&["text", "1"]);
     let truth = std::fs::read_to_string(corpus("linn.txt")).unwrap();
     let recall = word_recall(&truth, &text);
-    assert!(recall > 0.9, "only {recall:.2} of the ground truth's words were read:\n{text}");
+    assert!(
+        recall > 0.9,
+        "only {recall:.2} of the ground truth's words were read:\n{text}"
+    );
 }
 
 #[test]
@@ -60,9 +79,21 @@ fn bad_input_fails_with_a_clear_error() {
     let cases: &[(&str, &[u8], &str)] = &[
         ("empty.pdf", b"", "empty"),
         ("random.png", &[7u8; 4000], "unsupported file type"),
-        ("notes.pdf", b"just some words, not a pdf at all", "unsupported file type: the content is text"),
-        ("truncated.png", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", "damaged or truncated"),
-        ("truncated.pdf", b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog", "damaged"),
+        (
+            "notes.pdf",
+            b"just some words, not a pdf at all",
+            "unsupported file type: the content is text",
+        ),
+        (
+            "truncated.png",
+            b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR",
+            "damaged or truncated",
+        ),
+        (
+            "truncated.pdf",
+            b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog",
+            "damaged",
+        ),
     ];
     for (name, bytes, want) in cases {
         let p = dir.join(name);
@@ -74,7 +105,13 @@ fn bad_input_fails_with_a_clear_error() {
     }
     let failed = env.json(&["list", "--status", "failed"]);
     assert_eq!(failed.as_array().unwrap().len(), cases.len());
-    assert!(failed.as_array().unwrap().iter().all(|d| d["error"].as_str().is_some_and(|e| !e.is_empty())));
+    assert!(
+        failed
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["error"].as_str().is_some_and(|e| !e.is_empty()))
+    );
     // A mixed bag: valid files still go through afterwards.
     let ok = dir.join("fine.pdf");
     text_pdf(&ok, &["still working after bad input"]);

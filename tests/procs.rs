@@ -13,7 +13,10 @@ const PROCESSES: usize = 4;
 /// ids it claimed. Does nothing unless run by the parent test below.
 #[test]
 fn claim_child() {
-    let (Ok(db), Ok(out)) = (std::env::var("QUIRE_TEST_CLAIM_DB"), std::env::var("QUIRE_TEST_CLAIM_OUT")) else {
+    let (Ok(db), Ok(out)) = (
+        std::env::var("QUIRE_TEST_CLAIM_DB"),
+        std::env::var("QUIRE_TEST_CLAIM_OUT"),
+    ) else {
         return;
     };
     let queue = Queue::new(Db::open(db.as_ref(), 2).unwrap(), Policy::default());
@@ -48,7 +51,9 @@ fn processes_claim_every_task_exactly_once() {
             .unwrap();
         }
     }
-    let batch: Vec<_> = (1..=TASKS as i64).map(|d| (d, TaskType::Ocr, Priority::Normal)).collect();
+    let batch: Vec<_> = (1..=TASKS as i64)
+        .map(|d| (d, TaskType::Ocr, Priority::Normal))
+        .collect();
     queue.enqueue_batch(&batch).unwrap();
     let children: Vec<_> = (0..PROCESSES)
         .map(|i| {

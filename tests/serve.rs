@@ -17,7 +17,11 @@ fn copied_moved_slow_and_folder_drops_are_ingested_once_and_ignored_names_stay()
     text_pdf(&inbox.join("copied in.pdf"), &["alpha copied"]);
     // Moved in (rename), with an odd name.
     text_pdf(&outside.join("-moved ünïcødé.pdf"), &["bravo moved"]);
-    std::fs::rename(outside.join("-moved ünïcødé.pdf"), inbox.join("-moved ünïcødé.pdf")).unwrap();
+    std::fs::rename(
+        outside.join("-moved ünïcødé.pdf"),
+        inbox.join("-moved ünïcødé.pdf"),
+    )
+    .unwrap();
     // A whole folder moved in.
     text_pdf(&outside.join("folder/one.pdf"), &["charlie folder"]);
     text_pdf(&outside.join("folder/deeper/two.pdf"), &["delta deeper"]);
@@ -35,15 +39,31 @@ fn copied_moved_slow_and_folder_drops_are_ingested_once_and_ignored_names_stay()
         f.write_all(chunk).unwrap();
         f.flush().unwrap();
         std::thread::sleep(Duration::from_millis(150));
-        assert!(inbox.join("slow.pdf").exists(), "taken while still being written");
+        assert!(
+            inbox.join("slow.pdf").exists(),
+            "taken while still being written"
+        );
     }
     drop(f);
 
     let docs = env.wait_settled(5);
     let mut names: Vec<&str> = docs.iter().map(|d| d["name"].as_str().unwrap()).collect();
     names.sort();
-    assert_eq!(names, ["-moved ünïcødé.pdf", "copied in.pdf", "folder/deeper/two.pdf", "folder/one.pdf", "slow.pdf"]);
-    assert!(docs.iter().all(|d| d["status"] == "indexed"), "{docs:?}\n{}", daemon.log_text());
+    assert_eq!(
+        names,
+        [
+            "-moved ünïcødé.pdf",
+            "copied in.pdf",
+            "folder/deeper/two.pdf",
+            "folder/one.pdf",
+            "slow.pdf"
+        ]
+    );
+    assert!(
+        docs.iter().all(|d| d["status"] == "indexed"),
+        "{docs:?}\n{}",
+        daemon.log_text()
+    );
     for word in ["alpha", "bravo", "charlie", "delta", "echo"] {
         let hits = env.json(&["search", word]);
         assert_eq!(hits.as_array().unwrap().len(), 1, "{word}");
@@ -63,9 +83,13 @@ fn a_duplicate_is_recognised_and_kept_aside() {
     std::fs::copy(&src, env.inbox().join("first.pdf")).unwrap();
     env.wait_settled(1);
     std::fs::copy(&src, env.inbox().join("second.pdf")).unwrap();
-    wait_until("the duplicate to be moved aside", || daemon.log_contains("same content as document 1"));
+    wait_until("the duplicate to be moved aside", || {
+        daemon.log_contains("same content as document 1")
+    });
     assert_eq!(env.docs().len(), 1);
-    let kept: Vec<_> = std::fs::read_dir(env.data().join("duplicates")).unwrap().collect();
+    let kept: Vec<_> = std::fs::read_dir(env.data().join("duplicates"))
+        .unwrap()
+        .collect();
     assert_eq!(kept.len(), 1);
     assert!(!env.inbox().join("second.pdf").exists());
     assert_eq!(env.json(&["show", "1"])["duplicates"], 1);
@@ -108,7 +132,11 @@ fn a_task_left_claimed_by_a_killed_daemon_resumes_at_once_without_redoing_pages(
     let pages = after["ocr_details"]["pages"].as_object().unwrap();
     assert_eq!(pages.len(), after["pages"].as_i64().unwrap() as usize);
     for n in 1..=done_before {
-        assert_eq!(pages[&n.to_string()]["attempts"], 1, "page {n} was read again");
+        assert_eq!(
+            pages[&n.to_string()]["attempts"],
+            1,
+            "page {n} was read again"
+        );
     }
     assert!(restarted.log_contains("died while running this task"));
 }

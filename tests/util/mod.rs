@@ -13,7 +13,9 @@ pub const TIMEOUT: Duration = Duration::from_secs(90);
 
 /// The OCRmyPDF test corpus.
 pub fn corpus(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/ocrmypdf").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/corpus/ocrmypdf")
+        .join(name)
 }
 
 /// A temporary data dir and the settings every command of a test shares.
@@ -24,7 +26,10 @@ pub struct Env {
 
 impl Env {
     pub fn new() -> Env {
-        Env { dir: tempfile::tempdir().unwrap(), extra: vec![] }
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+            extra: vec![],
+        }
     }
 
     /// Sets a `QUIRE_*` variable for every command this env runs.
@@ -65,7 +70,11 @@ impl Env {
     /// Runs `quire ARGS`, asserts success, returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
-        assert!(out.status.success(), "quire {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "quire {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     }
 
@@ -88,8 +97,13 @@ impl Env {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let d = Daemon { child: Some(child), log };
-        wait_until("the daemon to start", || d.log_contains("started") || d.log_contains("ingesting only"));
+        let d = Daemon {
+            child: Some(child),
+            log,
+        };
+        wait_until("the daemon to start", || {
+            d.log_contains("started") || d.log_contains("ingesting only")
+        });
         d
     }
 
@@ -101,11 +115,16 @@ impl Env {
     /// Waits until every document is indexed or failed; returns them.
     pub fn wait_settled(&self, expected: usize) -> Vec<Value> {
         let mut docs = vec![];
-        wait_until(&format!("{expected} documents to be indexed or failed"), || {
-            docs = self.docs();
-            docs.len() == expected
-                && docs.iter().all(|d| matches!(d["status"].as_str(), Some("indexed" | "failed")))
-        });
+        wait_until(
+            &format!("{expected} documents to be indexed or failed"),
+            || {
+                docs = self.docs();
+                docs.len() == expected
+                    && docs
+                        .iter()
+                        .all(|d| matches!(d["status"].as_str(), Some("indexed" | "failed")))
+            },
+        );
         docs
     }
 }
@@ -142,7 +161,11 @@ impl Daemon {
             if let Some(status) = child.try_wait().unwrap() {
                 return status.code();
             }
-            assert!(start.elapsed() < TIMEOUT, "daemon did not exit; log:\n{}", self.log_text());
+            assert!(
+                start.elapsed() < TIMEOUT,
+                "daemon did not exit; log:\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -175,14 +198,28 @@ pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 pub fn text_png(path: &Path, lines: &[&str]) {
     let mut c = Command::new("convert");
     let height = 200 + 110 * lines.len();
-    c.args(["-units", "PixelsPerInch", "-density", "300", "-size", &format!("2550x{height}"), "xc:white"]);
+    c.args([
+        "-units",
+        "PixelsPerInch",
+        "-density",
+        "300",
+        "-size",
+        &format!("2550x{height}"),
+        "xc:white",
+    ]);
     c.args(["-font", "DejaVu-Sans", "-pointsize", "11", "-fill", "black"]);
     for (i, l) in lines.iter().enumerate() {
         c.args(["-annotate", &format!("+100+{}", 150 + 110 * i), l]);
     }
     c.arg(path);
-    let out = c.output().expect("ImageMagick's convert is installed (scripts/setup.sh)");
-    assert!(out.status.success(), "convert failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = c
+        .output()
+        .expect("ImageMagick's convert is installed (scripts/setup.sh)");
+    assert!(
+        out.status.success(),
+        "convert failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Writes a PDF with a text layer: one page per entry, Helvetica.
@@ -192,8 +229,13 @@ pub fn text_pdf(path: &Path, pages: &[&str]) {
     // 1: catalog, 2: pages, 3: font, then (page, content) pairs.
     let kids: Vec<String> = (0..n).map(|i| format!("{} 0 R", 4 + 2 * i)).collect();
     objects.push("<< /Type /Catalog /Pages 2 0 R >>".into());
-    objects.push(format!("<< /Type /Pages /Kids [{}] /Count {n} >>", kids.join(" ")));
-    objects.push("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>".into());
+    objects.push(format!(
+        "<< /Type /Pages /Kids [{}] /Count {n} >>",
+        kids.join(" ")
+    ));
+    objects.push(
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>".into(),
+    );
     for (i, text) in pages.iter().enumerate() {
         objects.push(format!(
             "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> /Contents {} 0 R >>",
@@ -205,7 +247,10 @@ pub fn text_pdf(path: &Path, pages: &[&str]) {
             stream.push_str(&format!("({}) Tj T*\n", pdf_string(line)));
         }
         stream.push_str("ET");
-        objects.push(format!("<< /Length {} >>\nstream\n{stream}\nendstream", stream.len()));
+        objects.push(format!(
+            "<< /Length {} >>\nstream\n{stream}\nendstream",
+            stream.len()
+        ));
     }
     let mut out = String::from("%PDF-1.4\n");
     let mut offsets = vec![];
@@ -214,11 +259,17 @@ pub fn text_pdf(path: &Path, pages: &[&str]) {
         out.push_str(&format!("{} 0 obj\n{o}\nendobj\n", i + 1));
     }
     let xref = out.len();
-    out.push_str(&format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1));
+    out.push_str(&format!(
+        "xref\n0 {}\n0000000000 65535 f \n",
+        objects.len() + 1
+    ));
     for off in offsets {
         out.push_str(&format!("{off:010} 00000 n \n"));
     }
-    out.push_str(&format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1));
+    out.push_str(&format!(
+        "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+        objects.len() + 1
+    ));
     std::fs::write(path, out).unwrap();
 }
 
@@ -238,7 +289,10 @@ fn pdf_string(line: &str) -> String {
 /// scans whose reading order may differ from the ground truth's.
 pub fn word_recall(want: &str, got: &str) -> f64 {
     let words = |s: &str| -> Vec<String> {
-        s.split(|c: char| !c.is_alphanumeric()).filter(|w| w.len() > 1).map(str::to_lowercase).collect()
+        s.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| w.len() > 1)
+            .map(str::to_lowercase)
+            .collect()
     };
     let have: std::collections::HashSet<String> = words(got).into_iter().collect();
     let want = words(want);
@@ -248,7 +302,8 @@ pub fn word_recall(want: &str, got: &str) -> f64 {
 /// Character error rate of `got` against `want`, comparing words.
 pub fn cer(want: &str, got: &str) -> f64 {
     let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
-    let (a, b): (Vec<char>, Vec<char>) = (norm(want).chars().collect(), norm(got).chars().collect());
+    let (a, b): (Vec<char>, Vec<char>) =
+        (norm(want).chars().collect(), norm(got).chars().collect());
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     for i in 1..=a.len() {
         let mut cur = vec![i; b.len() + 1];

@@ -165,4 +165,3 @@ pub fn render(path: &Path, n: u32, dpi: u32, timeout: Duration) -> Result<Vec<u8
     }
     std::fs::read(prefix.with_extension("png")).map_err(|e| format!("pdftoppm wrote no image: {e}"))
 }
-

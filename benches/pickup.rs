@@ -1,0 +1,149 @@
+//! Pickup latency of a running `quire serve` (the real binary): from a file's
+//! close in the inbox to its OCR task being claimed, and from a task committed
+//! by `quire enqueue` in another process to its claim. Prints p50/p99.
+//!
+//! Run: `cargo bench --bench pickup` (QUIRE_BENCH_DROPS overrides the count).
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn main() {
+    let drops: usize = std::env::var("QUIRE_BENCH_DROPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let quire = env!("CARGO_BIN_EXE_quire");
+    let mut daemon = Command::new(quire)
+        .args(["serve", "--workers", "2"])
+        .env("QUIRE_DATA_DIR", &data)
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let db_path = data.join("quire.db");
+    let start = Instant::now();
+    while !data.join("inbox.lock").exists() && start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+
+    // Inbox drops: written outside, closed, then timestamped at rename into the inbox.
+    let mut closed_at = vec![];
+    for i in 0..drops {
+        let tmp = dir.path().join(format!("drop-{i}.pdf"));
+        std::fs::write(
+            &tmp,
+            pdf(&format!("drop number {i} of the pickup latency benchmark")),
+        )
+        .unwrap();
+        let t0 = now_ms();
+        std::fs::rename(&tmp, data.join("inbox").join(format!("drop-{i}.pdf"))).unwrap();
+        closed_at.push((format!("drop-{i}.pdf"), t0));
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let inbox = wait_claims(&db_path, &closed_at);
+
+    // Enqueue from another process: commit time (task created_at) to claim.
+    let mut names = vec![];
+    for i in 0..drops / 3 {
+        let f = dir.path().join(format!("enq-{i}.pdf"));
+        std::fs::write(
+            &f,
+            pdf(&format!(
+                "enqueued number {i} of the pickup latency benchmark"
+            )),
+        )
+        .unwrap();
+        let out = Command::new(quire)
+            .arg("enqueue")
+            .arg(&f)
+            .env("QUIRE_DATA_DIR", &data)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        names.push((f.to_string_lossy().into_owned(), -1));
+    }
+    let enqueued = wait_claims(&db_path, &names);
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    let _ = daemon.wait();
+    report("inbox drop (rename into inbox) -> claim", inbox);
+    report("quire enqueue (other process) commit -> claim", enqueued);
+}
+
+/// Waits until every named document's OCR task is claimed; returns latencies in
+/// ms from the given time (or, for -1, from the task's creation).
+fn wait_claims(db: &Path, names: &[(String, i64)]) -> Vec<i64> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.busy_timeout(Duration::from_secs(30)).unwrap();
+    let start = Instant::now();
+    loop {
+        let mut out = vec![];
+        for (name, t0) in names {
+            let row: Option<(i64, i64)> = conn
+                .query_row(
+                    "SELECT t.claimed_at, t.created_at FROM task_queue t JOIN documents d ON d.id = t.document_id \
+                     WHERE d.original_name = ?1 AND t.task_type = 'ocr' AND t.claimed_at IS NOT NULL",
+                    [name],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .ok();
+            if let Some((claimed, created)) = row {
+                out.push(claimed - if *t0 < 0 { created } else { *t0 });
+            }
+        }
+        if out.len() == names.len() || start.elapsed() > Duration::from_secs(120) {
+            return out;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn report(what: &str, mut ms: Vec<i64>) {
+    ms.sort();
+    let p = |q: f64| ms[((ms.len() as f64 * q) as usize).min(ms.len() - 1)];
+    println!(
+        "{what}: n={} p50 {} ms, p99 {} ms, max {} ms",
+        ms.len(),
+        p(0.5),
+        p(0.99),
+        ms[ms.len() - 1]
+    );
+}
+
+/// A one-page PDF with a text layer.
+fn pdf(text: &str) -> String {
+    let stream = format!("BT /F1 12 Tf 72 720 Td ({text}) Tj ET");
+    let objs = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".into(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>".into(),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".into(),
+        format!("<< /Length {} >>\nstream\n{stream}\nendstream", stream.len()),
+    ];
+    let mut out = String::from("%PDF-1.4\n");
+    let mut offs = vec![];
+    for (i, o) in objs.iter().enumerate() {
+        offs.push(out.len());
+        out.push_str(&format!("{} 0 obj\n{o}\nendobj\n", i + 1));
+    }
+    let x = out.len();
+    out.push_str("xref\n0 6\n0000000000 65535 f \n");
+    for o in offs {
+        out.push_str(&format!("{o:010} 00000 n \n"));
+    }
+    out.push_str(&format!(
+        "trailer\n<< /Size 6 /Root 1 0 R >>\nstartxref\n{x}\n%%EOF\n"
+    ));
+    out
+}
