@@ -54,7 +54,6 @@ pub fn run(config: &Config, args: &SearchArgs) -> anyhow::Result<ExitCode> {
         })?,
         None => vec![],
     };
-    let mut out = std::io::stdout().lock();
     if args.json {
         let hits: Vec<JsonHit> = hits
             .iter()
@@ -66,10 +65,10 @@ pub fn run(config: &Config, args: &SearchArgs) -> anyhow::Result<ExitCode> {
                 score: h.score,
             })
             .collect();
-        drop(out);
         super::print_json(&hits)?;
         return Ok(ExitCode::SUCCESS);
     }
+    let mut out = std::io::stdout().lock();
     let (on, off) = if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
         ("\x1b[1m", "\x1b[0m")
     } else {
