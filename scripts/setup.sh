@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# Installs what quire needs to build, run and test on Debian/Ubuntu, when missing.
+# Installs what quire needs to build and run on Debian/Ubuntu, when missing;
+# `setup.sh --test` adds what the tests use (fixtures, encrypted PDFs, the
+# systemd unit check, bash completion loading).
 set -euo pipefail
 packages=(libtesseract-dev libleptonica-dev clang libclang-dev pkg-config tesseract-ocr-eng
-          poppler-utils imagemagick fonts-dejavu-core)
+          poppler-utils)
+if [ "${1:-}" = "--test" ]; then
+  packages+=(imagemagick fonts-dejavu-core qpdf systemd bash tesseract-ocr)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -2,7 +2,7 @@
 # The whole test suite: set-up, formatting, lints, unit and integration tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --test
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 if cargo nextest --version >/dev/null 2>&1; then

@@ -68,6 +68,10 @@ pub enum Command {
     Cancel(CancelArgs),
     /// Check the installation and the data directory, and say how to fix what is wrong
     Doctor,
+    /// Internal: the OCR child process a worker reads pages through (see
+    /// process::ocr::child). Not for people.
+    #[command(hide = true)]
+    OcrChild,
 }
 
 /// `quire serve`

@@ -118,8 +118,11 @@ pub struct OcrConfig {
     pub max_pages: u32,
     /// A page taking longer than this fails.
     pub page_timeout: Dur,
-    /// A worker's tesseract engine is recreated after this many pages.
+    /// A worker's OCR child (and its tesseract engine) is replaced after this many pages.
     pub engine_recycle_pages: u32,
+    /// Address-space limit of each OCR child in MiB (0: none); a page needing
+    /// more fails instead of exhausting the machine.
+    pub max_memory_mb: u64,
     /// Render pages with poppler's `pdftoppm` when their images can't be decoded.
     pub pdftoppm: bool,
 }
@@ -209,6 +212,7 @@ impl Default for OcrConfig {
             max_pages: 5_000,
             page_timeout: Dur::secs(180),
             engine_recycle_pages: 200,
+            max_memory_mb: 4096,
             pdftoppm: true,
         }
     }

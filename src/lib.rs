@@ -31,6 +31,11 @@ use crate::config::Config;
 /// the command. `Ok` carries the exit code for commands that report a partial
 /// failure (for example a file that could not be enqueued).
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::OcrChild = cli.command {
+        // Configured by its parent over stdin, not from files.
+        process::ocr::child::child_main()?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut config = Config::load(cli.config.as_deref(), std::env::vars())
         .context("loading the configuration")?;
     if let Some(dir) = cli.data_dir {
@@ -48,5 +53,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Retry(args) => commands::retry::run(&config, &args),
         Command::Cancel(args) => commands::cancel::run(&config, &args),
         Command::Doctor => commands::doctor::run(&config),
+        Command::OcrChild => unreachable!("handled above"),
     }
 }

@@ -1,6 +1,12 @@
 //! OCR quality and bad input, through `quire process` and the daemon.
 
-use crate::util::{Env, cer, corpus, text_pdf, text_png, word_recall};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::util::{
+    Env, PdfPage, cer, corpus, scan, text_pdf, text_png, wait_until, word_recall, write_pdf,
+};
 
 const LINES: &[&str] = &[
     "It was the best of times, it was the worst of times,",
@@ -116,4 +122,288 @@ fn bad_input_fails_with_a_clear_error() {
     let ok = dir.join("fine.pdf");
     text_pdf(&ok, &["still working after bad input"]);
     env.ok(&["process", ok.to_str().unwrap()]);
+}
+
+/// Three pages of known text, for multi-page scans.
+const PAGES: [&[&str]; 3] = [
+    &[
+        "The quick brown fox jumps over the lazy dog.",
+        "Pack my box with five dozen liquor jugs.",
+    ],
+    &[
+        "Sphinx of black quartz, judge my vow.",
+        "How vexingly quick daft zebras jump!",
+    ],
+    &[
+        "The five boxing wizards jump quickly.",
+        "Jackdaws love my big sphinx of quartz.",
+    ],
+];
+
+/// Asserts that page `n` of document `id` reads as `lines` (CER under 1%)
+/// and came from `source`; returns its `ocr_details` entry.
+fn assert_page(env: &Env, id: u32, n: usize, lines: &[&str], source: &str) -> Value {
+    let text = env.ok(&["text", &id.to_string(), "--page", &n.to_string()]);
+    let rate = cer(&lines.join(" "), &text);
+    assert!(rate < 0.01, "document {id} page {n}: CER {rate}: {text}");
+    let show = env.json(&["show", &id.to_string()]);
+    let detail = show["ocr_details"]["pages"][n.to_string()].clone();
+    assert_eq!(detail["source"], source, "document {id} page {n}: {show}");
+    detail
+}
+
+fn convert(args: &[&str]) {
+    let ok = Command::new("convert").args(args).status().unwrap();
+    assert!(ok.success(), "convert {args:?}");
+}
+
+#[test]
+fn jpeg_and_every_page_of_a_tiff_match_closely() {
+    let env = Env::new();
+    let dir = env.dir.path();
+    let pngs: Vec<String> = PAGES
+        .iter()
+        .enumerate()
+        .map(|(i, lines)| {
+            let p = dir.join(format!("p{i}.png"));
+            text_png(&p, lines);
+            p.to_str().unwrap().to_string()
+        })
+        .collect();
+    let jpg = dir.join("scan.jpg");
+    convert(&[&pngs[0], "-quality", "90", jpg.to_str().unwrap()]);
+    let tiff = dir.join("three.tiff");
+    let mut args: Vec<&str> = pngs.iter().map(String::as_str).collect();
+    args.extend(["-compress", "lzw", tiff.to_str().unwrap()]);
+    convert(&args);
+
+    env.ok(&["process", jpg.to_str().unwrap()]);
+    assert_page(&env, 1, 1, PAGES[0], "ocr");
+    env.ok(&["process", tiff.to_str().unwrap()]);
+    assert_eq!(env.json(&["show", "2"])["pages"], 3);
+    for (i, lines) in PAGES.iter().enumerate() {
+        assert_page(&env, 2, i + 1, lines, "ocr");
+    }
+}
+
+#[test]
+fn scanned_and_mixed_pdfs_are_read_from_their_images_and_text_layer() {
+    let env = Env::new();
+    let dir = env.dir.path();
+    let scanned = dir.join("scanned.pdf");
+    write_pdf(
+        &scanned,
+        &[
+            PdfPage::Scan(scan(dir, PAGES[0], true)),
+            PdfPage::Scan(scan(dir, PAGES[1], false)),
+        ],
+    );
+    let mixed = dir.join("mixed.pdf");
+    let typed = PAGES[1].join("\n");
+    write_pdf(
+        &mixed,
+        &[
+            PdfPage::Text(&typed),
+            PdfPage::Scan(scan(dir, PAGES[2], true)),
+        ],
+    );
+    env.ok(&["process", scanned.to_str().unwrap()]);
+    env.ok(&["process", mixed.to_str().unwrap()]);
+    // Scans are OCR'd from the embedded JPEG and Flate images, not re-rendered.
+    for (id, n, lines) in [(1, 1, PAGES[0]), (1, 2, PAGES[1]), (2, 2, PAGES[2])] {
+        let d = assert_page(&env, id, n, lines, "ocr");
+        assert_eq!(d["images"], 1, "{d}");
+        assert!(
+            d.get("rendered").is_none(),
+            "document {id} page {n} was rendered: {d}"
+        );
+    }
+    assert_page(&env, 2, 1, PAGES[1], "text");
+}
+
+#[test]
+fn a_task_killed_after_page_two_of_five_resumes_at_page_three() {
+    let env = Env::new().set("QUIRE_QUEUE_STALE_TIMEOUT", "1h");
+    let dir = env.dir.path();
+    let texts: Vec<Vec<String>> = (1..=5)
+        .map(|n| {
+            (1..=6)
+                .map(|l| format!("Page {n} line {l} of the resumable document."))
+                .collect()
+        })
+        .collect();
+    let pages: Vec<PdfPage> = texts
+        .iter()
+        .map(|lines| {
+            let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+            PdfPage::Scan(scan(dir, &lines, true))
+        })
+        .collect();
+    let pdf = dir.join("five.pdf");
+    write_pdf(&pdf, &pages);
+
+    let mut daemon = env.serve(&["--workers", "1"]);
+    std::fs::copy(&pdf, env.inbox().join("five.pdf")).unwrap();
+    let done = |env: &Env| -> usize {
+        let out = env.run(&["show", "1", "--json"]);
+        if !out.status.success() {
+            return 0;
+        }
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["page_list"].as_array().map_or(0, Vec::len)
+    };
+    wait_until("two pages to be checkpointed", || done(&env) >= 2);
+    daemon.kill();
+    let killed_after = done(&env);
+    assert!(
+        killed_after < 5,
+        "the whole document finished before the kill"
+    );
+    // The OCR child died with the daemon.
+    wait_until("the OCR child to exit", || children_of(&env).is_empty());
+
+    let _restarted = env.serve(&["--workers", "1"]);
+    let docs = env.wait_settled(1);
+    assert_eq!(docs[0]["status"], "indexed");
+    let details = env.json(&["show", "1"])["ocr_details"]["pages"].clone();
+    for n in 1..=5 {
+        // Attempt 1 read the pages before the kill; attempt 2 only the rest.
+        let want = if n <= killed_after { 1 } else { 2 };
+        assert_eq!(
+            details[n.to_string()]["attempts"],
+            want,
+            "page {n}: {details}"
+        );
+        let lines: Vec<&str> = texts[n - 1].iter().map(String::as_str).collect();
+        assert_page(&env, 1, n, &lines, "ocr");
+    }
+}
+
+/// Processes still running with this env's data dir in their environment
+/// (the daemon and its OCR children).
+fn children_of(env: &Env) -> Vec<u32> {
+    let marker = format!("QUIRE_DATA_DIR={}", env.data().display());
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == marker.as_bytes()))
+        })
+        .filter(|pid| {
+            // Zombies are gone for our purposes.
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+        })
+        .collect()
+}
+
+/// A PNG whose header claims `w`x`h` pixels, with a valid IHDR checksum and
+/// almost no data: refused from its header, never decoded.
+fn pixel_bomb(w: u32, h: u32) -> Vec<u8> {
+    fn crc(bytes: &[u8]) -> u32 {
+        let mut c = 0xffff_ffffu32;
+        for b in bytes {
+            c ^= u32::from(*b);
+            for _ in 0..8 {
+                c = if c & 1 != 0 {
+                    0xedb8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+            }
+        }
+        !c
+    }
+    let chunk = |kind: &[u8], data: &[u8]| {
+        let mut c = (data.len() as u32).to_be_bytes().to_vec();
+        let mut body = kind.to_vec();
+        body.extend_from_slice(data);
+        c.extend_from_slice(&body);
+        c.extend_from_slice(&crc(&body).to_be_bytes());
+        c
+    };
+    let mut ihdr = w.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend(chunk(b"IHDR", &ihdr));
+    png.extend(chunk(
+        b"IDAT",
+        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+    ));
+    png.extend(chunk(b"IEND", &[]));
+    png
+}
+
+#[test]
+fn limits_and_locked_files_fail_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let bomb = dir.path().join("bomb.png");
+    std::fs::write(&bomb, pixel_bomb(40_000, 40_000)).unwrap();
+    let plain = dir.path().join("plain.pdf");
+    text_pdf(&plain, &["a perfectly ordinary text layer page, locked"]);
+    let locked = dir.path().join("locked.pdf");
+    let ok = Command::new("qpdf")
+        .args(["--encrypt", "secret", "owner", "256", "--"])
+        .arg(&plain)
+        .arg(&locked)
+        .status()
+        .expect("qpdf is installed (scripts/setup.sh)");
+    assert!(ok.success());
+    let multipage = corpus("multipage.pdf");
+    let png = dir.path().join("words.png");
+    text_png(&png, PAGES[0]);
+
+    // (file, QUIRE_* settings, expected error)
+    type Case<'a> = (&'a std::path::Path, &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
+        (&bomb, &[], "40000x40000 pixels, over the limit"),
+        (&locked, &[], "encrypted: password required"),
+        (
+            &multipage,
+            &[("QUIRE_OCR_MAX_PAGES", "3")],
+            "6 pages, over the limit of 3",
+        ),
+        (
+            &png,
+            &[("QUIRE_OCR_MAX_MEMORY_MB", "40")],
+            "ocr.max_memory_mb",
+        ),
+    ];
+    for (file, vars, want) in cases {
+        let mut env = Env::new();
+        for (k, v) in *vars {
+            env = env.set(k, v);
+        }
+        let out = env.run(&["process", file.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{file:?} {vars:?}: {err}");
+        assert!(err.contains(want), "{file:?} {vars:?}: {err}");
+        let doc = &env.docs()[0];
+        assert_eq!(doc["status"], "failed", "{doc}");
+        eprintln!("{file:?} {vars:?}: {}", doc["error"]);
+    }
+
+    // A page over the time limit is stopped (its OCR child killed) and the
+    // page fails with the reason; the next document gets a fresh child.
+    let env = Env::new().set("QUIRE_OCR_PAGE_TIMEOUT", "250ms");
+    let dense = dir.path().join("dense.png");
+    let lines: Vec<String> = (0..60)
+        .map(|i| format!("Line {i} of a page dense enough to take tesseract a while to read."))
+        .collect();
+    text_png(
+        &dense,
+        &lines.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let out = env.run(&["process", dense.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let doc = &env.docs()[0];
+    assert_eq!(doc["status"], "failed");
+    assert_eq!(
+        doc["error"],
+        "no page could be read: page 1 took longer than 250ms (ocr.page_timeout) and was stopped"
+    );
+    let fine = dir.path().join("fine.pdf");
+    text_pdf(&fine, &["read in time, after a page that was not"]);
+    env.ok(&["process", fine.to_str().unwrap()]);
 }

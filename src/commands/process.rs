@@ -16,7 +16,6 @@ use crate::worker::{TaskContext, TaskError, WorkerIdentity};
 
 /// Runs `quire process`.
 pub fn run(config: &Config, args: &ProcessArgs) -> anyhow::Result<ExitCode> {
-    crate::process::ocr::limit_omp_threads(1);
     let app = App::open(config, 4)?;
     let doc_id = match args.target.parse::<i64>() {
         Ok(id) if app.store.document(id)?.is_some() => id,

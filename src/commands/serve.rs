@@ -27,7 +27,6 @@ pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     } else {
         0
     };
-    crate::process::ocr::limit_omp_threads(workers);
     let app = App::open(&config, workers as u32 + 4)?;
     serve(&app, crate::process::processors(&app), !args.no_watch)
 }

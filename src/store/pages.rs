@@ -44,7 +44,11 @@ pub struct PageDetail {
     pub source: Option<PageSource>,
     pub chars: usize,
     pub confidence: Option<f64>,
+    /// Raster images the page holds (embedded in a PDF page; 1 for an image file).
     pub images: usize,
+    /// True when the page was rendered for OCR instead of OCR'ing its images.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rendered: bool,
     pub attempts: u32,
     pub error: Option<String>,
 }

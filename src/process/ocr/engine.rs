@@ -26,11 +26,12 @@ pub struct Recognized {
     pub confidence: f64,
 }
 
-/// Recognizes `pix` with this thread's engine for `languages` (e.g. `eng+deu`).
-/// Images without a resolution are read as `default_dpi`.
+/// Recognizes `pix` with this thread's engine for `languages` (e.g. `eng+deu`)
+/// at resolution `dpi` if given, else the image's own, else `default_dpi`.
 pub fn recognize(
     pix: &Pix,
     languages: &str,
+    dpi: Option<i32>,
     default_dpi: u32,
     recycle: u32,
 ) -> Result<Recognized, String> {
@@ -47,8 +48,10 @@ pub fn recognize(
         api.set_image_2(pix);
         // SAFETY: pixGetXRes only reads a field of a valid Pix.
         let xres = unsafe { leptonica_sys::pixGetXRes(AsRef::<leptonica_sys::Pix>::as_ref(pix) as *const _ as *mut _) };
-        if xres <= 0 {
-            api.set_source_resolution(default_dpi as i32);
+        match dpi {
+            Some(d) => api.set_source_resolution(d),
+            None if xres <= 0 => api.set_source_resolution(default_dpi as i32),
+            None => {}
         }
         api.recognize().map_err(|_| "tesseract could not recognize the image".to_string())?;
         let text = api

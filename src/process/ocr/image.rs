@@ -45,13 +45,20 @@ pub fn read_page(
         // SAFETY: leptonica reads `data.len()` bytes; a null result is checked.
         let ptr = unsafe { leptonica_sys::pixReadMemTiff(data.as_ptr(), data.len(), index as i32) };
         if ptr.is_null() {
-            return Err(format!("TIFF page {} cannot be decoded", index + 1));
+            return Err(format!(
+                "TIFF page {} cannot be decoded (damaged, or over the memory limit ocr.max_memory_mb)",
+                index + 1
+            ));
         }
         // SAFETY: a fresh Pix owned by nobody else.
         return Ok(unsafe { RefCountedExclusive::new(Pix::new_from_pointer(ptr)) });
     }
     Pix::read_mem(data)
-        .map_err(|_| format!("the {kind} image cannot be decoded (damaged or truncated)"))
+        .map_err(|_| {
+            format!(
+                "the {kind} image cannot be decoded (damaged or truncated, or over the memory limit ocr.max_memory_mb)"
+            )
+        })
 }
 
 /// Walks a TIFF's IFD chain for each page's ImageWidth and ImageLength.

@@ -6,91 +6,81 @@
 //! are otherwise rendered with `pdftoppm` and OCR'd. Bad input fails with a
 //! message naming the problem; one bad page fails only that page.
 
+pub mod child;
+pub mod embedded;
 pub mod engine;
 pub mod image;
 pub mod pdf;
+pub mod reader;
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::cell::RefCell;
 use std::path::Path;
+use std::time::Duration;
 
-use crate::config::{OcrConfig, OcrMode};
+use child::{Child, Failure};
+use reader::PageText;
+
+use crate::config::OcrConfig;
 use crate::detect::Kind;
-use crate::store::{PageDetail, PageSource};
+use crate::store::PageDetail;
 use crate::worker::{Processor, TaskContext, TaskError};
 
-/// Turns off tesseract's OpenMP threading when several workers run: parallel
-/// engines with OpenMP threads run slower than serial ones. Must run before
-/// the library starts any thread, so `serve` calls it first thing.
-pub fn limit_omp_threads(workers: usize) {
-    if workers > 1 && std::env::var_os("OMP_THREAD_LIMIT").is_none() {
-        // SAFETY: called at start-up, before any other thread exists.
-        unsafe { std::env::set_var("OMP_THREAD_LIMIT", "1") };
-    }
+thread_local! {
+    /// This worker thread's OCR child, started on first use.
+    static CHILD: RefCell<Option<Child>> = const { RefCell::new(None) };
 }
 
-/// The OCR processor.
+/// The OCR processor. It runs in the daemon and drives this worker thread's
+/// OCR child (see [`child`]): counts pages, skips those checkpointed, and
+/// records each page's text or error as it comes back.
 pub struct OcrProcessor {
     config: OcrConfig,
-    languages: String,
-}
-
-/// The text of one page, or why it has none.
-struct PageText {
-    text: String,
-    source: PageSource,
-    confidence: Option<f64>,
 }
 
 impl OcrProcessor {
     pub fn new(config: OcrConfig) -> OcrProcessor {
-        let languages = config.languages.join("+");
-        OcrProcessor { config, languages }
+        OcrProcessor { config }
     }
 
-    /// OCRs an image already decoded into leptonica.
-    fn ocr_image(&self, kind: Kind, data: &[u8], index: usize) -> Result<PageText, String> {
-        let pix = image::read_page(kind, data, index)?;
-        let r = engine::recognize(
-            &pix,
-            &self.languages,
-            self.config.default_dpi,
-            self.config.engine_recycle_pages,
-        )?;
-        Ok(PageText {
-            text: r.text,
-            source: PageSource::Ocr,
-            confidence: Some(r.confidence),
+    /// Runs `f` on this thread's child, starting one if needed, and drops the
+    /// child when it is lost (crashed, killed) or has read enough pages.
+    fn with_child<T>(
+        &self,
+        f: impl FnOnce(&mut Child) -> Result<T, Failure>,
+    ) -> Result<T, Failure> {
+        CHILD.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            if slot.is_none() {
+                *slot = Some(Child::spawn(&self.config).map_err(Failure::Error)?);
+            }
+            let child = slot.as_mut().expect("started above");
+            let result = f(child);
+            let worn = child.pages_read() >= self.config.engine_recycle_pages.max(1);
+            if worn || result.as_ref().is_err_and(Failure::lost_child) {
+                *slot = None;
+            }
+            result
         })
     }
 
-    /// Reads one PDF page: its text layer, or OCR of its rendering.
-    fn pdf_page(&self, doc: &pdf::Pdf, path: &Path, n: u32) -> Result<PageText, String> {
-        let layer = match self.config.mode {
-            OcrMode::Force => None,
-            _ => Some(doc.text(n)),
-        };
-        match (&layer, self.config.mode) {
-            (Some(Ok(t)), _) if pdf::usable_text(t) => {
-                return Ok(PageText {
-                    text: t.clone(),
-                    source: PageSource::Text,
-                    confidence: None,
-                });
+    fn timeout(&self) -> Duration {
+        self.config.page_timeout.0
+    }
+
+    /// Page count of the document at `path`, opened in the child.
+    fn open(&self, path: &Path, kind: Kind) -> Result<usize, Failure> {
+        self.with_child(|c| c.open(path, kind, self.timeout()))
+    }
+
+    /// Reads page `n`, (re)opening the document in the child if needed.
+    fn page(&self, path: &Path, kind: Kind, n: usize) -> Result<PageText, String> {
+        self.with_child(|c| {
+            if !c.has_open(path) {
+                c.open(path, kind, self.timeout())?;
             }
-            (Some(Ok(t)), OcrMode::TextOnly) => {
-                return Ok(PageText {
-                    text: t.clone(),
-                    source: PageSource::Text,
-                    confidence: None,
-                });
-            }
-            (Some(Err(e)), OcrMode::TextOnly) => return Err(e.clone()),
-            (Some(Err(e)), _) => log::debug!("page {n}: {e}; reading it with OCR instead"),
-            _ => {}
-        }
-        let dpi = pdf::render_dpi(doc.page_size(n), 300, self.config.max_pixels);
-        let png = pdf::render(path, n, dpi, self.config.page_timeout.0)?;
-        self.ocr_image(Kind::Png, &png, 0)
+            c.page(n, self.timeout())
+        })
+        .map_err(|f| f.message(&format!("page {n}")))
     }
 }
 
@@ -104,37 +94,10 @@ impl Processor for OcrProcessor {
             .map_err(db)?
             .ok_or_else(|| TaskError::permanent("the document was deleted"))?;
         let path = store.file_of(&doc);
-        let data = std::fs::read(&path).map_err(|e| {
-            TaskError::permanent(format!(
-                "cannot read the stored file {}: {e}; restore it from a backup and `quire retry` this task",
-                path.display()
-            ))
-        })?;
         let kind = Kind::from_stored(&doc.kind);
-
-        // Open the document and count its pages.
-        enum Source {
-            Image(Vec<(u64, u64)>),
-            Pdf(Box<pdf::Pdf>),
-        }
-        let source = match kind {
-            Kind::Unsupported("empty") => {
-                return Err(TaskError::permanent("the file is empty (0 bytes)"));
-            }
-            Kind::Unsupported(what) => {
-                return Err(TaskError::permanent(format!(
-                    "unsupported file type: the content is {what}; quire reads PDF, PNG, JPEG, TIFF, BMP, GIF, WebP and PNM"
-                )));
-            }
-            Kind::Pdf => Source::Pdf(Box::new(
-                pdf::Pdf::load(&data).map_err(TaskError::permanent)?,
-            )),
-            k => Source::Image(image::page_sizes(k, &data).map_err(TaskError::permanent)?),
-        };
-        let pages = match &source {
-            Source::Image(sizes) => sizes.len(),
-            Source::Pdf(p) => p.page_count(),
-        };
+        let pages = self
+            .open(&path, kind)
+            .map_err(|f| TaskError::permanent(f.message("opening the file")))?;
         if pages > self.config.max_pages as usize {
             return Err(TaskError::permanent(format!(
                 "the document has {pages} pages, over the limit of {} (ocr.max_pages)",
@@ -156,27 +119,15 @@ impl Processor for OcrProcessor {
                 }
                 continue; // checkpointed by an earlier attempt
             }
-            let result = catch_unwind(AssertUnwindSafe(|| match &source {
-                Source::Image(sizes) => {
-                    let (w, h) = sizes[n - 1];
-                    if w * h > self.config.max_pixels {
-                        return Err(format!(
-                            "the page is {w}x{h} pixels, over the limit of {} (ocr.max_pixels)",
-                            self.config.max_pixels
-                        ));
-                    }
-                    self.ocr_image(kind, &data, n - 1)
-                }
-                Source::Pdf(p) => self.pdf_page(p, &path, n as u32),
-            }))
-            .unwrap_or_else(|_| Err("reading the page crashed the reader".into()));
+            let result = self.page(&path, kind, n);
             let detail = match &result {
                 Ok(p) => PageDetail {
                     status: "done".into(),
                     source: Some(p.source),
                     chars: p.text.chars().count(),
                     confidence: p.confidence,
-                    images: usize::from(p.source == PageSource::Ocr),
+                    images: p.images,
+                    rendered: p.rendered,
                     attempts: ctx.claim.attempt as u32,
                     error: None,
                 },
@@ -195,8 +146,8 @@ impl Processor for OcrProcessor {
                 .save_page(doc_id, n as i64, text, &detail, ctx.app.queue.now_ms())
                 .map_err(db)?;
             if let Err(e) = result {
-                log::warn!("document {doc_id} {:?}: page {n} failed: {e}", doc.name);
-                failed.push(format!("page {n}: {e}"));
+                log::warn!("document {doc_id} {:?}: {e}", doc.name);
+                failed.push(e);
             }
         }
         if failed.len() == pages {

@@ -58,36 +58,59 @@ impl Pdf {
         }
     }
 
-    /// The page's size in points (from its MediaBox, inherited if need be).
-    pub fn page_size(&self, n: u32) -> Option<(f64, f64)> {
-        let (_, id) = self.pages.iter().find(|(p, _)| *p == n)?;
-        let mut dict = self.doc.get_dictionary(*id).ok()?;
+    /// The underlying lopdf document.
+    pub fn inner(&self) -> &Document {
+        &self.doc
+    }
+
+    /// The object id of page `n` (1-based).
+    pub fn page_id(&self, n: u32) -> Option<(u32, u16)> {
+        self.pages.iter().find(|(p, _)| *p == n).map(|(_, id)| *id)
+    }
+
+    /// The page's /Rotate, inherited if need be (0 when absent or odd).
+    pub fn rotation(&self, n: u32) -> i64 {
+        self.inherited(n, b"Rotate")
+            .and_then(|o| o.as_i64().ok())
+            .unwrap_or(0)
+            .rem_euclid(360)
+    }
+
+    /// A page attribute, looked up through the page tree (/Parent links).
+    fn inherited(&self, n: u32, key: &[u8]) -> Option<pdf_extract::Object> {
+        let mut dict = self.doc.get_dictionary(self.page_id(n)?).ok()?;
         for _ in 0..32 {
-            if let Ok(obj) = dict.get(b"MediaBox") {
-                let arr = match obj {
-                    pdf_extract::Object::Reference(r) => {
-                        self.doc.get_object(*r).ok()?.as_array().ok()?
-                    }
-                    o => o.as_array().ok()?,
+            if let Ok(obj) = dict.get(key) {
+                return match obj {
+                    pdf_extract::Object::Reference(r) => self.doc.get_object(*r).ok().cloned(),
+                    o => Some(o.clone()),
                 };
-                let v: Vec<f64> = arr
-                    .iter()
-                    .filter_map(|o| {
-                        o.as_float()
-                            .ok()
-                            .map(f64::from)
-                            .or_else(|| o.as_i64().ok().map(|i| i as f64))
-                    })
-                    .collect();
-                if v.len() == 4 {
-                    return Some(((v[2] - v[0]).abs(), (v[3] - v[1]).abs()));
-                }
-                return None;
             }
             let parent = dict.get(b"Parent").ok()?.as_reference().ok()?;
             dict = self.doc.get_dictionary(parent).ok()?;
         }
         None
+    }
+
+    /// The page's size in points (from its MediaBox, inherited if need be).
+    pub fn page_size(&self, n: u32) -> Option<(f64, f64)> {
+        let arr = match self.inherited(n, b"MediaBox")? {
+            pdf_extract::Object::Array(a) => a,
+            _ => return None,
+        };
+        let v: Vec<f64> = arr
+            .iter()
+            .filter_map(|o| {
+                o.as_float()
+                    .ok()
+                    .map(f64::from)
+                    .or_else(|| o.as_i64().ok().map(|i| i as f64))
+            })
+            .collect();
+        let [x0, y0, x1, y1] = v.as_slice() else {
+            return None;
+        };
+        Some(((x1 - x0).abs(), (y1 - y0).abs()))
     }
 }
 

@@ -1,0 +1,324 @@
+//! The OCR child process: each worker thread reads pages through its own
+//! `quire ocr-child` process, which keeps a tesseract engine and the open
+//! document between requests. Tesseract, leptonica and pdf-extract run only
+//! there, so the daemon survives what they can do wrong: a page that hangs is
+//! killed after `ocr.page_timeout`, a crash (abort, segfault, stack overflow)
+//! or a page that needs more than `ocr.max_memory_mb` costs that page alone,
+//! and the next page gets a fresh child.
+//!
+//! Protocol: one JSON [`Request`] per line on the child's stdin, one JSON
+//! [`Reply`] per line on its stdout. The child's stderr (library chatter such
+//! as leptonica's "Error in pixReadMem") goes to the debug log.
+
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::reader::{Document, PageText};
+use crate::config::OcrConfig;
+use crate::detect::Kind;
+
+/// What the daemon asks of the child.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Request {
+    /// Opens a document (closing the previous one); answered by `Opened`.
+    Open { path: PathBuf, kind: String },
+    /// Reads page `n` (1-based) of the open document; answered by `Page`.
+    Page { n: usize },
+}
+
+/// The child's answer to one request.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reply {
+    Opened {
+        pages: usize,
+    },
+    Page(PageText),
+    /// The request failed; the message is for the user.
+    Error(String),
+}
+
+/// Runs the child: the hidden `quire ocr-child` command. Reads the OCR
+/// configuration as JSON from the first line of stdin, then serves requests
+/// until stdin closes.
+pub fn child_main() -> anyhow::Result<()> {
+    // Die with the thread that started us, so a killed daemon leaves no
+    // children behind.
+    // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number and no pointers.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    let stdin = std::io::stdin().lock();
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    let mut lines = stdin.lines();
+    let Some(first) = lines.next() else {
+        return Ok(());
+    };
+    let config: OcrConfig = serde_json::from_str(&first?)?;
+    limit_memory(config.max_memory_mb);
+    let mut doc: Option<Document> = None;
+    for line in lines {
+        let reply = match serde_json::from_str::<Request>(&line?)? {
+            Request::Open { path, kind } => {
+                doc = None; // free the previous document first
+                match Document::open(&path, Kind::from_stored(&kind)) {
+                    Ok(d) => {
+                        let pages = d.pages();
+                        doc = Some(d);
+                        Reply::Opened { pages }
+                    }
+                    Err(e) => Reply::Error(e),
+                }
+            }
+            Request::Page { n } => match &doc {
+                Some(d) => match d.read_page(&config, n) {
+                    Ok(p) => Reply::Page(p),
+                    Err(e) => Reply::Error(e),
+                },
+                None => Reply::Error("no document is open".into()),
+            },
+        };
+        serde_json::to_writer(&mut out, &reply)?;
+        out.write_all(b"\n")?;
+        out.flush()?;
+    }
+    Ok(())
+}
+
+/// Caps the child's address space so that a page needing absurd memory fails
+/// (an allocation failure aborts the child) instead of swapping the machine.
+fn limit_memory(mb: u64) {
+    if mb == 0 {
+        return;
+    }
+    let bytes = mb.saturating_mul(1024 * 1024) as libc::rlim_t;
+    let limit = libc::rlimit {
+        rlim_cur: bytes,
+        rlim_max: bytes,
+    };
+    // SAFETY: setrlimit reads the struct we pass.
+    if unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) } != 0 {
+        log::warn!(
+            "cannot limit the OCR child's memory to {mb} MiB: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+/// The daemon's handle on one child.
+pub struct Child {
+    process: std::process::Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    /// The document the child has open.
+    open: Option<PathBuf>,
+    /// Pages read by this child, for recycling it.
+    pages: u32,
+}
+
+impl Child {
+    /// Starts a child with `config`.
+    pub fn spawn(config: &OcrConfig) -> Result<Child, String> {
+        // /proc/self/exe is this very binary even after a package upgrade
+        // replaced the file on disk.
+        let exe = if Path::new("/proc/self/exe").exists() {
+            PathBuf::from("/proc/self/exe")
+        } else {
+            std::env::current_exe().map_err(|e| format!("cannot find the quire binary: {e}"))?
+        };
+        let mut command = Command::new(exe);
+        // Tesseract's OpenMP threads make it slower, not faster: parallel
+        // engines fight over cores, and even one engine alone is slower on a
+        // small shared machine (`cargo bench --bench ocr`, 2 cores: 4.3 s a
+        // page with OpenMP, 1.0 s without). Workers are the parallelism; a
+        // user who wants OpenMP sets OMP_THREAD_LIMIT themselves.
+        if std::env::var_os("OMP_THREAD_LIMIT").is_none() {
+            command.env("OMP_THREAD_LIMIT", "1");
+        }
+        let mut process = command
+            .arg("ocr-child")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start the OCR child process: {e}"))?;
+        let (Some(mut stdin), Some(stdout), Some(stderr)) = (
+            process.stdin.take(),
+            process.stdout.take(),
+            process.stderr.take(),
+        ) else {
+            unreachable!("all three streams were piped");
+        };
+        std::thread::Builder::new()
+            .name("ocr-child-stderr".into())
+            .spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    log::debug!("ocr child: {line}");
+                }
+            })
+            .map_err(|e| format!("cannot start a thread: {e}"))?;
+        let config = serde_json::to_string(config).expect("the configuration serializes");
+        writeln!(stdin, "{config}").map_err(|e| format!("cannot talk to the OCR child: {e}"))?;
+        Ok(Child {
+            process,
+            stdin,
+            stdout: BufReader::new(stdout),
+            open: None,
+            pages: 0,
+        })
+    }
+
+    /// Number of pages read by this child.
+    pub fn pages_read(&self) -> u32 {
+        self.pages
+    }
+
+    /// Opens `path` in the child unless it has it open already; returns its page count.
+    pub fn open(&mut self, path: &Path, kind: Kind, timeout: Duration) -> Result<usize, Failure> {
+        self.open = None;
+        let req = Request::Open {
+            path: path.to_owned(),
+            kind: kind.as_str().into(),
+        };
+        match self.call(&req, timeout)? {
+            Reply::Opened { pages } => {
+                self.open = Some(path.to_owned());
+                Ok(pages)
+            }
+            Reply::Error(e) => Err(Failure::Error(e)),
+            other => Err(Failure::Died(format!("unexpected reply {other:?}"))),
+        }
+    }
+
+    /// True when the child has `path` open.
+    pub fn has_open(&self, path: &Path) -> bool {
+        self.open.as_deref() == Some(path)
+    }
+
+    /// Reads page `n` of the open document.
+    pub fn page(&mut self, n: usize, timeout: Duration) -> Result<PageText, Failure> {
+        self.pages += 1;
+        match self.call(&Request::Page { n }, timeout)? {
+            Reply::Page(p) => Ok(p),
+            Reply::Error(e) => Err(Failure::Error(e)),
+            other => Err(Failure::Died(format!("unexpected reply {other:?}"))),
+        }
+    }
+
+    /// Sends one request and waits up to `timeout` for the reply. On a
+    /// timeout or a broken child the child is killed; the caller drops it.
+    fn call(&mut self, req: &Request, timeout: Duration) -> Result<Reply, Failure> {
+        let sent = serde_json::to_writer(&mut self.stdin, req)
+            .map_err(std::io::Error::from)
+            .and_then(|()| self.stdin.write_all(b"\n"))
+            .and_then(|()| self.stdin.flush());
+        if sent.is_err() {
+            return Err(self.died());
+        }
+        if !self.wait_readable(timeout) {
+            self.kill();
+            return Err(Failure::TimedOut(timeout));
+        }
+        let mut line = String::new();
+        match self.stdout.read_line(&mut line) {
+            Ok(0) | Err(_) => Err(self.died()),
+            Ok(_) => serde_json::from_str(&line)
+                .map_err(|e| Failure::Died(format!("garbled reply ({e})"))),
+        }
+    }
+
+    /// Waits until the child's stdout has data (or closed), up to `timeout`.
+    fn wait_readable(&mut self, timeout: Duration) -> bool {
+        if !self.stdout.buffer().is_empty() {
+            return true;
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let mut fd = libc::pollfd {
+                fd: self.stdout.get_ref().as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let ms = left.as_millis().min(i32::MAX as u128) as i32;
+            // SAFETY: one valid pollfd for the duration of the call.
+            match unsafe { libc::poll(&mut fd, 1, ms) } {
+                n if n > 0 => return true,
+                0 => return false,
+                _ if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {}
+                _ => return true, // let the read report the error
+            }
+        }
+    }
+
+    /// Describes how the child died, reaping it.
+    fn died(&mut self) -> Failure {
+        let status = match self.process.try_wait() {
+            Ok(Some(s)) => Some(s),
+            _ => {
+                // It closed its pipes; give it a moment to exit.
+                std::thread::sleep(Duration::from_millis(50));
+                self.kill();
+                self.process.wait().ok()
+            }
+        };
+        let why = match status.and_then(|s| s.signal()) {
+            Some(libc::SIGABRT) => {
+                "it aborted (often: out of memory under ocr.max_memory_mb)".to_string()
+            }
+            Some(libc::SIGSEGV) => "it crashed (segmentation fault)".to_string(),
+            Some(libc::SIGKILL) => "it was killed (SIGKILL; out of memory?)".to_string(),
+            Some(sig) => format!("it died of signal {sig}"),
+            None => match status.and_then(|s| s.code()) {
+                Some(code) => format!("it exited with status {code}"),
+                None => "it stopped answering".to_string(),
+            },
+        };
+        Failure::Died(why)
+    }
+
+    fn kill(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Why a request got no answer.
+#[derive(Debug)]
+pub enum Failure {
+    /// The child answered with an error about the input.
+    Error(String),
+    /// The child took too long and was killed.
+    TimedOut(Duration),
+    /// The child crashed or broke the protocol; it is gone.
+    Died(String),
+}
+
+impl Failure {
+    /// True when the child is gone and must be replaced.
+    pub fn lost_child(&self) -> bool {
+        !matches!(self, Failure::Error(_))
+    }
+
+    /// The message for the user, about `what` ("the page", "opening the file").
+    pub fn message(&self, what: &str) -> String {
+        match self {
+            Failure::Error(e) => e.clone(),
+            Failure::TimedOut(t) => {
+                format!("{what} took longer than {t:?} (ocr.page_timeout) and was stopped")
+            }
+            Failure::Died(why) => format!("the OCR reader failed on {what}: {why}"),
+        }
+    }
+}

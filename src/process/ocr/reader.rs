@@ -1,0 +1,223 @@
+//! Reading pages in this process: an opened document (image file or PDF) and
+//! the text of one page of it. This is what the OCR child process runs (see
+//! [`super::child`]); the daemon itself never calls into tesseract, leptonica
+//! or pdf-extract, so a crash or a hang in them costs one page, not the daemon.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{embedded, engine, image, pdf};
+use crate::config::{OcrConfig, OcrMode};
+use crate::detect::Kind;
+use crate::store::PageSource;
+
+/// The text of one page.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PageText {
+    pub text: String,
+    pub source: PageSource,
+    /// Tesseract's mean confidence (0-100); none for a text layer.
+    pub confidence: Option<f64>,
+    /// Raster images the page holds (1 for a page of an image file).
+    pub images: usize,
+    /// True when the page was rendered (pdftoppm) for OCR.
+    pub rendered: bool,
+}
+
+/// An opened document.
+pub struct Document {
+    path: PathBuf,
+    kind: Kind,
+    data: Vec<u8>,
+    source: Source,
+}
+
+enum Source {
+    /// Each page's (width, height), read from the headers.
+    Image(Vec<(u64, u64)>),
+    Pdf(Box<pdf::Pdf>),
+}
+
+impl Document {
+    /// Reads and parses the file at `path` of type `kind`. Fails, with a
+    /// message for the user, on files that can't be read at all.
+    pub fn open(path: &Path, kind: Kind) -> Result<Document, String> {
+        let data = std::fs::read(path).map_err(|e| {
+            format!(
+                "cannot read the stored file {}: {e}; restore it from a backup and `quire retry` this task",
+                path.display()
+            )
+        })?;
+        let source = match kind {
+            Kind::Unsupported("empty") => return Err("the file is empty (0 bytes)".into()),
+            Kind::Unsupported(what) => {
+                return Err(format!(
+                    "unsupported file type: the content is {what}; quire reads PDF, PNG, JPEG, TIFF, BMP, GIF, WebP and PNM"
+                ));
+            }
+            Kind::Pdf => Source::Pdf(Box::new(pdf::Pdf::load(&data)?)),
+            k => Source::Image(image::page_sizes(k, &data)?),
+        };
+        Ok(Document {
+            path: path.to_owned(),
+            kind,
+            data,
+            source,
+        })
+    }
+
+    /// The path it was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Number of pages.
+    pub fn pages(&self) -> usize {
+        match &self.source {
+            Source::Image(sizes) => sizes.len(),
+            Source::Pdf(p) => p.page_count(),
+        }
+    }
+
+    /// Reads page `n` (1-based). A panic inside a library becomes this page's error.
+    pub fn read_page(&self, config: &OcrConfig, n: usize) -> Result<PageText, String> {
+        catch_unwind(AssertUnwindSafe(|| match &self.source {
+            Source::Image(sizes) => {
+                let &(w, h) = sizes
+                    .get(n.wrapping_sub(1))
+                    .ok_or_else(|| format!("there is no page {n}"))?;
+                check_pixels(w, h, config.max_pixels)?;
+                let pix = image::read_page(self.kind, &self.data, n - 1)?;
+                ocr_image(config, &pix, None)
+            }
+            Source::Pdf(p) => self.pdf_page(config, p, n as u32),
+        }))
+        .unwrap_or_else(|_| Err("reading the page crashed the reader".into()))
+    }
+
+    /// One PDF page: its text layer when usable, else OCR of its images, else
+    /// OCR of a rendering of the page.
+    fn pdf_page(&self, config: &OcrConfig, doc: &pdf::Pdf, n: u32) -> Result<PageText, String> {
+        if config.mode != OcrMode::Force {
+            match doc.text(n) {
+                Ok(t) if pdf::usable_text(&t) || config.mode == OcrMode::TextOnly => {
+                    return Ok(PageText {
+                        text: t,
+                        source: PageSource::Text,
+                        confidence: None,
+                        images: 0,
+                        rendered: false,
+                    });
+                }
+                Err(e) if config.mode == OcrMode::TextOnly => return Err(e),
+                Err(e) => log::debug!("page {n}: {e}; reading it with OCR instead"),
+                Ok(_) => {}
+            }
+        }
+        let size = doc.page_size(n);
+        let mut seen = 0;
+        match self.embedded_images(config, doc, n, size, &mut seen) {
+            Ok(Some(page)) => return Ok(page),
+            Ok(None) => {}
+            Err(e) => log::debug!("page {n}: {e}; rendering it instead"),
+        }
+        if !config.pdftoppm {
+            return Err(
+                "the page's images cannot be decoded and rendering is off (ocr.pdftoppm = false)"
+                    .into(),
+            );
+        }
+        let dpi = pdf::render_dpi(size, 300, config.max_pixels);
+        let png = pdf::render(&self.path, n, dpi, config.page_timeout.0)?;
+        let pix = image::read_page(Kind::Png, &png, 0)?;
+        let page = ocr_image(config, &pix, None)?;
+        Ok(PageText {
+            images: seen,
+            rendered: true,
+            ..page
+        })
+    }
+
+    /// OCR of a page that is one scanned image: decoded straight from the
+    /// PDF, without a rendering pass. `None` when the page is anything else
+    /// (several images, images we can't decode, rotated), which is rendered.
+    fn embedded_images(
+        &self,
+        config: &OcrConfig,
+        doc: &pdf::Pdf,
+        n: u32,
+        size: Option<(f64, f64)>,
+        seen: &mut usize,
+    ) -> Result<Option<PageText>, String> {
+        let Some(page_id) = doc.page_id(n) else {
+            return Ok(None);
+        };
+        let (images, undecodable) = embedded::page_images(doc.inner(), page_id, config.max_pixels)?;
+        *seen = images.len() + undecodable;
+        if doc.rotation(n) != 0 {
+            return Ok(None);
+        }
+        let [img] = images.as_slice() else {
+            return Ok(None);
+        };
+        if undecodable > 0 {
+            return Ok(None);
+        }
+        // The scan's resolution is its pixels over the page's inches; only a
+        // full-page image makes that meaningful, so small images are rendered.
+        let Some((w_pt, h_pt)) = size else {
+            return Ok(None);
+        };
+        let (dpi_x, dpi_y) = (
+            f64::from(img.width) * 72.0 / w_pt,
+            f64::from(img.height) * 72.0 / h_pt,
+        );
+        if !(50.0..=1200.0).contains(&dpi_x) || (dpi_x - dpi_y).abs() > dpi_x * 0.1 {
+            return Ok(None);
+        }
+        let pix = tesseract::plumbing::leptonica_plumbing::Pix::read_mem(&img.data)
+            .map_err(|_| format!("embedded {} image cannot be decoded", img.format))?;
+        let page = ocr_image(config, &pix, Some(dpi_x.round() as i32))?;
+        // A low score suggests the image is drawn rotated or mirrored by the
+        // page; the rendering shows it as the reader sees it.
+        if page.confidence.is_some_and(|c| c < 40.0) {
+            log::debug!("page {n}: embedded image read with low confidence; rendering it instead");
+            return Ok(None);
+        }
+        Ok(Some(page))
+    }
+}
+
+/// Refuses a page over the pixel limit before it is decoded.
+fn check_pixels(w: u64, h: u64, max: u64) -> Result<(), String> {
+    if w.saturating_mul(h) > max {
+        return Err(format!(
+            "the page is {w}x{h} pixels, over the limit of {max} (ocr.max_pixels)"
+        ));
+    }
+    Ok(())
+}
+
+/// OCRs a decoded image with this thread's engine.
+fn ocr_image(
+    config: &OcrConfig,
+    pix: &tesseract::plumbing::leptonica_plumbing::Pix,
+    dpi: Option<i32>,
+) -> Result<PageText, String> {
+    let r = engine::recognize(
+        pix,
+        &config.languages.join("+"),
+        dpi,
+        config.default_dpi,
+        config.engine_recycle_pages,
+    )?;
+    Ok(PageText {
+        text: r.text,
+        source: PageSource::Ocr,
+        confidence: Some(r.confidence),
+        images: 1,
+        rendered: false,
+    })
+}
