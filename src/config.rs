@@ -133,6 +133,18 @@ pub struct OcrConfig {
 pub struct IndexConfig {
     /// Pages written to the index per transaction.
     pub batch_pages: usize,
+    /// Word stemming in the index; changing it rebuilds the index at the next start.
+    pub stemming: Stemming,
+}
+
+/// How words are reduced before indexing and searching.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stemming {
+    /// Words are matched as written (accents and case aside).
+    None,
+    /// English Porter stemming: `running` finds `runs` and `run`.
+    Porter,
 }
 
 impl Default for Config {
@@ -220,7 +232,10 @@ impl Default for OcrConfig {
 
 impl Default for IndexConfig {
     fn default() -> Self {
-        IndexConfig { batch_pages: 200 }
+        IndexConfig {
+            batch_pages: 200,
+            stemming: Stemming::None,
+        }
     }
 }
 

@@ -5,4 +5,5 @@ mod util;
 mod cli;
 mod ocr;
 mod procs;
+mod search;
 mod serve;

@@ -18,6 +18,20 @@ impl IndexProcessor {
     }
 }
 
+/// Brings the index in line with `index.stemming` before indexing starts
+/// (`serve` and `process` call it), logging a rebuild.
+pub fn prepare(app: &crate::app::App) -> anyhow::Result<()> {
+    let stemming = app.config.index.stemming;
+    let n = app
+        .store
+        .ensure_stemming(stemming)
+        .map_err(|e| anyhow::anyhow!("cannot rebuild the search index for index.stemming: {e}"))?;
+    if n > 0 {
+        log::info!("rebuilt the search index with stemming {stemming:?} ({n} pages)");
+    }
+    Ok(())
+}
+
 /// Normalises page text for the index: words hyphenated across line ends are
 /// joined, and runs of whitespace fold to one space.
 pub fn normalize(text: &str) -> String {

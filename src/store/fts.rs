@@ -5,6 +5,7 @@ use rusqlite::named_params;
 use serde::Serialize;
 
 use super::Store;
+use crate::config::Stemming;
 use crate::db::{DbError, write_tx};
 
 /// Rows of a document in `page_index` are `id * ROWID_STRIDE + page`.
@@ -155,7 +156,52 @@ impl Store {
         )?)
     }
 
-    /// Runs an FTS5 `MATCH` expression: best BM25 first, newest document first on ties.
+    /// Makes the index use `stemming`, rebuilding it in one transaction when
+    /// it was built with the other setting (FTS5 fixes the tokenizer when the
+    /// table is made). Returns the number of pages re-indexed, 0 if none.
+    pub fn ensure_stemming(&self, stemming: Stemming) -> Result<usize, DbError> {
+        let mut c = self.db.conn()?;
+        let tx = write_tx(&mut c)?;
+        let sql: String = tx.query_row(
+            "SELECT sql FROM sqlite_master WHERE name = 'page_index'",
+            [],
+            |r| r.get(0),
+        )?;
+        let want = match stemming {
+            Stemming::None => "unicode61 remove_diacritics 2",
+            Stemming::Porter => "porter unicode61 remove_diacritics 2",
+        };
+        if sql.contains(&format!("'{want}'")) {
+            return Ok(0);
+        }
+        // The delete trigger names page_index; it is set aside while the
+        // table is swapped (a rename checks every trigger still resolves).
+        let trigger: String = tx.query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'documents_delete_index'",
+            [],
+            |r| r.get(0),
+        )?;
+        tx.execute_batch(&format!(
+            "DROP TRIGGER documents_delete_index;
+             CREATE VIRTUAL TABLE page_index_new USING fts5 (
+                 text, document_id UNINDEXED, page_number UNINDEXED, tokenize = '{want}');
+             INSERT INTO page_index_new (rowid, text, document_id, page_number)
+                 SELECT rowid, text, document_id, page_number FROM page_index;
+             DROP TABLE page_index;
+             ALTER TABLE page_index_new RENAME TO page_index;
+             {trigger};"
+        ))?;
+        let n: i64 = tx.query_row("SELECT count(*) FROM page_index", [], |r| r.get(0))?;
+        tx.commit()?;
+        Ok(n as usize)
+    }
+
+    /// Runs an FTS5 `MATCH` expression: best BM25 first, newest document
+    /// (highest id) first on ties.
+    ///
+    /// Two steps, because `snippet()` is costly: the best `limit` rows are
+    /// picked by rank alone (joining documents only when a filter needs it),
+    /// then snippets are made for those rows only.
     pub fn search(
         &self,
         fts_query: &str,
@@ -163,16 +209,29 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<Hit>, DbError> {
         let c = self.db.conn()?;
-        let mut st = c.prepare_cached(
-            "SELECT d.id, d.original_name, p.page_number, \
-                 snippet(page_index, 0, char(2), char(3), '…', 16), bm25(page_index) AS rank, d.created_at \
-             FROM page_index p JOIN documents d ON d.id = p.document_id \
+        let filtered =
+            filter.since_ms.is_some() || filter.until_ms.is_some() || filter.status.is_some();
+        let top = if filtered {
+            "SELECT p.rowid AS r, p.rank AS rank FROM page_index p \
+             JOIN documents d ON d.id = p.document_id \
              WHERE page_index MATCH :q \
                AND (:since IS NULL OR d.created_at >= :since) \
                AND (:until IS NULL OR d.created_at < :until) \
                AND (:status IS NULL OR d.status = :status) \
-             ORDER BY rank, d.created_at DESC, p.page_number LIMIT :limit",
-        )?;
+             ORDER BY p.rank, p.rowid / 1000000 DESC, p.rowid LIMIT :limit"
+        } else {
+            "SELECT rowid AS r, rank FROM page_index WHERE page_index MATCH :q \
+             AND :since IS NULL AND :until IS NULL AND :status IS NULL \
+             ORDER BY rank LIMIT :limit"
+        };
+        let mut st = c.prepare_cached(&format!(
+            "WITH top AS ({top}) \
+             SELECT d.id, d.original_name, p.page_number, \
+                 snippet(page_index, 0, char(2), char(3), '…', 16), top.rank, d.created_at \
+             FROM top JOIN page_index p ON p.rowid = top.r JOIN documents d ON d.id = p.document_id \
+             WHERE page_index MATCH :q \
+             ORDER BY top.rank, d.id DESC, p.page_number"
+        ))?;
         let rows = st.query_map(
             named_params! {
                 ":q": fts_query, ":since": filter.since_ms, ":until": filter.until_ms,

@@ -1,0 +1,139 @@
+//! Indexing and search: stemming, re-indexing and an indexing task killed
+//! mid-way, checked against the index rows in the database itself.
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::util::{Env, text_pdf, wait_until};
+
+/// The index rows (rowid, text) as stored, for comparing whole indexes.
+fn index_rows(env: &Env) -> Vec<(i64, String)> {
+    let c = open(env);
+    let mut st = c
+        .prepare("SELECT rowid, text FROM page_index ORDER BY rowid")
+        .unwrap();
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+fn open(env: &Env) -> Connection {
+    let c = Connection::open_with_flags(
+        env.data().join("quire.db"),
+        OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    c.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+    c
+}
+
+/// Pages of generated text: page `n` mentions `page{n}` and shared words.
+fn book(pages: usize) -> Vec<String> {
+    (1..=pages)
+        .map(|n| format!("page{n} of the long ledger, entries for account {n} and more"))
+        .collect()
+}
+
+#[test]
+fn stemming_is_configurable_and_changing_it_rebuilds_the_index() {
+    let env = Env::new();
+    let pdf = env.dir.path().join("run.pdf");
+    text_pdf(
+        &pdf,
+        &["The runners were running daily in the connected parks"],
+    );
+    env.ok(&["process", pdf.to_str().unwrap()]);
+    assert_eq!(env.json(&["search", "runs"]).as_array().unwrap().len(), 0);
+    assert_eq!(env.json(&["search", "running"])[0]["id"], 1);
+
+    let porter = Env {
+        dir: env.dir,
+        extra: vec![("QUIRE_INDEX_STEMMING".into(), "porter".into())],
+    };
+    let other = porter.dir.path().join("other.pdf");
+    text_pdf(&other, &["Connection established after the run was over"]);
+    let out = porter.run(&["process", other.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("rebuilt the search index"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Both documents, the one indexed before the switch too, are stemmed now.
+    for (q, want) in [("runs", 2), ("connecting", 2), ("daily", 1)] {
+        let hits = porter.json(&["search", q]);
+        assert_eq!(hits.as_array().unwrap().len(), want, "{q}: {hits}");
+    }
+}
+
+#[test]
+fn reindexing_leaves_exactly_one_copy_of_each_page() {
+    let env = Env::new();
+    let pdf = env.dir.path().join("three.pdf");
+    let pages = book(3);
+    let pages: Vec<&str> = pages.iter().map(String::as_str).collect();
+    text_pdf(&pdf, &pages);
+    env.ok(&["process", pdf.to_str().unwrap()]);
+    let first = index_rows(&env);
+    assert_eq!(first.len(), 3);
+    for _ in 0..2 {
+        env.ok(&["enqueue", "--reprocess", "1", "--type", "indexing"]);
+        env.ok(&["process", "1"]);
+        assert_eq!(index_rows(&env), first);
+    }
+    // Re-OCR then re-index: still one copy.
+    env.ok(&["enqueue", "--reprocess", "1"]);
+    env.ok(&["process", "1"]);
+    assert_eq!(index_rows(&env), first);
+    assert_eq!(env.json(&["search", "ledger"]).as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn an_indexing_task_killed_mid_way_resumes_to_the_same_index() {
+    const PAGES: usize = 1500;
+    let pages = book(PAGES);
+    let pages: Vec<&str> = pages.iter().map(String::as_str).collect();
+
+    // The reference: an uninterrupted run.
+    let reference = Env::new();
+    let pdf = reference.dir.path().join("ledger.pdf");
+    text_pdf(&pdf, &pages);
+    reference.ok(&["process", pdf.to_str().unwrap()]);
+    let want = index_rows(&reference);
+    assert_eq!(want.len(), PAGES);
+
+    // One page per indexing transaction, so that a kill lands mid-way.
+    let env = Env::new()
+        .set("QUIRE_INDEX_BATCH_PAGES", "1")
+        .set("QUIRE_QUEUE_STALE_TIMEOUT", "1h");
+    let mut daemon = env.serve(&["--workers", "1"]);
+    std::fs::copy(&pdf, env.inbox().join("ledger.pdf")).unwrap();
+    let phase = |env: &Env| -> (Option<String>, i64) {
+        open(env)
+            .query_row(
+                "SELECT json_extract(indexing_details, '$.phase'), \
+                        coalesce(json_extract(indexing_details, '$.staged'), 0) FROM documents",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap_or((None, 0))
+    };
+    wait_until("indexing to be part-way", || {
+        let (p, staged) = phase(&env);
+        p.as_deref() == Some("stage") && staged > 10
+    });
+    daemon.kill();
+    let (p, staged) = phase(&env);
+    assert_eq!(p.as_deref(), Some("stage"), "the kill came too late");
+    assert!(staged < PAGES as i64);
+    // Search never sees half a document: nothing is published before the end.
+    assert!(index_rows(&env).is_empty());
+
+    let restarted = env.serve(&["--workers", "1"]);
+    let docs = env.wait_settled(1);
+    assert_eq!(docs[0]["status"], "indexed", "{}", restarted.log_text());
+    assert_eq!(index_rows(&env), want);
+    let details = env.json(&["show", "1"])["indexing_details"].clone();
+    assert_eq!(details["phase"], "done", "{details}");
+    assert_eq!(details["indexed_pages"], PAGES, "{details}");
+}
