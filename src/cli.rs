@@ -68,6 +68,20 @@ pub enum Command {
     Cancel(CancelArgs),
     /// Check the installation and the data directory, and say how to fix what is wrong
     Doctor,
+    /// Print a shell completion script: `source <(quire completions bash)`
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the systemd unit for `quire serve` (install it as
+    /// /etc/systemd/system/quire.service)
+    SystemdUnit,
+    /// Write the man pages into DIR (for packagers; `make man`)
+    #[command(hide = true)]
+    Man {
+        #[arg(long, value_name = "DIR", default_value = "man")]
+        dir: PathBuf,
+    },
     /// Internal: the OCR child process a worker reads pages through (see
     /// process::ocr::child). Not for people.
     #[command(hide = true)]

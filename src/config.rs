@@ -16,6 +16,10 @@ mod duration;
 
 pub use duration::Dur;
 
+/// The example configuration shipped with quire: every key, its default and
+/// what it does (the man page's ENVIRONMENT section is made from it).
+pub const EXAMPLE: &str = include_str!("../config.example.toml");
+
 /// Everything quire can be told, with its defaults.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -559,7 +563,7 @@ mod tests {
 
     #[test]
     fn the_example_config_is_the_defaults() {
-        let text = include_str!("../config.example.toml");
+        let text = EXAMPLE;
         let table: toml::Table = text.parse().unwrap();
         let mut from_example: Config = table.try_into().unwrap();
         let defaults = Config::default();

@@ -13,6 +13,7 @@ pub mod detect;
 pub mod inbox;
 pub mod live;
 pub mod logging;
+pub mod manpages;
 pub mod process;
 pub mod queue;
 pub mod scheduler;
@@ -27,14 +28,36 @@ use anyhow::Context;
 use crate::cli::{Cli, Command};
 use crate::config::Config;
 
+/// The systemd unit shipped in dist/, printed by `quire systemd-unit`.
+pub const SYSTEMD_UNIT: &str = include_str!("../dist/quire.service");
+
 /// Resolves the configuration (flags > environment > file > defaults) and runs
 /// the command. `Ok` carries the exit code for commands that report a partial
 /// failure (for example a file that could not be enqueued).
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    if let Command::OcrChild = cli.command {
-        // Configured by its parent over stdin, not from files.
-        process::ocr::child::child_main()?;
-        return Ok(ExitCode::SUCCESS);
+    // Commands that need no configuration or data dir.
+    match &cli.command {
+        Command::OcrChild => {
+            // Configured by its parent over stdin, not from files.
+            process::ocr::child::child_main()?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            manpages::write_completions(*shell, &Cli::command(), &mut std::io::stdout().lock());
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::SystemdUnit => {
+            print!("{SYSTEMD_UNIT}");
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Man { dir } => {
+            use clap::CommandFactory;
+            manpages::write_man_pages(Cli::command(), dir)
+                .with_context(|| format!("cannot write the man pages into {}", dir.display()))?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
     }
     let mut config = Config::load(cli.config.as_deref(), std::env::vars())
         .context("loading the configuration")?;
@@ -53,6 +76,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Retry(args) => commands::retry::run(&config, &args),
         Command::Cancel(args) => commands::cancel::run(&config, &args),
         Command::Doctor => commands::doctor::run(&config),
-        Command::OcrChild => unreachable!("handled above"),
+        Command::OcrChild
+        | Command::Completions { .. }
+        | Command::SystemdUnit
+        | Command::Man { .. } => unreachable!("handled above"),
     }
 }

@@ -7,3 +7,4 @@ mod ocr;
 mod procs;
 mod search;
 mod serve;
+mod service;
