@@ -1,7 +1,11 @@
 //! Taking a file into the store: hash it, place it under `originals/` without
-//! ever clobbering a file there, and create its document and OCR task in one
-//! transaction. The invariant: whatever fails, the file is still where it was
-//! or safely in the store; nothing is deleted that was not first stored.
+//! ever clobbering a file there (a hard link, or a synced copy across
+//! filesystems), create its document and OCR task in one transaction, and
+//! only then remove it from the inbox. The invariant: whatever fails, and
+//! wherever the process is killed, the file is still where it was until a
+//! committed document points at its stored copy. A kill between the commit
+//! and the removal leaves a second link to the stored file in the inbox; the
+//! next ingest recognises it by its inode and removes it.
 
 use std::fs::{self, File};
 use std::io::{self, Read};
@@ -85,6 +89,19 @@ pub fn ingest(
     let kind = detect::detect(&head);
 
     if let Some(existing) = store.by_sha256(&sha).map_err(|e| db_err(e.into()))? {
+        if how == Placement::Move && same_file(src, &store.file_of(&existing)) {
+            // Left by an ingest killed after its commit: already stored.
+            log::info!(
+                "{}: already stored as document {}; removing the leftover link",
+                src.display(),
+                existing.id
+            );
+            fs::remove_file(src).map_err(io_err("cannot remove the leftover link"))?;
+            return Ok(Ingested::Duplicate {
+                document_id: existing.id,
+                kept_at: None,
+            });
+        }
         return duplicate(store, queue, src, name, existing.id, how)
             .map_err(io_err("cannot move the duplicate aside"));
     }
@@ -114,12 +131,24 @@ pub fn ingest(
         },
         Err(e) => {
             if placed {
-                unplace(src, &target, how);
+                unplace(src, &target);
             }
             return Err(db_err(e));
         }
     };
-    let kept = if placed {
+    // The document is committed: the inbox copy may go now (it is the same
+    // inode as the stored file, or a synced copy of it).
+    let ours = placed || same_file(src, &target);
+    if ours && how == Placement::Move {
+        if let Err(e) = fs::remove_file(src) {
+            log::warn!(
+                "{}: stored as document {document_id}, but it could not be removed from the inbox: {e}",
+                src.display()
+            );
+        }
+        sync_dir(src);
+    }
+    let kept = if ours {
         None
     } else {
         match duplicate(store, queue, src, name, document_id, how) {
@@ -228,27 +257,32 @@ fn hash_file(path: &Path) -> io::Result<(String, u64, Vec<u8>)> {
     Ok((sha, size, head))
 }
 
-/// Puts `src` at `target` without ever replacing an existing file there.
-/// Returns false (leaving `src` alone) when `target` already exists.
+/// Puts `src` at `target` (a hard link when moving within one filesystem, else
+/// a synced copy), leaving `src` in place. False when `target` already exists:
+/// stored by an earlier ingest that did not get to commit its document.
 fn place(src: &Path, target: &Path, how: Placement) -> io::Result<bool> {
     if how == Placement::Move {
         match fs::hard_link(src, target) {
             Ok(()) => {
-                fs::remove_file(src)?;
                 sync_dir(target);
                 return Ok(true);
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
-            // Another filesystem, or one without hard links: copy instead.
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(e),
+            // Another filesystem, or one without hard links: copy instead.
             Err(_) => {}
         }
     }
-    let placed = copy_no_clobber(src, target)?;
-    if placed && how == Placement::Move {
-        fs::remove_file(src)?;
+    copy_no_clobber(src, target)
+}
+
+/// True when `a` and `b` are the same file (two links to one inode).
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (fs::metadata(a), fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
     }
-    Ok(placed)
 }
 
 /// Copies `src` to a temporary file beside `target`, fsyncs it, then links it
@@ -290,17 +324,13 @@ fn move_file(src: &Path, dst: &Path) -> io::Result<()> {
     }
 }
 
-/// Undoes [`place`] after the database refused the document: the file goes
-/// back where it came from (or the copy is dropped, the source being intact).
-fn unplace(src: &Path, target: &Path, how: Placement) {
-    let result = match how {
-        Placement::Move => fs::rename(target, src),
-        Placement::Copy => fs::remove_file(target),
-    };
-    if let Err(e) = result {
+/// Undoes [`place`] after the database refused the document: `src` is still
+/// where it was, so the stored copy (our link or copy) just goes.
+fn unplace(src: &Path, target: &Path) {
+    if let Err(e) = fs::remove_file(target) {
         log::error!(
-            "{}: the database refused the document and the stored copy {} could not be put back ({e}); \
-             it is safe there and will be adopted when it is dropped again",
+            "{}: the database refused the document and the stored copy {} could not be removed ({e}); \
+             the file is still in place and will be taken again",
             src.display(),
             target.display()
         );
@@ -313,5 +343,122 @@ fn sync_dir(path: &Path) {
         && let Ok(d) = File::open(dir)
     {
         let _ = d.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Db;
+    use crate::queue::Policy;
+
+    fn setup() -> (tempfile::TempDir, Store, Queue) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("quire.db"), 4).unwrap();
+        let store = Store::open(db.clone(), dir.path()).unwrap();
+        std::fs::create_dir_all(dir.path().join("inbox")).unwrap();
+        (dir, store, Queue::new(db, Policy::default()))
+    }
+
+    fn drop_file(dir: &Path, name: &str, body: &[u8]) -> PathBuf {
+        let p = dir.join("inbox").join(name);
+        std::fs::write(&p, body).unwrap();
+        p
+    }
+
+    fn count(store: &Store, table: &str) -> i64 {
+        store
+            .db()
+            .conn()
+            .unwrap()
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_moved_file_leaves_the_inbox_only_once_its_document_is_committed() {
+        let (dir, store, queue) = setup();
+        let src = drop_file(dir.path(), "a.pdf", b"%PDF-1.4 a\n%%EOF\n");
+        let r = ingest(
+            &store,
+            &queue,
+            &src,
+            "a.pdf",
+            Placement::Move,
+            Priority::Normal,
+        )
+        .unwrap();
+        assert!(matches!(r, Ingested::New { .. }));
+        assert!(!src.exists());
+        assert_eq!(count(&store, "documents"), 1);
+    }
+
+    #[test]
+    fn killed_after_linking_before_committing_the_next_ingest_adopts_the_stored_copy() {
+        let (dir, store, queue) = setup();
+        let body = b"%PDF-1.4 b\n%%EOF\n";
+        let src = drop_file(dir.path(), "b.pdf", body);
+        // The state a kill leaves between place() and the transaction.
+        let (sha, _, head) = hash_file(&src).unwrap();
+        let target = dir.path().join(format!(
+            "originals/{sha}.{}",
+            detect::detect(&head).extension()
+        ));
+        assert!(place(&src, &target, Placement::Move).unwrap());
+        let r = ingest(
+            &store,
+            &queue,
+            &src,
+            "b.pdf",
+            Placement::Move,
+            Priority::Normal,
+        )
+        .unwrap();
+        assert!(matches!(r, Ingested::New { .. }), "{r:?}");
+        assert!(!src.exists(), "the inbox link stays behind");
+        assert_eq!(
+            count(&store, "duplicates"),
+            0,
+            "recorded as its own duplicate"
+        );
+        assert_eq!(std::fs::read(&target).unwrap(), body);
+    }
+
+    #[test]
+    fn killed_after_committing_before_unlinking_the_leftover_link_is_removed() {
+        let (dir, store, queue) = setup();
+        let src = drop_file(dir.path(), "c.pdf", b"%PDF-1.4 c\n%%EOF\n");
+        ingest(
+            &store,
+            &queue,
+            &src,
+            "c.pdf",
+            Placement::Move,
+            Priority::Normal,
+        )
+        .unwrap();
+        // The state a kill leaves between the commit and the unlink.
+        let doc = store.list(None).unwrap().remove(0);
+        std::fs::hard_link(store.file_of(&doc), &src).unwrap();
+        let r = ingest(
+            &store,
+            &queue,
+            &src,
+            "c.pdf",
+            Placement::Move,
+            Priority::Normal,
+        )
+        .unwrap();
+        assert_eq!(
+            r,
+            Ingested::Duplicate {
+                document_id: doc.id,
+                kept_at: None
+            }
+        );
+        assert!(!src.exists());
+        assert_eq!(count(&store, "documents"), 1);
+        assert_eq!(count(&store, "duplicates"), 0);
+        assert!(store.file_of(&doc).exists());
     }
 }
