@@ -86,7 +86,9 @@ impl Processor for IndexProcessor {
                     .map(|p| (p.number, normalize(&p.text)))
                     .collect();
                 let through = batch.last().map_or(staged, |p| p.number);
-                store.stage_pages(doc, &rows, through).map_err(db)?;
+                store
+                    .stage_pages(doc, &rows, through, ctx.app.queue.now_ms())
+                    .map_err(db)?;
             }
             store
                 .publish_index(doc, ctx.app.queue.now_ms())

@@ -139,6 +139,14 @@ fn claimed_where(
 }
 
 /// Returns one claimed task to pending, or fails it when it has no attempts left.
+/// Releases one claimed task back to pending, or fails it when it has used
+/// up its attempts. A released attempt counts against `max_attempts` only if
+/// it made no progress: a document that kills its worker at the same place
+/// every time fails after max_attempts, but one whose daemon was killed
+/// while it was checkpointing pages (a reboot, an OOM kill, an operator's
+/// SIGKILL) gets its attempt back (`max_attempts` grows by one), so outside
+/// kills never fail good work. Progress is a checkpoint after the claim:
+/// checkpoints bump `documents.updated_at`.
 fn release_one(
     tx: &Connection,
     task_id: i64,
@@ -147,18 +155,25 @@ fn release_one(
     reason: &str,
     now: i64,
 ) -> Result<ReleasedStale, QueueError> {
+    let progressed: bool = tx
+        .prepare_cached(
+            "SELECT coalesce(d.updated_at > t.claimed_at, 0) FROM task_queue t \
+             JOIN documents d ON d.id = t.document_id WHERE t.id = ?1",
+        )?
+        .query_row([task_id], |r| r.get(0))?;
     let failed: bool = tx
         .prepare_cached(
             "UPDATE task_queue SET \
-                 status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'pending' END, \
-                 completed_at = CASE WHEN attempts >= max_attempts THEN :now END, \
+                 status = CASE WHEN NOT :progressed AND attempts >= max_attempts THEN 'failed' ELSE 'pending' END, \
+                 completed_at = CASE WHEN NOT :progressed AND attempts >= max_attempts THEN :now END, \
+                 max_attempts = max_attempts + :progressed, \
                  run_after = :now, last_error = :reason, \
                  claimed_by = NULL, claimed_at = NULL, heartbeat_at = NULL \
              WHERE id = :id AND status = 'claimed' \
              RETURNING status = 'failed'",
         )?
         .query_row(
-            named_params! { ":now": now, ":reason": reason, ":id": task_id },
+            named_params! { ":now": now, ":reason": reason, ":id": task_id, ":progressed": progressed },
             |r| r.get(0),
         )?;
     if failed {
@@ -168,7 +183,11 @@ fn release_one(
     }
     log::warn!(
         "task {task_id} (document {document_id}): {reason}; {}",
-        if failed { "failed" } else { "released" }
+        match (failed, progressed) {
+            (true, _) => "failed",
+            (false, true) => "released (it had made progress: the attempt is not counted)",
+            (false, false) => "released",
+        }
     );
     Ok(ReleasedStale {
         task_id,
@@ -229,6 +248,34 @@ mod tests {
         }
         assert!(f.queue.claim("w", 1).unwrap().is_empty());
         assert_eq!(f.doc_status(doc), "failed");
+    }
+
+    #[test]
+    fn an_attempt_that_made_progress_before_going_stale_is_not_counted() {
+        let f = fixture();
+        let doc = f.document("long");
+        f.queue.enqueue(doc, TaskType::Ocr, Priority::High).unwrap();
+        for attempt in 1..=5 {
+            let c = f.claim_one("w");
+            assert_eq!(c.attempt, attempt);
+            f.clock.advance(1_000);
+            // A checkpoint, as Store::save_page makes.
+            f.queue
+                .db()
+                .conn()
+                .unwrap()
+                .execute(
+                    "UPDATE documents SET updated_at = ?2 WHERE id = ?1",
+                    [doc, f.queue.now_ms()],
+                )
+                .unwrap();
+            f.clock.advance(120_000);
+            let r = f.queue.maintenance().release_stale(MIN).unwrap();
+            assert!(!r[0].failed, "attempt {attempt} made progress");
+        }
+        // Without progress, the budget of 3 counts again from here.
+        let c = f.claim_one("w");
+        assert_eq!((c.attempt, c.max_attempts), (6, 8));
     }
 
     #[test]

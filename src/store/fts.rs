@@ -85,6 +85,7 @@ impl Store {
         document_id: i64,
         pages: &[(i64, String)],
         staged_through: i64,
+        now: i64,
     ) -> Result<(), DbError> {
         let mut c = self.db.conn()?;
         let tx = write_tx(&mut c)?;
@@ -97,8 +98,9 @@ impl Store {
             }
         }
         tx.execute(
-            "UPDATE documents SET indexing_details = json_set(indexing_details, '$.staged', ?2) WHERE id = ?1",
-            rusqlite::params![document_id, staged_through],
+            "UPDATE documents SET updated_at = ?3, \
+                 indexing_details = json_set(indexing_details, '$.staged', ?2) WHERE id = ?1",
+            rusqlite::params![document_id, staged_through, now],
         )?;
         tx.commit()?;
         Ok(())
