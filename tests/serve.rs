@@ -171,3 +171,46 @@ fn two_workers_only_daemons_and_a_watcher_process_every_task_once() {
     assert_eq!(logs.matches("(ocr) completed").count(), 12);
     assert_eq!(logs.matches("(indexing) completed").count(), 12);
 }
+
+#[test]
+fn poll_mode_takes_files_once_they_stop_changing() {
+    // For network shares, where inotify sees nothing: scans and a stability window.
+    let env = Env::new()
+        .set("QUIRE_WATCH_MODE", "poll")
+        .set("QUIRE_WATCH_POLL_INTERVAL", "100ms");
+    let daemon = env.serve(&["--workers", "1"]);
+    assert!(daemon.log_contains("Poll mode"), "{}", daemon.log_text());
+    text_pdf(&env.inbox().join("polled.pdf"), &["india polled"]);
+    let outside = env.dir.path().join("slow.pdf");
+    text_pdf(&outside, &["juliet slow"]);
+    let bytes = std::fs::read(&outside).unwrap();
+    let mut f = std::fs::File::create(env.inbox().join("slow.pdf")).unwrap();
+    for chunk in bytes.chunks(bytes.len() / 4 + 1) {
+        f.write_all(chunk).unwrap();
+        f.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(150));
+        assert!(env.inbox().join("slow.pdf").exists(), "taken while growing");
+    }
+    drop(f);
+    let docs = env.wait_settled(2);
+    assert!(docs.iter().all(|d| d["status"] == "indexed"), "{docs:?}");
+}
+
+#[test]
+fn with_the_queue_disabled_serve_only_ingests() {
+    let env = Env::new().set("QUIRE_QUEUE_ENABLED", "false");
+    let ingest_only = env.serve(&[]);
+    assert!(ingest_only.log_contains("ingesting only"));
+    text_pdf(&env.inbox().join("later.pdf"), &["kilo later"]);
+    wait_until("the file to be ingested", || env.docs().len() == 1);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(env.docs()[0]["status"], "queued");
+    // A worker process elsewhere does the work.
+    let workers = Env {
+        dir: env.dir,
+        extra: vec![],
+    };
+    let _w = workers.serve(&["--workers", "1", "--no-watch"]);
+    let docs = workers.wait_settled(1);
+    assert_eq!(docs[0]["status"], "indexed");
+}

@@ -41,6 +41,9 @@ pub fn spawn(app: App, wake: Option<Wake>, stop: Receiver<()>) -> anyhow::Result
         .canonicalize()
         .with_context(|| format!("cannot resolve the inbox {}", dir.display()))?;
     let (tx, events) = unbounded();
+    // In poll mode nothing sends events, but the sender must live as long as
+    // the loop: a disconnected channel would end it after the first scan.
+    let mut idle_sender = None;
     let watcher = match app.config.watch.mode {
         WatchMode::Notify => {
             let mut w = notify::recommended_watcher(move |e| {
@@ -56,7 +59,10 @@ pub fn spawn(app: App, wake: Option<Wake>, stop: Receiver<()>) -> anyhow::Result
             })?;
             Some(w)
         }
-        WatchMode::Poll => None,
+        WatchMode::Poll => {
+            idle_sender = Some(tx);
+            None
+        }
     };
     let mut inbox = Inbox {
         filter: Filter::new(&app.config.watch.ignore),
@@ -75,7 +81,7 @@ pub fn spawn(app: App, wake: Option<Wake>, stop: Receiver<()>) -> anyhow::Result
     let handle = std::thread::Builder::new()
         .name("inbox".into())
         .spawn(move || {
-            let _keep_alive = watcher;
+            let _keep_alive = (watcher, idle_sender);
             inbox.run(&events, &stop);
         })
         .context("cannot start the inbox thread")?;
