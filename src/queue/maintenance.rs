@@ -39,7 +39,7 @@ impl<'q> Maintenance<'q> {
                 stale_timeout.as_secs()
             );
             ids.into_iter()
-                .map(|(id, doc, worker)| release_one(tx, id, doc, worker, &reason, now))
+                .map(|(id, doc, worker)| release_one(tx, id, doc, worker, &reason, false, now))
                 .collect()
         })
     }
@@ -57,7 +57,7 @@ impl<'q> Maintenance<'q> {
                 .filter(|(_, _, w)| is_dead(w))
                 .map(|(id, doc, worker)| {
                     let reason = format!("worker {worker} died while running this task");
-                    release_one(tx, id, doc, worker, &reason, now)
+                    release_one(tx, id, doc, worker, &reason, true, now)
                 })
                 .collect()
         })
@@ -140,19 +140,29 @@ fn claimed_where(
 
 /// Returns one claimed task to pending, or fails it when it has no attempts left.
 /// Releases one claimed task back to pending, or fails it when it has used
-/// up its attempts. A released attempt counts against `max_attempts` only if
-/// it made no progress: a document that kills its worker at the same place
-/// every time fails after max_attempts, but one whose daemon was killed
-/// while it was checkpointing pages (a reboot, an OOM kill, an operator's
-/// SIGKILL) gets its attempt back (`max_attempts` grows by one), so outside
-/// kills never fail good work. Progress is a checkpoint after the claim:
-/// checkpoints bump `documents.updated_at`.
+/// up its attempts.
+///
+/// Whether the released attempt counts against `max_attempts`:
+/// - `killed`: the worker's process is gone (a reboot, an OOM kill, an
+///   operator's SIGKILL, a crash). It never counts: documents cannot take
+///   the daemon down (tesseract, leptonica and pdf-extract run in OCR child
+///   processes, whose crashes fail one page), so a death says nothing about
+///   the task, and counting it would fail good work after a few restarts. A
+///   crash loop is bounded by the service manager's start limit instead.
+/// - otherwise the worker is alive but stopped heartbeating (hung). That
+///   counts, unless the attempt made progress: a checkpoint after the claim
+///   (checkpoints bump `documents.updated_at`). So a task that hangs at the
+///   same place every time fails after max_attempts.
+///
+/// An attempt that does not count raises `max_attempts` by one, so the
+/// attempt numbers in `ocr_details` still tell runs apart.
 fn release_one(
     tx: &Connection,
     task_id: i64,
     document_id: i64,
     worker: String,
     reason: &str,
+    killed: bool,
     now: i64,
 ) -> Result<ReleasedStale, QueueError> {
     let progressed: bool = tx
@@ -161,19 +171,20 @@ fn release_one(
              JOIN documents d ON d.id = t.document_id WHERE t.id = ?1",
         )?
         .query_row([task_id], |r| r.get(0))?;
+    let refund = killed || progressed;
     let failed: bool = tx
         .prepare_cached(
             "UPDATE task_queue SET \
-                 status = CASE WHEN NOT :progressed AND attempts >= max_attempts THEN 'failed' ELSE 'pending' END, \
-                 completed_at = CASE WHEN NOT :progressed AND attempts >= max_attempts THEN :now END, \
-                 max_attempts = max_attempts + :progressed, \
+                 status = CASE WHEN NOT :refund AND attempts >= max_attempts THEN 'failed' ELSE 'pending' END, \
+                 completed_at = CASE WHEN NOT :refund AND attempts >= max_attempts THEN :now END, \
+                 max_attempts = max_attempts + :refund, \
                  run_after = :now, last_error = :reason, \
                  claimed_by = NULL, claimed_at = NULL, heartbeat_at = NULL \
              WHERE id = :id AND status = 'claimed' \
              RETURNING status = 'failed'",
         )?
         .query_row(
-            named_params! { ":now": now, ":reason": reason, ":id": task_id, ":progressed": progressed },
+            named_params! { ":now": now, ":reason": reason, ":id": task_id, ":refund": refund },
             |r| r.get(0),
         )?;
     if failed {
@@ -183,10 +194,11 @@ fn release_one(
     }
     log::warn!(
         "task {task_id} (document {document_id}): {reason}; {}",
-        match (failed, progressed) {
-            (true, _) => "failed",
-            (false, true) => "released (it had made progress: the attempt is not counted)",
-            (false, false) => "released",
+        match (failed, killed, progressed) {
+            (true, _, _) => "failed",
+            (false, true, _) => "released (the attempt is not counted)",
+            (false, false, true) => "released (it had made progress: the attempt is not counted)",
+            (false, false, false) => "released",
         }
     );
     Ok(ReleasedStale {
@@ -298,6 +310,20 @@ mod tests {
             f.queue.task(alive.task_id).unwrap().status,
             TaskStatus::Claimed
         );
+    }
+
+    #[test]
+    fn a_task_whose_worker_keeps_being_killed_is_never_failed_for_it() {
+        let f = fixture();
+        let doc = f.document("a");
+        f.queue.enqueue(doc, TaskType::Ocr, Priority::High).unwrap();
+        for attempt in 1..=6 {
+            let c = f.claim_one("dead:1");
+            assert_eq!(c.attempt, attempt);
+            let r = f.queue.maintenance().release_dead(|_| true).unwrap();
+            assert!(!r[0].failed, "killed {attempt} times");
+        }
+        assert_eq!(f.claim_one("w").max_attempts, 9);
     }
 
     #[test]
