@@ -5,6 +5,7 @@ mod util;
 mod cli;
 mod ocr;
 mod procs;
+mod reliability;
 mod search;
 mod serve;
 mod service;

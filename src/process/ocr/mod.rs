@@ -9,6 +9,8 @@
 pub mod child;
 pub mod embedded;
 pub mod engine;
+#[cfg(test)]
+mod fuzz;
 pub mod image;
 pub mod pdf;
 pub mod reader;
