@@ -19,11 +19,16 @@ pub fn stopping() {
     send(&[NotifyState::Stopping]);
 }
 
-/// Sends a status line and, when a watchdog is configured, a keep-alive ping.
+/// Sends a status line and, when a watchdog is configured, a keep-alive
+/// ping, but only if the database answered: a daemon that cannot read its
+/// queue for `WatchdogSec` gets restarted by systemd.
 pub fn status(app: &App) {
-    let status = status_line(app);
+    let (status, healthy) = match app.queue.stats() {
+        Ok(_) => (status_line(app), true),
+        Err(e) => (format!("cannot read the queue: {e}"), false),
+    };
     send(&[NotifyState::Status(&status)]);
-    if watchdog_interval().is_some() {
+    if healthy && watchdog_interval().is_some() {
         send(&[NotifyState::Watchdog]);
     }
 }
