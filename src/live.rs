@@ -50,8 +50,23 @@ fn task_line(t: &RunningTask) -> String {
     )
 }
 
-/// `quire stats --watch`: redraws the view until interrupted.
+/// `quire stats --watch`: redraws the view until interrupted. When stderr is
+/// not a terminal (a pipe, a log), where progress bars draw nothing, it
+/// prints the view to stdout every 2 seconds instead, a blank line between.
 pub fn watch(app: &App) -> anyhow::Result<ExitCode> {
+    if !crate::commands::stderr_is_tty() {
+        use std::io::Write;
+        loop {
+            let mut out = std::io::stdout().lock();
+            for line in render(app) {
+                writeln!(out, "{line}")?;
+            }
+            writeln!(out)?;
+            out.flush()?;
+            drop(out);
+            std::thread::sleep(Duration::from_secs(2));
+        }
+    }
     let (_tx, rx) = crossbeam_channel::bounded::<()>(0);
     draw_loop(app, &rx, true);
     Ok(ExitCode::SUCCESS)

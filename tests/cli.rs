@@ -103,3 +103,27 @@ fn a_database_from_a_newer_quire_is_refused() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("newer than this quire"));
 }
+
+#[test]
+fn stats_watch_prints_the_live_view_when_not_on_a_terminal() {
+    use std::io::{BufRead, BufReader};
+    let env = Env::new();
+    let pdf = env.dir.path().join("w.pdf");
+    text_pdf(&pdf, &["watched"]);
+    env.ok(&["enqueue", pdf.to_str().unwrap()]);
+    let mut child = env
+        .cmd()
+        .args(["stats", "--watch"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.starts_with("queue: 1 pending, 0 running"), "{first}");
+    assert_eq!(lines.next().unwrap().unwrap(), "");
+    // It keeps going: a second frame.
+    assert!(lines.next().unwrap().unwrap().starts_with("queue: "));
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
