@@ -366,6 +366,11 @@ mod tests {
         p
     }
 
+    /// Ingests `src` from the inbox, as the watcher does.
+    fn take(store: &Store, queue: &Queue, src: &Path, name: &str) -> Ingested {
+        ingest(store, queue, src, name, Placement::Move, Priority::Normal).unwrap()
+    }
+
     fn count(store: &Store, table: &str) -> i64 {
         store
             .db()
@@ -379,15 +384,7 @@ mod tests {
     fn a_moved_file_leaves_the_inbox_only_once_its_document_is_committed() {
         let (dir, store, queue) = setup();
         let src = drop_file(dir.path(), "a.pdf", b"%PDF-1.4 a\n%%EOF\n");
-        let r = ingest(
-            &store,
-            &queue,
-            &src,
-            "a.pdf",
-            Placement::Move,
-            Priority::Normal,
-        )
-        .unwrap();
+        let r = take(&store, &queue, &src, "a.pdf");
         assert!(matches!(r, Ingested::New { .. }));
         assert!(!src.exists());
         assert_eq!(count(&store, "documents"), 1);
@@ -405,15 +402,7 @@ mod tests {
             detect::detect(&head).extension()
         ));
         assert!(place(&src, &target, Placement::Move).unwrap());
-        let r = ingest(
-            &store,
-            &queue,
-            &src,
-            "b.pdf",
-            Placement::Move,
-            Priority::Normal,
-        )
-        .unwrap();
+        let r = take(&store, &queue, &src, "b.pdf");
         assert!(matches!(r, Ingested::New { .. }), "{r:?}");
         assert!(!src.exists(), "the inbox link stays behind");
         assert_eq!(
@@ -428,27 +417,11 @@ mod tests {
     fn killed_after_committing_before_unlinking_the_leftover_link_is_removed() {
         let (dir, store, queue) = setup();
         let src = drop_file(dir.path(), "c.pdf", b"%PDF-1.4 c\n%%EOF\n");
-        ingest(
-            &store,
-            &queue,
-            &src,
-            "c.pdf",
-            Placement::Move,
-            Priority::Normal,
-        )
-        .unwrap();
+        take(&store, &queue, &src, "c.pdf");
         // The state a kill leaves between the commit and the unlink.
         let doc = store.list(None).unwrap().remove(0);
         std::fs::hard_link(store.file_of(&doc), &src).unwrap();
-        let r = ingest(
-            &store,
-            &queue,
-            &src,
-            "c.pdf",
-            Placement::Move,
-            Priority::Normal,
-        )
-        .unwrap();
+        let r = take(&store, &queue, &src, "c.pdf");
         assert_eq!(
             r,
             Ingested::Duplicate {
