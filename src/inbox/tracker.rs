@@ -54,12 +54,12 @@ pub fn looks_complete(path: &Path) -> bool {
 
 impl Tracker {
     /// Starts (or keeps) watching `path` for stability. A file whose mtime is
-    /// already older than `window` counts as stable from the start.
-    pub fn watch(&mut self, path: &Path, window: Duration) {
+    /// already older than `window` counts as stable from the start. `now` is
+    /// the caller's clock (injected so tests need not sleep).
+    pub fn watch(&mut self, path: &Path, window: Duration, now: Instant) {
         let Some((size, mtime)) = stat(path) else {
             return;
         };
-        let now = Instant::now();
         let age = mtime
             .and_then(|m| SystemTime::now().duration_since(m).ok())
             .unwrap_or_default();
@@ -75,10 +75,10 @@ impl Tracker {
         });
     }
 
-    /// Notes that `path` changed (more data written).
-    pub fn touched(&mut self, path: &Path) {
+    /// Notes that `path` changed (more data written) at `now`.
+    pub fn touched(&mut self, path: &Path, now: Instant) {
         if let Some(w) = self.waiting.get_mut(path) {
-            w.changed = Instant::now();
+            w.changed = now;
         }
     }
 
@@ -97,10 +97,9 @@ impl Tracker {
         self.waiting.is_empty()
     }
 
-    /// The waiting files that are ready now, removed from the tracker; files
-    /// that vanished are dropped.
-    pub fn take_ready(&mut self, window: Duration) -> Vec<PathBuf> {
-        let now = Instant::now();
+    /// The waiting files that are ready at `now`, removed from the tracker;
+    /// files that vanished are dropped.
+    pub fn take_ready(&mut self, window: Duration, now: Instant) -> Vec<PathBuf> {
         let mut ready = vec![];
         self.waiting.retain(|path, w| {
             let Some((size, mtime)) = stat(path) else { return false };
@@ -141,15 +140,37 @@ mod tests {
         let p = dir.path().join("a.pdf");
         std::fs::write(&p, b"%PDF-1.4\n").unwrap();
         let mut t = Tracker::default();
-        let window = Duration::from_millis(50);
-        t.watch(&p, window);
-        assert!(t.take_ready(window).is_empty(), "too new");
-        std::thread::sleep(window * 2);
-        assert!(t.take_ready(window).is_empty(), "still but incomplete");
+        let window = Duration::from_secs(2);
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        t.watch(&p, window, at(0));
+        assert!(t.take_ready(window, at(100)).is_empty(), "too new");
+        assert!(
+            t.take_ready(window, at(2_500)).is_empty(),
+            "still but incomplete"
+        );
         std::fs::write(&p, b"%PDF-1.4\ntrailer\n%%EOF\n").unwrap();
-        assert!(t.take_ready(window).is_empty(), "just changed");
-        std::thread::sleep(window * 2);
-        assert_eq!(t.take_ready(window), vec![p.clone()]);
+        assert!(t.take_ready(window, at(2_600)).is_empty(), "just changed");
+        t.touched(&p, at(3_000));
+        assert!(
+            t.take_ready(window, at(4_000)).is_empty(),
+            "written to since"
+        );
+        assert_eq!(t.take_ready(window, at(5_100)), vec![p.clone()]);
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn a_still_file_that_never_looks_complete_is_taken_in_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("cut.pdf");
+        std::fs::write(&p, b"%PDF-1.4\n1 0 obj").unwrap();
+        let mut t = Tracker::default();
+        let window = Duration::from_secs(1);
+        let t0 = Instant::now();
+        t.watch(&p, window, t0);
+        let before = t0 + window * (GIVE_UP_FACTOR - 1);
+        assert!(t.take_ready(window, before).is_empty());
+        assert_eq!(t.take_ready(window, t0 + window * GIVE_UP_FACTOR), vec![p]);
     }
 }

@@ -112,7 +112,7 @@ impl Inbox {
                 recv(stop) -> _ => return,
                 default(tick) => {}
             }
-            for path in self.tracker.take_ready(self.window) {
+            for path in self.tracker.take_ready(self.window, Instant::now()) {
                 self.take(&path);
             }
             if Instant::now() >= next_rescan {
@@ -159,7 +159,7 @@ impl Inbox {
                     self.offer(&path, true)
                 }
             }
-            EventKind::Modify(_) => self.tracker.touched(&path),
+            EventKind::Modify(_) => self.tracker.touched(&path, Instant::now()),
             EventKind::Remove(_) => self.tracker.forget(&path),
             _ => {}
         }
@@ -191,7 +191,7 @@ impl Inbox {
             self.tracker.forget(path);
             self.take(path);
         } else {
-            self.tracker.watch(path, self.window);
+            self.tracker.watch(path, self.window, Instant::now());
         }
     }
 
@@ -217,7 +217,7 @@ impl Inbox {
                 }
             }
         }
-        for path in self.tracker.take_ready(self.window) {
+        for path in self.tracker.take_ready(self.window, Instant::now()) {
             self.take(&path);
         }
     }
