@@ -184,6 +184,65 @@ fn jpeg_and_every_page_of_a_tiff_match_closely() {
     for (i, lines) in PAGES.iter().enumerate() {
         assert_page(&env, 2, i + 1, lines, "ocr");
     }
+    // The other formats leptonica reads, detected by content whatever the name.
+    // (leptonica reads uncompressed BMP only, hence BMP3 without compression.)
+    for (id, ext, target) in [
+        (3, "bmp", "BMP3:"),
+        (4, "gif", ""),
+        (5, "pnm", ""),
+        (6, "webp", ""),
+    ] {
+        let out = dir.join(format!("page-{ext}.{ext}"));
+        let target = format!("{target}{}", out.display());
+        convert(&[&pngs[1], "-compress", "none", &target]);
+        let renamed = dir.join(format!("{ext}-named.pdf"));
+        std::fs::rename(&out, &renamed).unwrap();
+        env.ok(&["process", renamed.to_str().unwrap()]);
+        assert_eq!(env.json(&["show", &id.to_string()])["kind"], ext);
+        assert_page(&env, id, 1, PAGES[1], "ocr");
+    }
+    let rle = dir.join("rle.bmp");
+    convert(&[
+        &pngs[1],
+        "-type",
+        "Palette",
+        "-compress",
+        "RLE",
+        &format!("BMP3:{}", rle.display()),
+    ]);
+    let out = env.run(&["process", rle.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("compressed BMP files"), "{err}");
+}
+
+#[test]
+fn ocr_mode_force_and_text_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let mixed = dir.path().join("mixed.pdf");
+    let typed = PAGES[0].join("\n");
+    write_pdf(
+        &mixed,
+        &[
+            PdfPage::Text(&typed),
+            PdfPage::Scan(scan(dir.path(), PAGES[1], true)),
+        ],
+    );
+    // force: the text page is OCR'd too (rendered, as it has no image).
+    let env = Env::new().set("QUIRE_OCR_MODE", "force");
+    env.ok(&["process", mixed.to_str().unwrap()]);
+    let d = assert_page(&env, 1, 1, PAGES[0], "ocr");
+    assert_eq!(d["rendered"], true, "{d}");
+    assert_page(&env, 1, 2, PAGES[1], "ocr");
+    // text-only: no OCR at all; the scanned page is empty.
+    let env = Env::new().set("QUIRE_OCR_MODE", "text-only");
+    env.ok(&["process", mixed.to_str().unwrap()]);
+    assert_page(&env, 1, 1, PAGES[0], "text");
+    assert_eq!(env.ok(&["text", "1", "--page", "2"]).trim(), "");
+    let show = env.json(&["show", "1"]);
+    assert_eq!(
+        show["ocr_details"]["pages"]["2"]["source"], "text",
+        "{show}"
+    );
 }
 
 #[test]

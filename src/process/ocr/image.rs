@@ -27,6 +27,17 @@ pub fn page_sizes(kind: Kind, data: &[u8]) -> Result<Vec<(u64, u64)>, String> {
         )
     };
     if rc != 0 || w <= 0 || h <= 0 {
+        // BITMAPINFOHEADER's compression field: leptonica reads only BI_RGB.
+        let bmp_compression = data
+            .get(30..34)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        if kind == Kind::Bmp && bmp_compression.is_some_and(|c| c != 0) {
+            return Err(
+                "compressed BMP files (RLE or bitfields) cannot be read; convert it to PNG \
+                 (e.g. `convert scan.bmp scan.png`) and drop that"
+                    .into(),
+            );
+        }
         return Err(format!(
             "the {kind} image is damaged or truncated: its header cannot be read"
         ));
