@@ -26,7 +26,12 @@ pub(super) fn do_cancel(tx: &Connection, task_id: i64, now: i64) -> Result<(), Q
 }
 
 /// Puts a failed or cancelled task back to pending, attempts reset, due now.
-pub(super) fn do_retry(tx: &Connection, task_id: i64, now: i64) -> Result<(), QueueError> {
+pub(super) fn do_retry(
+    tx: &Connection,
+    task_id: i64,
+    max_attempts: i64,
+    now: i64,
+) -> Result<(), QueueError> {
     let task = task_by_id(tx, task_id)?;
     if !matches!(task.status, TaskStatus::Failed | TaskStatus::Cancelled) {
         return Err(QueueError::WrongStatus {
@@ -36,7 +41,7 @@ pub(super) fn do_retry(tx: &Connection, task_id: i64, now: i64) -> Result<(), Qu
             action: "retried",
         });
     }
-    if !revive(tx, task_id, now)? {
+    if !revive(tx, task_id, max_attempts, now)? {
         return Err(QueueError::AlreadyLive {
             task_id,
             document_id: task.document_id,
@@ -51,14 +56,18 @@ pub(super) fn do_retry(tx: &Connection, task_id: i64, now: i64) -> Result<(), Qu
 }
 
 /// Retries the newest failed task of each document and type that has no live task.
-pub(super) fn do_retry_all_failed(tx: &Connection, now: i64) -> Result<Vec<i64>, QueueError> {
+pub(super) fn do_retry_all_failed(
+    tx: &Connection,
+    max_attempts: i64,
+    now: i64,
+) -> Result<Vec<i64>, QueueError> {
     let ids: Vec<i64> = tx
         .prepare_cached("SELECT id FROM task_queue WHERE status = 'failed' ORDER BY id DESC")?
         .query_map([], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     let mut retried = vec![];
     for id in ids {
-        match do_retry(tx, id, now) {
+        match do_retry(tx, id, max_attempts, now) {
             Ok(()) => retried.push(id),
             Err(QueueError::AlreadyLive { .. }) => {}
             Err(e) => return Err(e),
@@ -71,14 +80,16 @@ pub(super) fn do_retry_all_failed(tx: &Connection, now: i64) -> Result<Vec<i64>,
 /// Sets the task back to pending unless that would give its document a second
 /// live task of the type (the unique index says no; `OR IGNORE` turns that into
 /// "no row changed"). Returns whether it was revived.
-fn revive(tx: &Connection, task_id: i64, now: i64) -> Result<bool, QueueError> {
+/// Back to pending with a fresh budget: attempts 0 and the policy's
+/// max_attempts (undoing attempts given back by stale releases).
+fn revive(tx: &Connection, task_id: i64, max_attempts: i64, now: i64) -> Result<bool, QueueError> {
     let n = tx
         .prepare_cached(
-            "UPDATE OR IGNORE task_queue SET status = 'pending', attempts = 0, run_after = :now, \
+            "UPDATE OR IGNORE task_queue SET status = 'pending', attempts = 0, max_attempts = :max, run_after = :now, \
                  completed_at = NULL, claimed_by = NULL, claimed_at = NULL, heartbeat_at = NULL \
              WHERE id = :id",
         )?
-        .execute(named_params! { ":now": now, ":id": task_id })?;
+        .execute(named_params! { ":now": now, ":id": task_id, ":max": max_attempts })?;
     Ok(n == 1)
 }
 

@@ -39,7 +39,7 @@ impl<'q> Maintenance<'q> {
                 stale_timeout.as_secs()
             );
             ids.into_iter()
-                .map(|(id, doc, worker)| release_one(tx, id, doc, worker, &reason, false, now))
+                .map(|(id, doc, worker)| release_one(tx, id, doc, worker, &reason, None, now))
                 .collect()
         })
     }
@@ -50,6 +50,8 @@ impl<'q> Maintenance<'q> {
         &self,
         is_dead: impl Fn(&str) -> bool,
     ) -> Result<Vec<ReleasedStale>, QueueError> {
+        // Deaths without progress are given back up to this many attempts.
+        let forgiven = self.queue.policy.max_attempts * KILLS_FORGIVEN_FACTOR;
         self.queue.write(|tx, now| {
             let claimed = claimed_where(tx, "1", 0)?;
             claimed
@@ -57,7 +59,7 @@ impl<'q> Maintenance<'q> {
                 .filter(|(_, _, w)| is_dead(w))
                 .map(|(id, doc, worker)| {
                     let reason = format!("worker {worker} died while running this task");
-                    release_one(tx, id, doc, worker, &reason, true, now)
+                    release_one(tx, id, doc, worker, &reason, Some(forgiven), now)
                 })
                 .collect()
         })
@@ -139,44 +141,52 @@ fn claimed_where(
 }
 
 /// Returns one claimed task to pending, or fails it when it has no attempts left.
+/// How many times over `max_attempts` a task may be claimed by workers that
+/// then die without making progress, before those deaths count.
+const KILLS_FORGIVEN_FACTOR: i64 = 4;
+
 /// Releases one claimed task back to pending, or fails it when it has used
 /// up its attempts.
 ///
 /// Whether the released attempt counts against `max_attempts`:
-/// - `killed`: the worker's process is gone (a reboot, an OOM kill, an
-///   operator's SIGKILL, a crash). It never counts: documents cannot take
-///   the daemon down (tesseract, leptonica and pdf-extract run in OCR child
-///   processes, whose crashes fail one page), so a death says nothing about
-///   the task, and counting it would fail good work after a few restarts. A
-///   crash loop is bounded by the service manager's start limit instead.
-/// - otherwise the worker is alive but stopped heartbeating (hung). That
-///   counts, unless the attempt made progress: a checkpoint after the claim
-///   (checkpoints bump `documents.updated_at`). So a task that hangs at the
-///   same place every time fails after max_attempts.
+/// - The attempt made progress (a checkpoint after the claim; checkpoints
+///   bump `documents.updated_at`): it never counts. A long document whose
+///   daemon was killed or hung mid-way keeps its budget.
+/// - `killed_forgiven: Some(n)`: the worker's process is gone (a reboot, an
+///   OOM kill, an operator's SIGKILL, a crash). Documents cannot take the
+///   daemon down (tesseract, leptonica and pdf-extract run in OCR child
+///   processes), so a death says little about the task and does not count,
+///   until the task has been claimed `n` times: then it fails, rather than
+///   crash-loop the service with something we did not foresee.
+/// - `None`: the worker is alive but stopped heartbeating (hung). It counts.
 ///
-/// An attempt that does not count raises `max_attempts` by one, so the
-/// attempt numbers in `ocr_details` still tell runs apart.
+/// An attempt that does not count raises `max_attempts` by one, so attempt
+/// numbers still tell runs apart; `quire retry` restores the policy's.
 fn release_one(
     tx: &Connection,
     task_id: i64,
     document_id: i64,
     worker: String,
     reason: &str,
-    killed: bool,
+    killed_forgiven: Option<i64>,
     now: i64,
 ) -> Result<ReleasedStale, QueueError> {
-    let progressed: bool = tx
+    let (progressed, attempts): (bool, i64) = tx
         .prepare_cached(
-            "SELECT coalesce(d.updated_at > t.claimed_at, 0) FROM task_queue t \
+            "SELECT coalesce(d.updated_at > t.claimed_at, 0), t.attempts FROM task_queue t \
              JOIN documents d ON d.id = t.document_id WHERE t.id = ?1",
         )?
-        .query_row([task_id], |r| r.get(0))?;
-    let refund = killed || progressed;
+        .query_row([task_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let refund = progressed || killed_forgiven.is_some_and(|n| attempts < n);
+    // Died without progress on each of its last n claims: give up now.
+    let exhausted = !refund && killed_forgiven.is_some();
     let failed: bool = tx
         .prepare_cached(
             "UPDATE task_queue SET \
-                 status = CASE WHEN NOT :refund AND attempts >= max_attempts THEN 'failed' ELSE 'pending' END, \
-                 completed_at = CASE WHEN NOT :refund AND attempts >= max_attempts THEN :now END, \
+                 status = CASE WHEN :exhausted OR (NOT :refund AND attempts >= max_attempts) \
+                     THEN 'failed' ELSE 'pending' END, \
+                 completed_at = CASE WHEN :exhausted OR (NOT :refund AND attempts >= max_attempts) \
+                     THEN :now END, \
                  max_attempts = max_attempts + :refund, \
                  run_after = :now, last_error = :reason, \
                  claimed_by = NULL, claimed_at = NULL, heartbeat_at = NULL \
@@ -184,7 +194,10 @@ fn release_one(
              RETURNING status = 'failed'",
         )?
         .query_row(
-            named_params! { ":now": now, ":reason": reason, ":id": task_id, ":refund": refund },
+            named_params! {
+                ":now": now, ":reason": reason, ":id": task_id, ":refund": refund,
+                ":exhausted": exhausted,
+            },
             |r| r.get(0),
         )?;
     if failed {
@@ -194,11 +207,11 @@ fn release_one(
     }
     log::warn!(
         "task {task_id} (document {document_id}): {reason}; {}",
-        match (failed, killed, progressed) {
+        match (failed, refund, progressed) {
             (true, _, _) => "failed",
-            (false, true, _) => "released (the attempt is not counted)",
-            (false, false, true) => "released (it had made progress: the attempt is not counted)",
-            (false, false, false) => "released",
+            (false, true, true) => "released (it had made progress: the attempt is not counted)",
+            (false, true, false) => "released (the attempt is not counted)",
+            (false, false, _) => "released",
         }
     );
     Ok(ReleasedStale {
@@ -313,17 +326,27 @@ mod tests {
     }
 
     #[test]
-    fn a_task_whose_worker_keeps_being_killed_is_never_failed_for_it() {
+    fn deaths_without_progress_are_forgiven_up_to_a_bound() {
         let f = fixture();
         let doc = f.document("a");
         f.queue.enqueue(doc, TaskType::Ocr, Priority::High).unwrap();
-        for attempt in 1..=6 {
+        let forgiven = 3 * super::super::maintenance::KILLS_FORGIVEN_FACTOR;
+        for attempt in 1..forgiven {
             let c = f.claim_one("dead:1");
             assert_eq!(c.attempt, attempt);
             let r = f.queue.maintenance().release_dead(|_| true).unwrap();
             assert!(!r[0].failed, "killed {attempt} times");
         }
-        assert_eq!(f.claim_one("w").max_attempts, 9);
+        // The n-th death without progress fails it.
+        f.claim_one("dead:1");
+        let r = f.queue.maintenance().release_dead(|_| true).unwrap();
+        assert!(r[0].failed);
+        assert_eq!(f.doc_status(doc), "failed");
+        // A retry starts over with the policy's budget.
+        let task = r[0].task_id;
+        f.queue.retry(task).unwrap();
+        let c = f.claim_one("w");
+        assert_eq!((c.attempt, c.max_attempts), (1, 3));
     }
 
     #[test]

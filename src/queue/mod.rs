@@ -232,13 +232,15 @@ impl Queue {
 
     /// Puts a failed or cancelled task back to pending with its attempts reset.
     pub fn retry(&self, task_id: i64) -> Result<(), QueueError> {
-        self.write(|tx, now| admin::do_retry(tx, task_id, now))
+        let max = self.policy.max_attempts;
+        self.write(|tx, now| admin::do_retry(tx, task_id, max, now))
     }
 
     /// Retries the newest failed task of each document and type that has no live
     /// task; returns the ids retried.
     pub fn retry_all_failed(&self) -> Result<Vec<i64>, QueueError> {
-        self.write(admin::do_retry_all_failed)
+        let max = self.policy.max_attempts;
+        self.write(|tx, now| admin::do_retry_all_failed(tx, max, now))
     }
 
     /// The queue's maintenance operations (stale claims, orphans, purge).
