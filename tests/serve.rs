@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use crate::util::{Env, corpus, text_pdf, text_png, wait_until};
+use crate::util::{Daemon, Env, corpus, text_pdf, text_png, wait_until};
 
 #[test]
 fn copied_moved_slow_and_folder_drops_are_ingested_once_and_ignored_names_stay() {
@@ -213,4 +213,57 @@ fn with_the_queue_disabled_serve_only_ingests() {
     let _w = workers.serve(&["--workers", "1", "--no-watch"]);
     let docs = workers.wait_settled(1);
     assert_eq!(docs[0]["status"], "indexed");
+}
+
+#[test]
+fn ctrl_c_to_the_daemons_process_group_does_not_fail_the_page_being_read() {
+    use std::os::unix::process::CommandExt;
+    // As a terminal's Ctrl-C does: SIGINT to the whole foreground group.
+    let env = Env::new().set("QUIRE_QUEUE_SHUTDOWN_TIMEOUT", "0s");
+    let log = env.dir.path().join("group.log");
+    let mut daemon = Daemon {
+        child: Some(
+            env.cmd()
+                .args(["serve", "--workers", "1"])
+                .process_group(0)
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .unwrap(),
+        ),
+        log: log.clone(),
+    };
+    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+    wait_until("the daemon to start", || log_text().contains("started"));
+    std::fs::copy(corpus("multipage.pdf"), env.inbox().join("multi.pdf")).unwrap();
+    wait_until("OCR to start", || log_text().contains("(ocr) claimed"));
+    // The OCR child runs in a process group of its own, so the terminal's
+    // signal reaches only the daemon, which decides how to stop.
+    let daemon_pid = daemon.pid() as u32;
+    let mut ocr_child = None;
+    wait_until("the OCR child", || {
+        ocr_child = std::fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            // pid (comm) state ppid pgrp ...
+            let fields: Vec<&str> = stat.rsplit_once(") ")?.1.split(' ').collect();
+            let (ppid, pgrp): (u32, u32) = (fields[1].parse().ok()?, fields[2].parse().ok()?);
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            (ppid == daemon_pid).then_some((pid, pgrp))
+        });
+        ocr_child.is_some()
+    });
+    let (pid, pgrp) = ocr_child.unwrap();
+    assert_eq!(pid, pgrp, "the OCR child shares the daemon's process group");
+    std::thread::sleep(Duration::from_millis(300));
+    unsafe { libc::kill(-daemon.pid(), libc::SIGINT) };
+    assert_eq!(daemon.wait_exit(), Some(0), "{}", daemon.log_text());
+    assert!(!log_text().contains("died of signal"), "{}", log_text());
+    let show = env.json(&["show", "1"]);
+    let pages = show["ocr_details"]["pages"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        pages.values().all(|p| p["status"] == "done"),
+        "a page was failed by the Ctrl-C: {show}"
+    );
 }

@@ -178,7 +178,7 @@ fn release_one(
         )?
         .query_row([task_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
     let refund = progressed || killed_forgiven.is_some_and(|n| attempts < n);
-    // Died without progress on each of its last n claims: give up now.
+    // Claimed n times and died again without progress: give up now.
     let exhausted = !refund && killed_forgiven.is_some();
     let failed: bool = tx
         .prepare_cached(

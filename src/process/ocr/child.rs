@@ -12,7 +12,7 @@
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -77,7 +77,16 @@ pub fn child_main() -> anyhow::Result<()> {
             }
             Request::Page { n } => match &doc {
                 Some(d) => match d.read_page(&config, n) {
-                    Ok(p) => Reply::Page(p),
+                    Ok(mut p) => {
+                        if p.text.len() > MAX_TEXT {
+                            let mut cut = MAX_TEXT;
+                            while !p.text.is_char_boundary(cut) {
+                                cut -= 1;
+                            }
+                            p.text.truncate(cut);
+                        }
+                        Reply::Page(p)
+                    }
                     Err(e) => Reply::Error(e),
                 },
                 None => Reply::Error("no document is open".into()),
@@ -110,9 +119,19 @@ fn limit_memory(mb: u64) {
     }
 }
 
+/// The longest reply the daemon reads (a page's text is far smaller; the
+/// child truncates text at [`MAX_TEXT`]): a runaway child cannot make the
+/// daemon allocate without bound.
+const MAX_REPLY: usize = 64 << 20;
+
+/// A page's text is cut at this many bytes.
+const MAX_TEXT: usize = 16 << 20;
+
 /// The daemon's handle on one child.
 pub struct Child {
     process: std::process::Child,
+    /// Also its process group's id.
+    pid: i32,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
     /// The document the child has open.
@@ -140,13 +159,18 @@ impl Child {
         if std::env::var_os("OMP_THREAD_LIMIT").is_none() {
             command.env("OMP_THREAD_LIMIT", "1");
         }
+        // Its own process group: a Ctrl-C or a signal to the daemon's group
+        // must not kill a page mid-read (the daemon decides when it stops),
+        // and on a timeout the whole group goes, pdftoppm included.
         let mut process = command
+            .process_group(0)
             .arg("ocr-child")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| format!("cannot start the OCR child process: {e}"))?;
+        let pid = process.id() as i32;
         let (Some(mut stdin), Some(stdout), Some(stderr)) = (
             process.stdin.take(),
             process.stdout.take(),
@@ -157,8 +181,12 @@ impl Child {
         std::thread::Builder::new()
             .name("ocr-child-stderr".into())
             .spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    log::debug!("ocr child: {line}");
+                let mut stderr = BufReader::new(stderr);
+                let mut line = vec![];
+                while stderr.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+                    let text = String::from_utf8_lossy(&line);
+                    log::debug!("ocr child: {}", text.trim_end());
+                    line.clear();
                 }
             })
             .map_err(|e| format!("cannot start a thread: {e}"))?;
@@ -166,6 +194,7 @@ impl Child {
         writeln!(stdin, "{config}").map_err(|e| format!("cannot talk to the OCR child: {e}"))?;
         Ok(Child {
             process,
+            pid,
             stdin,
             stdout: BufReader::new(stdout),
             open: None,
@@ -210,7 +239,7 @@ impl Child {
         }
     }
 
-    /// Sends one request and waits up to `timeout` for the reply. On a
+    /// Sends one request and waits up to `timeout` for the whole reply. On a
     /// timeout or a broken child the child is killed; the caller drops it.
     fn call(&mut self, req: &Request, timeout: Duration) -> Result<Reply, Failure> {
         let sent = serde_json::to_writer(&mut self.stdin, req)
@@ -220,24 +249,46 @@ impl Child {
         if sent.is_err() {
             return Err(self.died());
         }
-        if !self.wait_readable(timeout) {
+        let deadline = Instant::now() + timeout;
+        let mut line = vec![];
+        loop {
+            if !self.wait_readable(deadline) {
+                self.kill();
+                return Err(Failure::TimedOut(timeout));
+            }
+            // Data is there: this read does not block.
+            let chunk = match self.stdout.fill_buf() {
+                Ok([]) | Err(_) => return Err(self.died()),
+                Ok(chunk) => chunk,
+            };
+            let (take, done) = match chunk.iter().position(|b| *b == b'\n') {
+                Some(i) => (i + 1, true),
+                None => (chunk.len(), false),
+            };
+            line.extend_from_slice(&chunk[..take]);
+            self.stdout.consume(take);
+            if done {
+                break;
+            }
+            if line.len() > MAX_REPLY {
+                self.kill();
+                return Err(Failure::Died(format!(
+                    "its reply passed {} MiB",
+                    MAX_REPLY >> 20
+                )));
+            }
+        }
+        serde_json::from_slice(&line).map_err(|e| {
             self.kill();
-            return Err(Failure::TimedOut(timeout));
-        }
-        let mut line = String::new();
-        match self.stdout.read_line(&mut line) {
-            Ok(0) | Err(_) => Err(self.died()),
-            Ok(_) => serde_json::from_str(&line)
-                .map_err(|e| Failure::Died(format!("garbled reply ({e})"))),
-        }
+            Failure::Died(format!("garbled reply ({e})"))
+        })
     }
 
-    /// Waits until the child's stdout has data (or closed), up to `timeout`.
-    fn wait_readable(&mut self, timeout: Duration) -> bool {
+    /// Waits until the child's stdout has data (or closed), until `deadline`.
+    fn wait_readable(&mut self, deadline: Instant) -> bool {
         if !self.stdout.buffer().is_empty() {
             return true;
         }
-        let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let mut fd = libc::pollfd {
@@ -258,15 +309,17 @@ impl Child {
 
     /// Describes how the child died, reaping it.
     fn died(&mut self) -> Failure {
-        let status = match self.process.try_wait() {
-            Ok(Some(s)) => Some(s),
-            _ => {
-                // It closed its pipes; give it a moment to exit.
-                std::thread::sleep(Duration::from_millis(50));
-                self.kill();
-                self.process.wait().ok()
+        // It closed its pipes; give it a moment to exit on its own.
+        let mut status = None;
+        for _ in 0..20 {
+            if let Ok(Some(s)) = self.process.try_wait() {
+                status = Some(s);
+                break;
             }
-        };
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        self.kill(); // and whatever it left running in its group
+        let status = status.or_else(|| self.process.wait().ok());
         let why = match status.and_then(|s| s.signal()) {
             Some(libc::SIGABRT) => {
                 "it aborted (often: out of memory under ocr.max_memory_mb)".to_string()
@@ -282,7 +335,11 @@ impl Child {
         Failure::Died(why)
     }
 
+    /// Kills the child's whole process group (the child and any pdftoppm it
+    /// started) and reaps the child.
     fn kill(&mut self) {
+        // SAFETY: kill(2) with a negative pid signals that process group.
+        unsafe { libc::kill(-self.pid, libc::SIGKILL) };
         let _ = self.process.kill();
         let _ = self.process.wait();
     }
@@ -297,6 +354,9 @@ impl Drop for Child {
 /// Why a request got no answer.
 #[derive(Debug)]
 pub enum Failure {
+    /// No child could be started (out of processes or file descriptors):
+    /// says nothing about the document; worth retrying later.
+    Spawn(String),
     /// The child answered with an error about the input.
     Error(String),
     /// The child took too long and was killed.
@@ -308,13 +368,13 @@ pub enum Failure {
 impl Failure {
     /// True when the child is gone and must be replaced.
     pub fn lost_child(&self) -> bool {
-        !matches!(self, Failure::Error(_))
+        !matches!(self, Failure::Error(_) | Failure::Spawn(_))
     }
 
     /// The message for the user, about `what` ("the page", "opening the file").
     pub fn message(&self, what: &str) -> String {
         match self {
-            Failure::Error(e) => e.clone(),
+            Failure::Error(e) | Failure::Spawn(e) => e.clone(),
             Failure::TimedOut(t) => {
                 format!("{what} took longer than {t:?} (ocr.page_timeout) and was stopped")
             }

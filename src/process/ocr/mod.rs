@@ -53,7 +53,7 @@ impl OcrProcessor {
         CHILD.with(|cell| {
             let mut slot = cell.borrow_mut();
             if slot.is_none() {
-                *slot = Some(Child::spawn(&self.config).map_err(Failure::Error)?);
+                *slot = Some(Child::spawn(&self.config).map_err(Failure::Spawn)?);
             }
             let child = slot.as_mut().expect("started above");
             let result = f(child);
@@ -75,14 +75,13 @@ impl OcrProcessor {
     }
 
     /// Reads page `n`, (re)opening the document in the child if needed.
-    fn page(&self, path: &Path, kind: Kind, n: usize) -> Result<PageText, String> {
+    fn page(&self, path: &Path, kind: Kind, n: usize) -> Result<PageText, Failure> {
         self.with_child(|c| {
             if !c.has_open(path) {
                 c.open(path, kind, self.timeout())?;
             }
             c.page(n, self.timeout())
         })
-        .map_err(|f| f.message(&format!("page {n}")))
     }
 }
 
@@ -97,9 +96,10 @@ impl Processor for OcrProcessor {
             .ok_or_else(|| TaskError::permanent("the document was deleted"))?;
         let path = store.file_of(&doc);
         let kind = Kind::from_stored(&doc.kind);
-        let pages = self
-            .open(&path, kind)
-            .map_err(|f| TaskError::permanent(f.message("opening the file")))?;
+        let pages = self.open(&path, kind).map_err(|f| match f {
+            Failure::Spawn(e) => TaskError::transient(e),
+            f => TaskError::permanent(f.message("opening the file")),
+        })?;
         if pages > self.config.max_pages as usize {
             return Err(TaskError::permanent(format!(
                 "the document has {pages} pages, over the limit of {} (ocr.max_pages)",
@@ -115,13 +115,24 @@ impl Processor for OcrProcessor {
             if ctx.should_stop() {
                 return Err(TaskError::Interrupted);
             }
-            if let Some(done) = store.page_detail(doc_id, n as i64).map_err(db)? {
-                if done.status == "failed" {
-                    failed.push(format!("page {n}: {}", done.error.unwrap_or_default()));
-                }
-                continue; // checkpointed by an earlier attempt
+            // Pages done by an earlier attempt are kept; pages that failed
+            // are read again (a timeout or memory limit may have been raised).
+            if store
+                .page_detail(doc_id, n as i64)
+                .map_err(db)?
+                .is_some_and(|d| d.status == "done")
+            {
+                continue;
             }
-            let result = self.page(&path, kind, n);
+            let result = match self.page(&path, kind, n) {
+                Ok(p) => Ok(p),
+                Err(Failure::Spawn(e)) => return Err(TaskError::transient(e)),
+                // Stopping: the page was cut short, not read; leave no checkpoint.
+                Err(f) if f.lost_child() && ctx.should_stop() => {
+                    return Err(TaskError::Interrupted);
+                }
+                Err(f) => Err(f.message(&format!("page {n}"))),
+            };
             let detail = match &result {
                 Ok(p) => PageDetail {
                     status: "done".into(),
