@@ -88,6 +88,16 @@ impl Document {
                 let &(w, h) = sizes
                     .get(n.wrapping_sub(1))
                     .ok_or_else(|| format!("there is no page {n}"))?;
+                if config.mode == OcrMode::TextOnly {
+                    // Never OCR: an image has no text layer, so the page stays empty.
+                    return Ok(PageText {
+                        text: String::new(),
+                        source: PageSource::Text,
+                        confidence: None,
+                        images: 1,
+                        rendered: false,
+                    });
+                }
                 check_pixels(w, h, config.max_pixels)?;
                 let pix = image::read_page(self.kind, &self.data, n - 1)?;
                 ocr_image(config, &pix, None)
@@ -118,31 +128,49 @@ impl Document {
         }
         let size = doc.page_size(n);
         let mut seen = 0;
+        // A read of the embedded image that is not convincing is kept, in
+        // case the rendering does no better or cannot be made.
+        let mut unsure = None;
         match self.embedded_images(config, doc, n, size, &mut seen) {
-            Ok(Some(page)) => return Ok(page),
+            Ok(Some(page)) if convincing(&page) => return Ok(page),
+            Ok(Some(page)) => {
+                log::debug!("page {n}: embedded image read with low confidence; rendering it too");
+                unsure = Some(page);
+            }
             Ok(None) => {}
             Err(e) => log::debug!("page {n}: {e}; rendering it instead"),
         }
         if !config.pdftoppm {
-            return Err(
+            return unsure.ok_or_else(|| {
                 "the page's images cannot be decoded and rendering is off (ocr.pdftoppm = false)"
-                    .into(),
-            );
+                    .into()
+            });
         }
-        let dpi = pdf::render_dpi(size, 300, config.max_pixels);
-        let png = pdf::render(&self.path, n, dpi, config.page_timeout.0)?;
-        let pix = image::read_page(Kind::Png, &png, 0)?;
-        let page = ocr_image(config, &pix, None)?;
-        Ok(PageText {
-            images: seen,
-            rendered: true,
-            ..page
-        })
+        let rendered = (|| {
+            let dpi = pdf::render_dpi(size, 300, config.max_pixels);
+            let png = pdf::render(&self.path, n, dpi, config.page_timeout.0)?;
+            let pix = image::read_page(Kind::Png, &png, 0)?;
+            Ok::<_, String>(PageText {
+                images: seen,
+                rendered: true,
+                ..ocr_image(config, &pix, None)?
+            })
+        })();
+        match (rendered, unsure) {
+            (Ok(r), Some(u)) if u.confidence > r.confidence => Ok(u),
+            (Ok(r), _) => Ok(r),
+            (Err(e), Some(u)) => {
+                log::debug!("page {n}: {e}; keeping the embedded image's reading");
+                Ok(u)
+            }
+            (Err(e), None) => Err(e),
+        }
     }
 
     /// OCR of a page that is one scanned image: decoded straight from the
     /// PDF, without a rendering pass. `None` when the page is anything else
     /// (several images, images we can't decode, rotated), which is rendered.
+    /// `seen` gets the number of images on the page.
     fn embedded_images(
         &self,
         config: &OcrConfig,
@@ -179,15 +207,16 @@ impl Document {
         }
         let pix = tesseract::plumbing::leptonica_plumbing::Pix::read_mem(&img.data)
             .map_err(|_| format!("embedded {} image cannot be decoded", img.format))?;
-        let page = ocr_image(config, &pix, Some(dpi_x.round() as i32))?;
-        // A low score suggests the image is drawn rotated or mirrored by the
-        // page; the rendering shows it as the reader sees it.
-        if page.confidence.is_some_and(|c| c < 40.0) {
-            log::debug!("page {n}: embedded image read with low confidence; rendering it instead");
-            return Ok(None);
-        }
-        Ok(Some(page))
+        ocr_image(config, &pix, Some(dpi_x.round() as i32)).map(Some)
     }
+}
+
+/// True when a reading of an embedded image can be trusted without a
+/// rendering to compare: a fair confidence, or nothing to read (a blank
+/// page scores 0 however it is read). A low score suggests the page draws
+/// the image rotated or mirrored; the rendering shows it as a reader sees it.
+fn convincing(page: &PageText) -> bool {
+    page.confidence.is_some_and(|c| c >= 40.0) || page.text.trim().is_empty()
 }
 
 /// Refuses a page over the pixel limit before it is decoded.
