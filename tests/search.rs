@@ -52,12 +52,24 @@ fn stemming_is_configurable_and_changing_it_rebuilds_the_index() {
     };
     let other = porter.dir.path().join("other.pdf");
     text_pdf(&other, &["Connection established after the run was over"]);
+    // A one-off command with another setting than the index's only warns...
     let out = porter.run(&["process", other.to_str().unwrap()]);
-    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("quire serve rebuilds it"), "{err}");
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("rebuilt the search index"),
+        porter
+            .json(&["search", "runs"])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    // ...the daemon rebuilds it.
+    let daemon = porter.serve(&["--workers", "1"]);
+    assert!(
+        daemon.log_contains("rebuilt the search index"),
         "{}",
-        String::from_utf8_lossy(&out.stderr)
+        daemon.log_text()
     );
     // Both documents, the one indexed before the switch too, are stemmed now.
     for (q, want) in [("runs", 2), ("connecting", 2), ("daily", 1)] {

@@ -17,7 +17,7 @@ use crate::worker::{TaskContext, TaskError, WorkerIdentity};
 /// Runs `quire process`.
 pub fn run(config: &Config, args: &ProcessArgs) -> anyhow::Result<ExitCode> {
     let app = App::open(config, 4)?;
-    crate::process::index::prepare(&app)?;
+    crate::process::index::prepare(&app, false)?;
     let doc_id = match args.target.parse::<i64>() {
         Ok(id) if app.store.document(id)?.is_some() => id,
         _ => match ingest(

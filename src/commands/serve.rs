@@ -28,7 +28,7 @@ pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         0
     };
     let app = App::open(&config, workers as u32 + 4)?;
-    crate::process::index::prepare(&app)?;
+    crate::process::index::prepare(&app, true)?;
     serve(&app, crate::process::processors(&app), !args.no_watch)
 }
 

@@ -18,17 +18,27 @@ impl IndexProcessor {
     }
 }
 
-/// Brings the index in line with `index.stemming` before indexing starts
-/// (`serve` and `process` call it), logging a rebuild.
-pub fn prepare(app: &crate::app::App) -> anyhow::Result<()> {
+/// Brings the index in line with `index.stemming` before indexing starts,
+/// logging a rebuild. Only `serve` rebuilds (`rebuild = true`): a rebuild
+/// holds the write lock for as long as it takes, and a one-off command run
+/// with another configuration than the daemon's must not flip the index
+/// back and forth; it only warns.
+pub fn prepare(app: &crate::app::App, rebuild: bool) -> anyhow::Result<()> {
     let stemming = app.config.index.stemming;
-    let n = app
-        .store
-        .ensure_stemming(stemming)
-        .map_err(|e| anyhow::anyhow!("cannot rebuild the search index for index.stemming: {e}"))?;
-    if n > 0 {
-        log::info!("rebuilt the search index with stemming {stemming:?} ({n} pages)");
+    let store = &app.store;
+    let db = |e| anyhow::anyhow!("cannot check the search index for index.stemming: {e}");
+    if store.stemming_matches(stemming).map_err(db)? {
+        return Ok(());
     }
+    if !rebuild {
+        log::warn!(
+            "the search index was built with another index.stemming than {stemming:?}; \
+             quire serve rebuilds it (this command indexes with the index as it is)"
+        );
+        return Ok(());
+    }
+    let n = store.ensure_stemming(stemming).map_err(db)?;
+    log::info!("rebuilt the search index with stemming {stemming:?} ({n} pages)");
     Ok(())
 }
 

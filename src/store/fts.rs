@@ -164,18 +164,10 @@ impl Store {
     pub fn ensure_stemming(&self, stemming: Stemming) -> Result<usize, DbError> {
         let mut c = self.db.conn()?;
         let tx = write_tx(&mut c)?;
-        let sql: String = tx.query_row(
-            "SELECT sql FROM sqlite_master WHERE name = 'page_index'",
-            [],
-            |r| r.get(0),
-        )?;
-        let want = match stemming {
-            Stemming::None => "unicode61 remove_diacritics 2",
-            Stemming::Porter => "porter unicode61 remove_diacritics 2",
-        };
-        if sql.contains(&format!("'{want}'")) {
+        if tokenizer_matches(&tx, stemming)? {
             return Ok(0);
         }
+        let want = tokenizer(stemming);
         // The delete trigger names page_index; it is set aside while the
         // table is swapped (a rename checks every trigger still resolves).
         let trigger: String = tx.query_row(
@@ -196,6 +188,12 @@ impl Store {
         let n: i64 = tx.query_row("SELECT count(*) FROM page_index", [], |r| r.get(0))?;
         tx.commit()?;
         Ok(n as usize)
+    }
+
+    /// True when the index was built with `stemming`.
+    pub fn stemming_matches(&self, stemming: Stemming) -> Result<bool, DbError> {
+        let c = self.db.conn()?;
+        tokenizer_matches(&c, stemming)
     }
 
     /// Runs an FTS5 `MATCH` expression: best BM25 first, newest document
@@ -224,7 +222,7 @@ impl Store {
         } else {
             "SELECT rowid AS r, rank FROM page_index WHERE page_index MATCH :q \
              AND :since IS NULL AND :until IS NULL AND :status IS NULL \
-             ORDER BY rank LIMIT :limit"
+             ORDER BY rank, rowid / 1000000 DESC, rowid LIMIT :limit"
         };
         let mut st = c.prepare_cached(&format!(
             "WITH top AS ({top}) \
@@ -252,4 +250,22 @@ impl Store {
         )?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+/// The FTS5 tokenizer for `stemming`.
+fn tokenizer(stemming: Stemming) -> &'static str {
+    match stemming {
+        Stemming::None => "unicode61 remove_diacritics 2",
+        Stemming::Porter => "porter unicode61 remove_diacritics 2",
+    }
+}
+
+/// True when `page_index` was created with the tokenizer for `stemming`.
+fn tokenizer_matches(c: &rusqlite::Connection, stemming: Stemming) -> Result<bool, DbError> {
+    let sql: String = c.query_row(
+        "SELECT sql FROM sqlite_master WHERE name = 'page_index'",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(sql.contains(&format!("'{}'", tokenizer(stemming))))
 }
