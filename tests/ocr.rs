@@ -465,4 +465,17 @@ fn limits_and_locked_files_fail_with_a_clear_error() {
     let fine = dir.path().join("fine.pdf");
     text_pdf(&fine, &["read in time, after a page that was not"]);
     env.ok(&["process", fine.to_str().unwrap()]);
+    // With more time, a retry reads the page that failed.
+    let patient = Env {
+        dir: env.dir,
+        extra: vec![("QUIRE_OCR_PAGE_TIMEOUT".into(), "5m".into())],
+    };
+    patient.ok(&["retry", "--all-failed"]);
+    patient.ok(&["process", "1"]);
+    let show = patient.json(&["show", "1"]);
+    assert_eq!(show["status"], "indexed", "{show}");
+    assert_eq!(
+        show["ocr_details"]["pages"]["1"]["status"], "done",
+        "{show}"
+    );
 }

@@ -137,8 +137,9 @@ pub fn ingest(
         }
     };
     // The document is committed: the inbox copy may go now (it is the same
-    // inode as the stored file, or a synced copy of it).
-    let ours = placed || same_file(src, &target);
+    // inode as the stored file, or a synced copy of it; or we just made the
+    // document from a copy an interrupted ingest of this file had stored).
+    let ours = placed || new.is_some() || same_file(src, &target);
     if ours && how == Placement::Move {
         if let Err(e) = fs::remove_file(src) {
             log::warn!(
@@ -315,7 +316,11 @@ fn move_file(src: &Path, dst: &Path) -> io::Result<()> {
         return Ok(());
     }
     if copy_no_clobber(src, dst)? {
-        fs::remove_file(src)
+        // A source we cannot remove (a read-only inbox) must not leave a copy
+        // behind each time it is tried again.
+        fs::remove_file(src).inspect_err(|_| {
+            let _ = fs::remove_file(dst);
+        })
     } else {
         Err(io::Error::new(
             io::ErrorKind::AlreadyExists,
