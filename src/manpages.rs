@@ -210,6 +210,8 @@ fn environment_section(r: &mut Roff) {
         r.control("TP", []);
         r.text([bold(var.as_str())]);
         let text = match key_help(&key) {
+            // A key whose default depends on the machine says so itself.
+            Some((_, help)) if help.contains("Default:") => format!("{key}: {help}"),
             Some((default, help)) => format!("{key} (default {default}): {help}"),
             None => "The configuration file, as --config.".to_string(),
         };
