@@ -104,11 +104,17 @@ impl Store {
             })?;
         }
         let detail = serde_json::to_string(detail).expect("page detail serializes");
+        // Only a page read counts as progress (the queue compares updated_at
+        // with the claim time when a worker dies): a page that failed again
+        // must not keep a task that dies every time alive for ever.
         tx.prepare_cached(
-            "UPDATE documents SET updated_at = :now, \
+            "UPDATE documents SET updated_at = CASE WHEN :done THEN :now ELSE updated_at END, \
                  ocr_details = json_set(ocr_details, '$.pages.' || :n, json(:detail)) WHERE id = :doc",
         )?
-        .execute(named_params! { ":now": now, ":n": number, ":detail": detail, ":doc": document_id })?;
+        .execute(named_params! {
+            ":now": now, ":n": number, ":detail": detail, ":doc": document_id,
+            ":done": text.is_some(),
+        })?;
         tx.commit()?;
         Ok(())
     }
@@ -144,5 +150,61 @@ impl Store {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Db;
+    use crate::store::{NewDocument, insert_document};
+
+    fn updated_at(store: &Store, id: i64) -> i64 {
+        let c = store.db().conn().unwrap();
+        c.query_row(
+            "SELECT updated_at FROM documents WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn only_a_page_read_counts_as_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            Store::open(Db::open(&dir.path().join("q.db"), 2).unwrap(), dir.path()).unwrap();
+        let doc = NewDocument {
+            name: "a.pdf",
+            stored_path: "originals/a.pdf",
+            size: 1,
+            sha256: "a",
+            kind: "pdf",
+        };
+        let id = insert_document(&store.db().conn().unwrap(), &doc, 10)
+            .unwrap()
+            .unwrap();
+        let failed = PageDetail {
+            status: "failed".into(),
+            error: Some("took too long".into()),
+            ..Default::default()
+        };
+        store.save_page(id, 1, None, &failed, 20).unwrap();
+        assert_eq!(updated_at(&store, id), 10, "a failed page is not progress");
+        let done = PageDetail {
+            status: "done".into(),
+            ..Default::default()
+        };
+        store
+            .save_page(
+                id,
+                2,
+                Some(("text", PageSource::Ocr, Some(90.0))),
+                &done,
+                30,
+            )
+            .unwrap();
+        assert_eq!(updated_at(&store, id), 30);
+        assert_eq!(store.page_detail(id, 1).unwrap().unwrap().status, "failed");
     }
 }
