@@ -10,7 +10,7 @@
 //! [`Reply`] per line on its stdout. The child's stderr (library chatter such
 //! as leptonica's "Error in pixReadMem") goes to the debug log.
 
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -124,14 +124,18 @@ fn limit_memory(mb: u64) {
 /// daemon allocate without bound.
 const MAX_REPLY: usize = 64 << 20;
 
-/// A page's text is cut at this many bytes.
-const MAX_TEXT: usize = 16 << 20;
+/// A page's text is cut at this many bytes (JSON escaping can grow text up
+/// to 6 times, and the reply must stay under [`MAX_REPLY`]).
+const MAX_TEXT: usize = MAX_REPLY / 8;
 
 /// The daemon's handle on one child.
 pub struct Child {
     process: std::process::Child,
     /// Also its process group's id.
     pid: i32,
+    /// True once the group was killed: never signal it twice, as an empty
+    /// group's id may be reused.
+    killed: bool,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
     /// The document the child has open.
@@ -171,19 +175,34 @@ impl Child {
             .spawn()
             .map_err(|e| format!("cannot start the OCR child process: {e}"))?;
         let pid = process.id() as i32;
-        let (Some(mut stdin), Some(stdout), Some(stderr)) = (
+        let (Some(stdin), Some(stdout), Some(stderr)) = (
             process.stdin.take(),
             process.stdout.take(),
             process.stderr.take(),
         ) else {
             unreachable!("all three streams were piped");
         };
+        // From here on, Drop kills and reaps it if anything fails.
+        let mut child = Child {
+            process,
+            pid,
+            killed: false,
+            stdin,
+            stdout: BufReader::new(stdout),
+            open: None,
+            pages: 0,
+        };
         std::thread::Builder::new()
             .name("ocr-child-stderr".into())
             .spawn(move || {
                 let mut stderr = BufReader::new(stderr);
                 let mut line = vec![];
-                while stderr.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+                // At most 64 KiB a line: a runaway writer cannot grow this.
+                while (&mut stderr)
+                    .take(64 * 1024)
+                    .read_until(b'\n', &mut line)
+                    .is_ok_and(|n| n > 0)
+                {
                     let text = String::from_utf8_lossy(&line);
                     log::debug!("ocr child: {}", text.trim_end());
                     line.clear();
@@ -191,15 +210,9 @@ impl Child {
             })
             .map_err(|e| format!("cannot start a thread: {e}"))?;
         let config = serde_json::to_string(config).expect("the configuration serializes");
-        writeln!(stdin, "{config}").map_err(|e| format!("cannot talk to the OCR child: {e}"))?;
-        Ok(Child {
-            process,
-            pid,
-            stdin,
-            stdout: BufReader::new(stdout),
-            open: None,
-            pages: 0,
-        })
+        writeln!(child.stdin, "{config}")
+            .map_err(|e| format!("cannot talk to the OCR child: {e}"))?;
+        Ok(child)
     }
 
     /// Number of pages read by this child.
@@ -309,17 +322,26 @@ impl Child {
 
     /// Describes how the child died, reaping it.
     fn died(&mut self) -> Failure {
-        // It closed its pipes; give it a moment to exit on its own.
-        let mut status = None;
+        // It closed its pipes; give it a moment to exit on its own. Checked
+        // without reaping it: while it is a zombie its pid (the group's id)
+        // cannot be reused, so the group kill below hits only its group.
+        let mut exited = false;
         for _ in 0..20 {
-            if let Ok(Some(s)) = self.process.try_wait() {
-                status = Some(s);
+            // SAFETY: waitid writes into the zeroed siginfo we own.
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+            let rc = unsafe { libc::waitid(libc::P_PID, self.pid as libc::id_t, &mut info, flags) };
+            // SAFETY: si_pid is valid to read after waitid on a SIGCHLD-type info.
+            if rc == 0 && unsafe { info.si_pid() } == self.pid {
+                exited = true;
                 break;
             }
             std::thread::sleep(Duration::from_millis(25));
         }
-        self.kill(); // and whatever it left running in its group
-        let status = status.or_else(|| self.process.wait().ok());
+        // The group first (and whatever the child left running in it), then
+        // reap: a child that had exited keeps its own status.
+        self.kill();
+        let status = exited.then(|| self.process.wait().ok()).flatten();
         let why = match status.and_then(|s| s.signal()) {
             Some(libc::SIGABRT) => {
                 "it aborted (often: out of memory under ocr.max_memory_mb)".to_string()
@@ -338,8 +360,11 @@ impl Child {
     /// Kills the child's whole process group (the child and any pdftoppm it
     /// started) and reaps the child.
     fn kill(&mut self) {
-        // SAFETY: kill(2) with a negative pid signals that process group.
-        unsafe { libc::kill(-self.pid, libc::SIGKILL) };
+        if !self.killed {
+            self.killed = true;
+            // SAFETY: kill(2) with a negative pid signals that process group.
+            unsafe { libc::kill(-self.pid, libc::SIGKILL) };
+        }
         let _ = self.process.kill();
         let _ = self.process.wait();
     }
