@@ -83,6 +83,7 @@ impl Document {
 
     /// Reads page `n` (1-based). A panic inside a library becomes this page's error.
     pub fn read_page(&self, config: &OcrConfig, n: usize) -> Result<PageText, String> {
+        let started = std::time::Instant::now();
         catch_unwind(AssertUnwindSafe(|| match &self.source {
             Source::Image(sizes) => {
                 let &(w, h) = sizes
@@ -102,14 +103,20 @@ impl Document {
                 let pix = image::read_page(self.kind, &self.data, n - 1)?;
                 ocr_image(config, &pix, None)
             }
-            Source::Pdf(p) => self.pdf_page(config, p, n as u32),
+            Source::Pdf(p) => self.pdf_page(config, p, n as u32, started),
         }))
         .unwrap_or_else(|_| Err("reading the page crashed the reader".into()))
     }
 
     /// One PDF page: its text layer when usable, else OCR of its images, else
     /// OCR of a rendering of the page.
-    fn pdf_page(&self, config: &OcrConfig, doc: &pdf::Pdf, n: u32) -> Result<PageText, String> {
+    fn pdf_page(
+        &self,
+        config: &OcrConfig,
+        doc: &pdf::Pdf,
+        n: u32,
+        started: std::time::Instant,
+    ) -> Result<PageText, String> {
         if config.mode != OcrMode::Force {
             match doc.text(n) {
                 Ok(t) if pdf::usable_text(&t) || config.mode == OcrMode::TextOnly => {
@@ -148,7 +155,11 @@ impl Document {
         }
         let rendered = (|| {
             let dpi = pdf::render_dpi(size, 300, config.max_pixels);
-            let png = pdf::render(&self.path, n, dpi, config.page_timeout.0)?;
+            // What is left of the page's time, with a margin, so that a slow
+            // render fails here (keeping an unsure reading) before the
+            // daemon's deadline kills this process.
+            let left = config.page_timeout.0.saturating_sub(started.elapsed());
+            let png = pdf::render(&self.path, n, dpi, left.mul_f64(0.8))?;
             let pix = image::read_page(Kind::Png, &png, 0)?;
             Ok::<_, String>(PageText {
                 images: seen,
@@ -212,11 +223,12 @@ impl Document {
 }
 
 /// True when a reading of an embedded image can be trusted without a
-/// rendering to compare: a fair confidence, or nothing to read (a blank
-/// page scores 0 however it is read). A low score suggests the page draws
-/// the image rotated or mirrored; the rendering shows it as a reader sees it.
+/// rendering to compare: a fair confidence. A low score (or a blank
+/// reading) suggests the page draws the image rotated, mirrored or
+/// inverted, or draws its text as vector outlines over it; the rendering
+/// shows the page as a reader sees it.
 fn convincing(page: &PageText) -> bool {
-    page.confidence.is_some_and(|c| c >= 40.0) || page.text.trim().is_empty()
+    page.confidence.is_some_and(|c| c >= 40.0)
 }
 
 /// Refuses a page over the pixel limit before it is decoded.
