@@ -130,7 +130,10 @@ pub fn ingest(
             }
         },
         Err(e) => {
-            if placed {
+            // Unless another ingest of the same content committed a document
+            // meanwhile, adopting the copy we placed: then it stays.
+            let adopted = store.by_sha256(&sha).ok().flatten().is_some();
+            if placed && !adopted {
                 unplace(src, &target);
             }
             return Err(db_err(e));
