@@ -5,6 +5,9 @@
 //! Run: `cargo bench --bench pickup` (QUIRE_BENCH_DROPS overrides the count).
 
 use std::path::Path;
+
+#[path = "../tests/util/pdf.rs"]
+mod pdf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -43,7 +46,7 @@ fn main() {
         let tmp = dir.path().join(format!("drop-{i}.pdf"));
         std::fs::write(
             &tmp,
-            pdf(&format!("drop number {i} of the pickup latency benchmark")),
+            pdf::text_pdf_bytes(&[&format!("drop number {i} of the pickup latency benchmark")]),
         )
         .unwrap();
         let t0 = now_ms();
@@ -59,9 +62,9 @@ fn main() {
         let f = dir.path().join(format!("enq-{i}.pdf"));
         std::fs::write(
             &f,
-            pdf(&format!(
+            pdf::text_pdf_bytes(&[&format!(
                 "enqueued number {i} of the pickup latency benchmark"
-            )),
+            )]),
         )
         .unwrap();
         let out = Command::new(quire)
@@ -119,31 +122,4 @@ fn report(what: &str, mut ms: Vec<i64>) {
         p(0.99),
         ms[ms.len() - 1]
     );
-}
-
-/// A one-page PDF with a text layer.
-fn pdf(text: &str) -> String {
-    let stream = format!("BT /F1 12 Tf 72 720 Td ({text}) Tj ET");
-    let objs = [
-        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
-        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".into(),
-        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>".into(),
-        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".into(),
-        format!("<< /Length {} >>\nstream\n{stream}\nendstream", stream.len()),
-    ];
-    let mut out = String::from("%PDF-1.4\n");
-    let mut offs = vec![];
-    for (i, o) in objs.iter().enumerate() {
-        offs.push(out.len());
-        out.push_str(&format!("{} 0 obj\n{o}\nendobj\n", i + 1));
-    }
-    let x = out.len();
-    out.push_str("xref\n0 6\n0000000000 65535 f \n");
-    for o in offs {
-        out.push_str(&format!("{o:010} 00000 n \n"));
-    }
-    out.push_str(&format!(
-        "trailer\n<< /Size 6 /Root 1 0 R >>\nstartxref\n{x}\n%%EOF\n"
-    ));
-    out
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OpenFlags};
 use sha2::{Digest, Sha256};
 
-use crate::util::{Env, PdfPage, corpus, scan, text_pdf, wait_until, write_pdf};
+use crate::util::{Env, PdfPage, corpus, raw_pdf, scan, text_pdf, wait_until, write_pdf};
 
 /// A read-only connection to the env's database.
 fn db(env: &Env) -> Connection {
@@ -149,56 +149,32 @@ impl RssSampler {
     }
 }
 
-/// A PDF of the given objects (numbered from 1, object 1 the catalog) with a
-/// correct cross-reference table.
-fn raw_pdf(objects: &[String]) -> Vec<u8> {
-    let mut out = String::from("%PDF-1.4\n");
-    let mut offsets = vec![];
-    for (i, o) in objects.iter().enumerate() {
-        offsets.push(out.len());
-        out.push_str(&format!("{} 0 obj\n{o}\nendobj\n", i + 1));
-    }
-    let xref = out.len();
-    out.push_str(&format!(
-        "xref\n0 {}\n0000000000 65535 f \n",
-        objects.len() + 1
-    ));
-    for off in offsets {
-        out.push_str(&format!("{off:010} 00000 n \n"));
-    }
-    out.push_str(&format!(
-        "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
-        objects.len() + 1
-    ));
-    out.into_bytes()
-}
-
 /// A PDF whose catalog holds an array nested `depth` levels deep.
 fn nested_pdf(depth: usize) -> Vec<u8> {
     let deep = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
     raw_pdf(&[
-        format!("<< /Type /Catalog /Pages 2 0 R /Deep {deep} >>"),
-        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".into(),
-        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>".into(),
+        format!("<< /Type /Catalog /Pages 2 0 R /Deep {deep} >>").into_bytes(),
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_vec(),
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>".to_vec(),
     ])
 }
 
 /// A PDF whose page tree is `depth` /Pages nodes deep, a page at the bottom.
 fn deep_tree_pdf(depth: usize) -> Vec<u8> {
-    let mut objects = vec!["<< /Type /Catalog /Pages 2 0 R >>".to_string()];
+    let mut objects = vec![b"<< /Type /Catalog /Pages 2 0 R >>".to_vec()];
     for i in 0..depth {
-        objects.push(format!("<< /Type /Pages /Kids [{} 0 R] /Count 1 >>", i + 3));
+        objects.push(format!("<< /Type /Pages /Kids [{} 0 R] /Count 1 >>", i + 3).into_bytes());
     }
-    objects.push("<< /Type /Page /MediaBox [0 0 612 792] >>".into());
+    objects.push(b"<< /Type /Page /MediaBox [0 0 612 792] >>".to_vec());
     raw_pdf(&objects)
 }
 
 /// A PDF whose page tree loops back on itself.
 fn looping_tree_pdf() -> Vec<u8> {
     raw_pdf(&[
-        "<< /Type /Catalog /Pages 2 0 R >>".into(),
-        "<< /Type /Pages /Kids [3 0 R 2 0 R] /Count 2 >>".into(),
-        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>".into(),
+        b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
+        b"<< /Type /Pages /Kids [3 0 R 2 0 R] /Count 2 >>".to_vec(),
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>".to_vec(),
     ])
 }
 

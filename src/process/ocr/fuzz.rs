@@ -10,7 +10,11 @@ use std::io::Cursor;
 use proptest::prelude::*;
 
 use super::{embedded, image, pdf};
+// The tests' PDF writer, shared rather than copied.
+#[path = "../../../tests/util/pdf.rs"]
+mod pdfgen;
 use crate::detect::{Kind, detect, looks_complete};
+use pdfgen::{raw_pdf, stream};
 
 /// A small valid PDF: a text page, a page with a raw grey image and one with
 /// a Flate-compressed image, so mutations reach every code path.
@@ -22,14 +26,8 @@ fn sample_pdf() -> Vec<u8> {
     let flate = z.finish().unwrap();
     let text = b"BT /F1 12 Tf 72 720 Td (Hello fuzzing world, twenty letters) Tj ET".to_vec();
     let draw = b"q 612 0 0 792 0 0 cm /Im0 Do Q".to_vec();
-    let stream = |dict: &str, data: &[u8]| {
-        let mut o = format!("<< {dict} /Length {} >>\nstream\n", data.len()).into_bytes();
-        o.extend_from_slice(data);
-        o.extend_from_slice(b"\nendstream");
-        o
-    };
     let image = "/Type /XObject /Subtype /Image /Width 8 /Height 8 /ColorSpace /DeviceGray /BitsPerComponent 8";
-    let objects: Vec<Vec<u8>> = vec![
+    raw_pdf(&[
         b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
         b"<< /Type /Pages /Kids [3 0 R 5 0 R 8 0 R] /Count 3 /MediaBox [0 0 612 792] >>".to_vec(),
         b"<< /Type /Page /Parent 2 0 R /Resources << /Font << /F1 << /Type /Font /Subtype /Type1 /BaseFont /Helvetica >> >> >> /Contents 4 0 R >>".to_vec(),
@@ -39,30 +37,7 @@ fn sample_pdf() -> Vec<u8> {
         stream(image, &raw),
         b"<< /Type /Page /Parent 2 0 R /Resources << /XObject << /Im0 9 0 R >> >> /Contents 6 0 R >>".to_vec(),
         stream(&format!("{image} /Filter /FlateDecode"), &flate),
-    ];
-    let mut out = b"%PDF-1.4\n".to_vec();
-    let mut offsets = vec![];
-    for (i, o) in objects.iter().enumerate() {
-        offsets.push(out.len());
-        out.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
-        out.extend_from_slice(o);
-        out.extend_from_slice(b"\nendobj\n");
-    }
-    let xref = out.len();
-    out.extend_from_slice(
-        format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
-    );
-    for off in offsets {
-        out.extend_from_slice(format!("{off:010} 00000 n \n").as_bytes());
-    }
-    out.extend_from_slice(
-        format!(
-            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
-            objects.len() + 1
-        )
-        .as_bytes(),
-    );
-    out
+    ])
 }
 
 /// Reads every page of `data` the way the OCR child does, short of OCR.
