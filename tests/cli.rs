@@ -127,3 +127,23 @@ fn stats_watch_prints_the_live_view_when_not_on_a_terminal() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn doctor_reads_a_page_through_an_ocr_child_and_says_when_it_cannot() {
+    let env = Env::new();
+    let ok = env.ok(&["doctor"]);
+    assert!(
+        ok.contains("ok    an OCR child process starts and reads a page"),
+        "{ok}"
+    );
+    // A memory cap no tesseract fits in.
+    let starved = Env::new().set("QUIRE_OCR_MAX_MEMORY_MB", "30");
+    let out = starved.run(&["doctor"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("FAIL  the OCR child process does not work"),
+        "{said}"
+    );
+    assert!(said.contains("raise ocr.max_memory_mb"), "{said}");
+}

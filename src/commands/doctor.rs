@@ -24,6 +24,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         check_same_filesystem(config),
         check_free_space(config),
         check_languages(config),
+        check_ocr_child(config),
         check_pdftoppm(config),
         check_inotify(config),
     ];
@@ -186,6 +187,38 @@ fn check_languages(c: &Config) -> Verdict {
                     .collect::<Vec<_>>()
                     .join(" ")
             ),
+        ),
+    }
+}
+
+/// Reads a small blank page through an OCR child process, as a worker does:
+/// proves the binary can start its children under this environment (a
+/// service's sandbox, ocr.max_memory_mb) and that tesseract runs there.
+fn check_ocr_child(c: &Config) -> Verdict {
+    use crate::process::ocr::child::Child;
+    let fix = "run `quire -v process FILE` to see the child's own messages; raise ocr.max_memory_mb \
+               if it runs out of memory";
+    let result = (|| {
+        let mut page = tempfile::Builder::new()
+            .suffix(".pnm")
+            .tempfile()
+            .map_err(|e| format!("cannot make a temporary file: {e}"))?;
+        let mut pnm = b"P5\n64 64\n255\n".to_vec();
+        pnm.resize(pnm.len() + 64 * 64, 255);
+        std::io::Write::write_all(&mut page, &pnm).map_err(|e| e.to_string())?;
+        let mut child = Child::spawn(&c.ocr)?;
+        let timeout = c.ocr.page_timeout.0;
+        let fail = |f: crate::process::ocr::child::Failure| f.message("a test page");
+        child
+            .open(page.path(), crate::detect::Kind::Pnm, timeout)
+            .map_err(fail)?;
+        child.page(1, timeout).map_err(fail)
+    })();
+    match result {
+        Ok(_) => Verdict::Ok("an OCR child process starts and reads a page".into()),
+        Err(e) => Verdict::Fail(
+            format!("the OCR child process does not work: {e}"),
+            fix.into(),
         ),
     }
 }
