@@ -7,6 +7,9 @@
 //! (apt-get install tesseract-ocr; `scripts/setup.sh --test` installs both).
 //! Run: `cargo bench --bench ocr` (QUIRE_BENCH_PAGES overrides the 12 pages).
 
+#[path = "../tests/util/draw.rs"]
+mod draw;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -49,31 +52,15 @@ fn rate(pages: usize, f: impl FnOnce() -> Duration) -> f64 {
 /// Draws page `i`: a 2550x3300 (US Letter at 300 DPI) PNG of known text.
 fn page(dir: &Path, i: usize) -> PathBuf {
     let path = dir.join(format!("page-{i:03}.png"));
-    let mut c = Command::new("convert");
-    c.args([
-        "-units",
-        "PixelsPerInch",
-        "-density",
-        "300",
-        "-size",
-        "2550x3300",
-        "xc:white",
-    ]);
-    c.args(["-font", "DejaVu-Sans", "-pointsize", "11", "-fill", "black"]);
-    for l in 0..LINES_PER_PAGE {
-        c.args([
-            "-annotate",
-            &format!("+150+{}", 200 + 95 * l),
-            &format!(
+    let lines: Vec<String> = (0..LINES_PER_PAGE)
+        .map(|l| {
+            format!(
                 "Page {i} line {l}: the ledger records receipts, invoices and payments in order."
-            ),
-        ]);
-    }
-    let ok = c
-        .arg(&path)
-        .status()
-        .expect("ImageMagick's convert is installed");
-    assert!(ok.success());
+            )
+        })
+        .collect();
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    draw::text_page(&path, (2550, 3300), (150, 200), 95, &lines);
     path
 }
 

@@ -6,6 +6,9 @@
 
 use std::time::Instant;
 
+#[path = "../tests/util/queue.rs"]
+mod queue_fill;
+
 use quire::db::Db;
 use quire::queue::{Policy, Priority, Queue, TaskType};
 
@@ -35,19 +38,7 @@ fn run(n: usize, workers: usize, batch: usize) -> (f64, f64) {
         Db::open(&dir.path().join("quire.db"), workers as u32 + 1).unwrap(),
         Policy::default(),
     );
-    {
-        let mut conn = queue.db().conn().unwrap();
-        let tx = conn.transaction().unwrap();
-        for i in 0..n {
-            tx.execute(
-                "INSERT INTO documents (original_name, stored_path, size, sha256, kind, created_at, updated_at) \
-                 VALUES (?1, ?1, 1, ?1, 'png', 0, 0)",
-                [format!("d{i}")],
-            )
-            .unwrap();
-        }
-        tx.commit().unwrap();
-    }
+    queue_fill::insert_documents(&queue, n);
     // Indexing tasks: completing one enqueues nothing further, so N tasks are N claims.
     let tasks: Vec<_> = (1..=n as i64)
         .map(|d| (d, TaskType::Indexing, Priority::Normal))

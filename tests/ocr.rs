@@ -5,7 +5,8 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::util::{
-    Env, PdfPage, cer, corpus, scan, text_pdf, text_png, wait_until, word_recall, write_pdf,
+    Env, PdfPage, cer, corpus, processes_with_env, scan, text_pdf, text_png, wait_until,
+    word_recall, write_pdf,
 };
 
 const LINES: &[&str] = &[
@@ -339,7 +340,9 @@ fn a_task_killed_after_page_two_of_five_resumes_at_page_three() {
         "the whole document finished before the kill"
     );
     // The OCR child died with the daemon.
-    wait_until("the OCR child to exit", || children_of(&env).is_empty());
+    wait_until("the OCR child to exit", || {
+        processes_with_env(&env.env_entry()).is_empty()
+    });
 
     let _restarted = env.serve(&["--workers", "1"]);
     let docs = env.wait_settled(1);
@@ -356,24 +359,6 @@ fn a_task_killed_after_page_two_of_five_resumes_at_page_three() {
         let lines: Vec<&str> = texts[n - 1].iter().map(String::as_str).collect();
         assert_page(&env, 1, n, &lines, "ocr");
     }
-}
-
-/// Processes still running with this env's data dir in their environment
-/// (the daemon and its OCR children).
-fn children_of(env: &Env) -> Vec<u32> {
-    let marker = format!("QUIRE_DATA_DIR={}", env.data().display());
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ"))
-                .is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == marker.as_bytes()))
-        })
-        .filter(|pid| {
-            // Zombies are gone for our purposes.
-            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
-        })
-        .collect()
 }
 
 /// A PNG whose header claims `w`x`h` pixels, with a valid IHDR checksum and

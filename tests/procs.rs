@@ -40,17 +40,7 @@ fn processes_claim_every_task_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("quire.db");
     let queue = Queue::new(Db::open(&path, 2).unwrap(), Policy::default());
-    {
-        let conn = queue.db().conn().unwrap();
-        for i in 0..TASKS {
-            conn.execute(
-                "INSERT INTO documents (original_name, stored_path, size, sha256, kind, created_at, updated_at) \
-                 VALUES (?1, ?1, 1, ?1, 'png', 0, 0)",
-                [format!("d{i}")],
-            )
-            .unwrap();
-        }
-    }
+    crate::util::queue::insert_documents(&queue, TASKS);
     let batch: Vec<_> = (1..=TASKS as i64)
         .map(|d| (d, TaskType::Ocr, Priority::Normal))
         .collect();

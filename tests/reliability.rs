@@ -11,33 +11,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OpenFlags};
 use sha2::{Digest, Sha256};
 
-use crate::util::{Env, PdfPage, corpus, raw_pdf, scan, text_pdf, wait_until, write_pdf};
-
-/// A read-only connection to the env's database.
-fn db(env: &Env) -> Connection {
-    let c = Connection::open_with_flags(
-        env.data().join("quire.db"),
-        OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
-    c.busy_timeout(Duration::from_secs(30)).unwrap();
-    c
-}
-
-/// Polls `cond` every 20 ms for up to `limit`.
-fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use crate::util::{
+    Env, PdfPage, corpus, processes_with_env, raw_pdf, scan, text_pdf, wait_until, wait_within,
+    write_pdf,
+};
 
 /// Waits until `expected` documents exist and none is still queued or
 /// running. On a timeout it shows the documents and the daemons' last log
@@ -97,22 +76,13 @@ struct RssSampler {
 
 impl RssSampler {
     fn start(env: &Env, daemon_pid: u32) -> RssSampler {
-        let marker = format!("QUIRE_DATA_DIR={}", env.data().display()).into_bytes();
+        let entry = env.env_entry();
         let stop = Arc::new(AtomicBool::new(false));
         let (daemon_kb, child_kb) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
         let (s, d, c) = (stop.clone(), daemon_kb.clone(), child_kb.clone());
         let thread = std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
-                for pid in std::fs::read_dir("/proc")
-                    .unwrap()
-                    .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-                {
-                    let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
-                        continue;
-                    };
-                    if !environ.split(|b| *b == 0).any(|kv| kv == marker) {
-                        continue;
-                    }
+                for pid in processes_with_env(&entry) {
                     let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
                         .ok()
                         .and_then(|s| {
@@ -261,7 +231,7 @@ fn hostile_input_and_the_whole_corpus_end_indexed_or_failed_with_a_reason() {
     // The moved file counts once, under whichever name the daemon saw; a
     // vanishing file the daemon took before it was deleted counts once too.
     let mut docs = vec![];
-    wait_for("every file to settle", Duration::from_secs(600), || {
+    wait_within("every file to settle", Duration::from_secs(600), || {
         docs = env.docs();
         let vanished_docs = docs
             .iter()
@@ -337,7 +307,7 @@ fn hostile_input_and_the_whole_corpus_end_indexed_or_failed_with_a_reason() {
 
 /// Per (document, page): the attempt that read it, as recorded in ocr_details.
 fn page_attempts(env: &Env) -> BTreeMap<(i64, String), i64> {
-    let c = db(env);
+    let c = env.db();
     let mut st = c
         .prepare(
             "SELECT d.id, p.key, json_extract(p.value, '$.attempts') \
@@ -424,7 +394,7 @@ fn sigkill_at_every_stage_loses_nothing_and_redoes_no_finished_page() {
         let start = Instant::now();
         let mut hit = false;
         while start.elapsed() < Duration::from_secs(30) {
-            let c = db(&env);
+            let c = env.db();
             if c.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap_or(0) > 0 {
                 hit = true;
                 break;
@@ -448,7 +418,7 @@ fn sigkill_at_every_stage_loses_nothing_and_redoes_no_finished_page() {
     let docs = wait_all_settled(&env, originals.len(), Duration::from_secs(300));
     eprintln!("survived {} kills: {kills:?}", kills.len());
     assert!(kills.len() >= 5, "too few kills landed: {kills:?}");
-    let c = db(&env);
+    let c = env.db();
     for d in &docs {
         let id = d["id"].as_i64().unwrap();
         assert_eq!(d["status"], "indexed", "{d}");
@@ -598,7 +568,7 @@ fn many_processes_on_one_database_never_see_it_locked_and_do_each_task_once() {
         threads.push(std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(500));
-                let Ok(id) = db(&env).query_row(
+                let Ok(id) = env.db().query_row(
                     "SELECT max(id) FROM task_queue WHERE status = 'pending' AND task_type = 'ocr'",
                     [],
                     |r| r.get::<_, Option<i64>>(0),
@@ -642,7 +612,7 @@ fn many_processes_on_one_database_never_see_it_locked_and_do_each_task_once() {
     );
     // Exactly once: one completed OCR task per document that was not
     // cancelled, and no document's OCR completed in two processes.
-    let c = db(&env);
+    let c = env.db();
     let per_doc: Vec<(i64, i64)> = c
         .prepare(
             "SELECT document_id, count(*) FROM task_queue \
@@ -719,7 +689,7 @@ fn a_full_disk_keeps_the_files_and_recovers_when_space_returns() {
     for n in &names {
         std::fs::rename(staging.join(n), env.inbox().join(n)).unwrap();
     }
-    wait_for(
+    wait_within(
         "quire to report the full disk",
         Duration::from_secs(60),
         || {

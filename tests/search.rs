@@ -1,13 +1,11 @@
 //! Indexing and search: stemming, re-indexing and an indexing task killed
 //! mid-way, checked against the index rows in the database itself.
 
-use rusqlite::{Connection, OpenFlags};
-
 use crate::util::{Env, text_pdf, wait_until};
 
 /// The index rows (rowid, text) as stored, for comparing whole indexes.
 fn index_rows(env: &Env) -> Vec<(i64, String)> {
-    let c = open(env);
+    let c = env.db();
     let mut st = c
         .prepare("SELECT rowid, text FROM page_index ORDER BY rowid")
         .unwrap();
@@ -15,16 +13,6 @@ fn index_rows(env: &Env) -> Vec<(i64, String)> {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap()
-}
-
-fn open(env: &Env) -> Connection {
-    let c = Connection::open_with_flags(
-        env.data().join("quire.db"),
-        OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
-    c.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
-    c
 }
 
 /// Pages of generated text: page `n` mentions `page{n}` and shared words.
@@ -121,7 +109,7 @@ fn an_indexing_task_killed_mid_way_resumes_to_the_same_index() {
     let mut daemon = env.serve(&["--workers", "1"]);
     std::fs::copy(&pdf, env.inbox().join("ledger.pdf")).unwrap();
     let phase = |env: &Env| -> (Option<String>, i64) {
-        open(env)
+        env.db()
             .query_row(
                 "SELECT json_extract(indexing_details, '$.phase'), \
                         coalesce(json_extract(indexing_details, '$.staged'), 0) FROM documents",

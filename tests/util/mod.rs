@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod draw;
 mod pdf;
 pub use pdf::*;
+pub mod queue;
 
 /// How long any condition may take before a test fails.
 pub const TIMEOUT: Duration = Duration::from_secs(90);
@@ -110,6 +112,23 @@ impl Env {
         d
     }
 
+    /// A read-only connection to the database, to check what the commands
+    /// say against what is stored.
+    pub fn db(&self) -> rusqlite::Connection {
+        let c = rusqlite::Connection::open_with_flags(
+            self.data().join("quire.db"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        c.busy_timeout(Duration::from_secs(30)).unwrap();
+        c
+    }
+
+    /// `QUIRE_DATA_DIR=<data dir>`, which every process of this env carries.
+    pub fn env_entry(&self) -> Vec<u8> {
+        format!("QUIRE_DATA_DIR={}", self.data().display()).into_bytes()
+    }
+
     /// The documents, as `quire list --json`.
     pub fn docs(&self) -> Vec<Value> {
         self.json(&["list"]).as_array().unwrap().clone()
@@ -189,40 +208,43 @@ impl Drop for Daemon {
 }
 
 /// Polls `cond` every 20 ms until it holds; fails the test after [`TIMEOUT`].
-pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+pub fn wait_until(what: &str, cond: impl FnMut() -> bool) {
+    wait_within(what, TIMEOUT, cond)
+}
+
+/// Polls `cond` every 20 ms until it holds; fails the test after `limit`.
+pub fn wait_within(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
-        assert!(start.elapsed() < TIMEOUT, "timed out waiting for {what}");
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
+/// Live processes (zombies excluded) whose environment holds `entry`
+/// (`NAME=value`): a test's daemons and their OCR children, found by the
+/// data dir they were given.
+pub fn processes_with_env(entry: &[u8]) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == entry))
+        })
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+        })
+        .collect()
+}
+
 /// Writes a 300-DPI PNG showing `lines` in DejaVu Sans (ImageMagick).
 pub fn text_png(path: &Path, lines: &[&str]) {
-    let mut c = Command::new("convert");
-    let height = 200 + 110 * lines.len();
-    c.args([
-        "-units",
-        "PixelsPerInch",
-        "-density",
-        "300",
-        "-size",
-        &format!("2550x{height}"),
-        "xc:white",
-    ]);
-    c.args(["-font", "DejaVu-Sans", "-pointsize", "11", "-fill", "black"]);
-    for (i, l) in lines.iter().enumerate() {
-        c.args(["-annotate", &format!("+100+{}", 150 + 110 * i), l]);
-    }
-    c.arg(path);
-    let out = c
-        .output()
-        .expect("ImageMagick's convert is installed (scripts/setup.sh)");
-    assert!(
-        out.status.success(),
-        "convert failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let height = 200 + 110 * lines.len() as u32;
+    draw::text_page(path, (2550, height), (100, 150), 110, lines);
 }
 
 /// Renders `lines` like [`text_png`] and encodes the image as JPEG
