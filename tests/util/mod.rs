@@ -16,10 +16,10 @@ pub mod queue;
 /// How long any condition may take before a test fails.
 pub const TIMEOUT: Duration = Duration::from_secs(90);
 
-/// The OCRmyPDF test corpus.
+/// The OCRmyPDF test corpus, kept in the repository (tests/corpus/README.md).
 pub fn corpus(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/corpus/ocrmypdf")
+        .join("tests/corpus/ocrmypdf")
         .join(name)
 }
 
