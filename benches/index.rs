@@ -11,10 +11,9 @@ use std::time::{Duration, Instant};
 
 use quire::app::App;
 use quire::config::Config;
-use quire::process::index::IndexProcessor;
-use quire::process::search::to_fts;
 use quire::queue::{Priority, TaskType};
-use quire::store::SearchFilter;
+use quire::store::{Query, SearchFilter};
+use quire::tasks::index::IndexProcessor;
 use quire::worker::{Processor, TaskContext};
 
 const PAGES_PER_DOC: usize = 100;
@@ -84,11 +83,11 @@ fn main() {
                     vocab[i].as_str()
                 })
                 .collect();
-            let fts = to_fts(&words.join(" ")).unwrap();
+            let query = Query::parse(&words.join(" ")).unwrap();
             let t = Instant::now();
             hits += app
                 .store
-                .search(&fts, &SearchFilter::default(), 20)
+                .search(&query, &SearchFilter::default(), 20)
                 .unwrap()
                 .len();
             times.push(t.elapsed());
@@ -108,7 +107,8 @@ fn main() {
 /// Stores `docs` documents with their OCR'd pages (as the OCR task would
 /// leave them), in one transaction: setup, not measured.
 fn fill(app: &App, docs: usize, vocab: &[String], zipf: &Zipf, rng: &mut Rng) {
-    let mut conn = app.db.conn().unwrap();
+    let quire::db::Engine::Sqlite(db) = app.db.engine();
+    let mut conn = db.conn().unwrap();
     let tx = conn.transaction().unwrap();
     for d in 0..docs {
         tx.execute(

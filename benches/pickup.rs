@@ -5,11 +5,15 @@
 //! Run: `cargo bench --bench pickup` (QUIRE_BENCH_DROPS overrides the count).
 
 use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use quire::app::App;
+use quire::config::Config;
+use quire::queue::TaskType;
 
 #[path = "../tests/util/pdf.rs"]
 mod pdf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -33,7 +37,6 @@ fn main() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let db_path = data.join("quire.db");
     let start = Instant::now();
     while !data.join("inbox.lock").exists() && start.elapsed() < Duration::from_secs(30) {
         std::thread::sleep(Duration::from_millis(50));
@@ -54,7 +57,7 @@ fn main() {
         closed_at.push((format!("drop-{i}.pdf"), t0));
         std::thread::sleep(Duration::from_millis(25));
     }
-    let inbox = wait_claims(&db_path, &closed_at);
+    let inbox = wait_claims(&data, &closed_at);
 
     // Enqueue from another process: commit time (task created_at) to claim.
     let mut names = vec![];
@@ -77,7 +80,7 @@ fn main() {
         assert!(out.status.success());
         names.push((f.to_string_lossy().into_owned(), -1));
     }
-    let enqueued = wait_claims(&db_path, &names);
+    let enqueued = wait_claims(&data, &names);
     unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
     let _ = daemon.wait();
     report("inbox drop (rename into inbox) -> claim", inbox);
@@ -85,23 +88,26 @@ fn main() {
 }
 
 /// Waits until every named document's OCR task is claimed; returns latencies in
-/// ms from the given time (or, for -1, from the task's creation).
-fn wait_claims(db: &Path, names: &[(String, i64)]) -> Vec<i64> {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    conn.busy_timeout(Duration::from_secs(30)).unwrap();
+/// ms from the given time (or, for -1, from the task's creation). Reads
+/// through quire's own API, as any engine would answer it.
+fn wait_claims(data: &Path, names: &[(String, i64)]) -> Vec<i64> {
+    let config = Config {
+        data_dir: data.to_path_buf(),
+        ..Default::default()
+    };
+    let app = App::open_existing(&config).unwrap();
     let start = Instant::now();
     loop {
+        let docs = app.store.list(None).unwrap();
         let mut out = vec![];
         for (name, t0) in names {
-            let row: Option<(i64, i64)> = conn
-                .query_row(
-                    "SELECT t.claimed_at, t.created_at FROM task_queue t JOIN documents d ON d.id = t.document_id \
-                     WHERE d.original_name = ?1 AND t.task_type = 'ocr' AND t.claimed_at IS NOT NULL",
-                    [name],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .ok();
-            if let Some((claimed, created)) = row {
+            let Some(doc) = docs.iter().find(|d| &d.name == name) else {
+                continue;
+            };
+            let tasks = app.queue.tasks_of(doc.id).unwrap();
+            let ocr = tasks.iter().find(|t| t.task_type == TaskType::Ocr);
+            if let Some((claimed, created)) = ocr.and_then(|t| Some((t.claimed_at?, t.created_at)))
+            {
                 out.push(claimed - if *t0 < 0 { created } else { *t0 });
             }
         }

@@ -6,9 +6,6 @@
 
 use std::time::Instant;
 
-#[path = "../tests/util/queue.rs"]
-mod queue_fill;
-
 use quire::db::Db;
 use quire::queue::{Policy, Priority, Queue, TaskType};
 
@@ -35,10 +32,10 @@ fn main() {
 fn run(n: usize, workers: usize, batch: usize) -> (f64, f64) {
     let dir = tempfile::tempdir().unwrap();
     let queue = Queue::new(
-        Db::open(&dir.path().join("quire.db"), workers as u32 + 1).unwrap(),
+        Db::open(dir.path().join("quire.db"), workers as u32 + 1).unwrap(),
         Policy::default(),
     );
-    queue_fill::insert_documents(&queue, n);
+    insert_documents(&queue, n);
     // Indexing tasks: completing one enqueues nothing further, so N tasks are N claims.
     let tasks: Vec<_> = (1..=n as i64)
         .map(|d| (d, TaskType::Indexing, Priority::Normal))
@@ -71,4 +68,22 @@ fn run(n: usize, workers: usize, batch: usize) -> (f64, f64) {
     });
     assert_eq!(done, n, "every task drained exactly once");
     (enqueue_rate, n as f64 / t.elapsed().as_secs_f64())
+}
+
+/// Inserts `n` bare documents (ids 1..=n) in one SQLite transaction, for
+/// tasks to be enqueued against: setup, not measured, and without the OCR
+/// task that `Queue::create_document_with_task` would add to the queue.
+fn insert_documents(queue: &Queue, n: usize) {
+    let quire::db::Engine::Sqlite(db) = queue.db().engine();
+    let mut conn = db.conn().unwrap();
+    let tx = conn.transaction().unwrap();
+    for i in 0..n {
+        tx.execute(
+            "INSERT INTO documents (original_name, stored_path, size, sha256, kind, created_at, updated_at) \
+             VALUES (?1, ?1, 1, ?1, 'png', 0, 0)",
+            [format!("d{i}")],
+        )
+        .unwrap();
+    }
+    tx.commit().unwrap();
 }

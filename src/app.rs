@@ -3,12 +3,12 @@
 
 use std::path::Path;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
 use crate::config::Config;
-use crate::db::Db;
-use crate::queue::Queue;
-use crate::store::Store;
+use crate::db::{Db, DbError, Location};
+use crate::queue::{Policy, Queue, QueueError};
+use crate::store::{Document, Store};
 
 /// Everything a command works on.
 #[derive(Clone)]
@@ -31,8 +31,8 @@ impl App {
             )
         })?;
         check_writable(dir)?;
-        let db = Db::open(&config.db_path(), connections)?;
-        let queue = Queue::new(db.clone(), config.policy());
+        let db = Db::open(config.db_path(), connections)?;
+        let queue = Queue::new(db.clone(), Policy::from_config(&config.queue));
         let store = Store::open(db.clone(), dir)
             .with_context(|| format!("cannot create the store folders in {}", dir.display()))?;
         Ok(App {
@@ -46,14 +46,19 @@ impl App {
     /// Opens an existing data dir for a read-mostly command; fails with advice
     /// when there is none yet, instead of creating an empty one.
     pub fn open_existing(config: &Config) -> anyhow::Result<App> {
-        if !config.db_path().exists() {
-            bail!(
-                "no quire database at {}; run `quire serve` or `quire enqueue FILE` first, \
-                 or pass --data-dir",
-                config.db_path().display()
-            );
+        let location = Location::from(config.db_path());
+        if !location.exists() {
+            return Err(DbError::Missing(location).into());
         }
         App::open(config, 4)
+    }
+
+    /// The document with `id`, or an error that says how to see the ids there are.
+    pub fn document(&self, id: i64) -> anyhow::Result<Document> {
+        Ok(self
+            .store
+            .document(id)?
+            .ok_or(QueueError::DocumentNotFound(id))?)
     }
 }
 

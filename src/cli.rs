@@ -83,7 +83,7 @@ pub enum Command {
         dir: PathBuf,
     },
     /// Internal: the OCR child process a worker reads pages through (see
-    /// process::ocr::child). Not for people.
+    /// tasks::ocr::child). Not for people.
     #[command(hide = true)]
     OcrChild,
 }

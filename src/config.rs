@@ -345,15 +345,6 @@ impl Config {
         }
     }
 
-    /// The queue's retry policy.
-    pub fn policy(&self) -> crate::queue::Policy {
-        crate::queue::Policy {
-            max_attempts: self.queue.max_attempts,
-            backoff_base: self.queue.backoff_base.0,
-            backoff_max: self.queue.backoff_max.0,
-        }
-    }
-
     /// Every environment variable the configuration reads, with its key.
     pub fn env_vars() -> Vec<(String, String)> {
         let defaults = toml::Table::try_from(Config::default()).expect("config serializes");

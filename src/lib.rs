@@ -11,14 +11,16 @@ pub mod config;
 pub mod db;
 pub mod detect;
 pub mod inbox;
+pub mod ingest;
 pub mod live;
 pub mod logging;
 pub mod manpages;
-pub mod process;
 pub mod queue;
 pub mod scheduler;
 pub mod store;
 pub mod systemd;
+pub mod tasks;
+mod text_enum;
 pub mod worker;
 
 use std::process::ExitCode;
@@ -39,7 +41,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::OcrChild => {
             // Configured by its parent over stdin, not from files.
-            process::ocr::child::child_main()?;
+            tasks::ocr::child::child_main()?;
             return Ok(ExitCode::SUCCESS);
         }
         Command::Completions { shell } => {

@@ -11,7 +11,7 @@ use crossbeam_channel::Receiver;
 use indicatif::ProgressBar;
 
 use crate::app::App;
-use crate::queue::RunningTask;
+use crate::queue::{RunningTask, TaskType};
 
 /// How often the view refreshes.
 const REFRESH: Duration = Duration::from_millis(500);
@@ -20,15 +20,7 @@ const REFRESH: Duration = Duration::from_millis(500);
 pub fn render(app: &App) -> Vec<String> {
     let mut lines = vec![];
     match app.queue.stats() {
-        Ok(s) => lines.push(format!(
-            "queue: {} pending, {} running, {} failed | documents: {} indexed of {}, {} failed",
-            s.tasks.pending,
-            s.tasks.claimed,
-            s.tasks.failed,
-            s.documents["indexed"],
-            s.documents["total"],
-            s.documents["failed"]
-        )),
+        Ok(s) => lines.push(s.summary()),
         Err(e) => lines.push(format!("cannot read the queue: {e}")),
     }
     for t in app.queue.running().unwrap_or_default() {
@@ -38,10 +30,13 @@ pub fn render(app: &App) -> Vec<String> {
 }
 
 fn task_line(t: &RunningTask) -> String {
-    let progress = match (t.pages_total, t.task_type.as_str()) {
-        (Some(total), "ocr") => format!("page {}/{total}", t.pages_done),
-        (_, "indexing") => format!("phase {}", t.phase.as_deref().unwrap_or("collect")),
-        _ => "opening".into(),
+    let progress = match (t.pages_total, t.task_type) {
+        (Some(total), TaskType::Ocr) => format!("page {}/{total}", t.pages_done),
+        (_, TaskType::Indexing) => match t.phase {
+            Some(phase) => format!("phase {phase}"),
+            None => "phase collect".into(),
+        },
+        (None, TaskType::Ocr) => "opening".into(),
     };
     let worker = t.worker.rsplit(':').next().unwrap_or("");
     format!(
@@ -54,7 +49,7 @@ fn task_line(t: &RunningTask) -> String {
 /// not a terminal (a pipe, a log), where progress bars draw nothing, it
 /// prints the view to stdout every 2 seconds instead, a blank line between.
 pub fn watch(app: &App) -> anyhow::Result<ExitCode> {
-    if !crate::commands::stderr_is_tty() {
+    if !crate::logging::stderr_is_tty() {
         use std::io::Write;
         loop {
             let mut out = std::io::stdout().lock();
@@ -75,7 +70,7 @@ pub fn watch(app: &App) -> anyhow::Result<ExitCode> {
 /// For `serve`: draws the view when stderr is a terminal, and keeps systemd
 /// informed when running under it. `None` when there is nothing to do.
 pub fn spawn_view(app: App, stop: Receiver<()>) -> Option<JoinHandle<()>> {
-    let tty = crate::commands::stderr_is_tty();
+    let tty = crate::logging::stderr_is_tty();
     if !tty && !crate::systemd::active() {
         return None;
     }

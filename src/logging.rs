@@ -17,6 +17,11 @@ pub fn multi() -> MultiProgress {
     MULTI.get_or_init(MultiProgress::new).clone()
 }
 
+/// True when stderr is a terminal, so progress bars and live views make sense.
+pub fn stderr_is_tty() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stderr())
+}
+
 /// Installs the logger. The level is `info`, raised by each `-v` and lowered by
 /// each `-q`; `RUST_LOG`, when set, takes precedence.
 pub fn init(verbose: u8, quiet: u8) {

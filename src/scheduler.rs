@@ -21,13 +21,8 @@ pub fn run_once(app: &App) -> anyhow::Result<usize> {
     let purged = m.purge(app.config.scheduler.retention.0)?;
     let s = app.queue.stats()?;
     log::info!(
-        "queue: {} pending, {} running, {} failed; documents: {} indexed of {}; \
-         released {} stale and {} dead claim(s), {} orphan(s), purged {purged}",
-        s.tasks.pending,
-        s.tasks.claimed,
-        s.tasks.failed,
-        s.documents["indexed"],
-        s.documents["total"],
+        "{}; released {} stale and {} dead claim(s), {} orphan(s), purged {purged}",
+        s.summary(),
         stale.len(),
         dead.len(),
         orphans.len()

@@ -10,7 +10,7 @@ use crate::app::App;
 
 /// Tells systemd the daemon is ready, with a first status line.
 pub fn ready(app: &App) {
-    let status = status_line(app);
+    let status = status_line(app).0;
     send(&[NotifyState::Ready, NotifyState::Status(&status)]);
 }
 
@@ -23,10 +23,7 @@ pub fn stopping() {
 /// ping, but only if the database answered: a daemon that cannot read its
 /// queue for `WatchdogSec` gets restarted by systemd.
 pub fn status(app: &App) {
-    let (status, healthy) = match app.queue.stats() {
-        Ok(_) => (status_line(app), true),
-        Err(e) => (format!("cannot read the queue: {e}"), false),
-    };
+    let (status, healthy) = status_line(app);
     send(&[NotifyState::Status(&status)]);
     if healthy && watchdog_interval().is_some() {
         send(&[NotifyState::Watchdog]);
@@ -46,17 +43,11 @@ pub fn active() -> bool {
     std::env::var_os("NOTIFY_SOCKET").is_some()
 }
 
-fn status_line(app: &App) -> String {
+/// The status line, and whether the database answered (one read of the stats).
+fn status_line(app: &App) -> (String, bool) {
     match app.queue.stats() {
-        Ok(s) => format!(
-            "{} pending, {} running, {} failed tasks; {} of {} documents indexed",
-            s.tasks.pending,
-            s.tasks.claimed,
-            s.tasks.failed,
-            s.documents["indexed"],
-            s.documents["total"]
-        ),
-        Err(e) => format!("cannot read the queue: {e}"),
+        Ok(s) => (s.summary(), true),
+        Err(e) => (format!("cannot read the queue: {e}"), false),
     }
 }
 

@@ -96,6 +96,7 @@ fn a_bad_config_file_names_the_key_and_file() {
 fn a_database_from_a_newer_quire_is_refused() {
     let env = Env::new();
     env.ok(&["doctor"]);
+    // The schema version is the engine's own marker: SQLite's user_version.
     let db = rusqlite::Connection::open(env.data().join("quire.db")).unwrap();
     db.pragma_update(None, "user_version", 999).unwrap();
     drop(db);

@@ -4,7 +4,8 @@ use std::collections::HashMap;
 use std::process::Command;
 
 use quire::db::Db;
-use quire::queue::{Policy, Priority, Queue, TaskType};
+use quire::queue::{Policy, Priority, Queue};
+use quire::store::NewDocument;
 
 const TASKS: usize = 600;
 const PROCESSES: usize = 4;
@@ -19,7 +20,10 @@ fn claim_child() {
     ) else {
         return;
     };
-    let queue = Queue::new(Db::open(db.as_ref(), 2).unwrap(), Policy::default());
+    let queue = Queue::new(
+        Db::open(std::path::Path::new(&db), 2).unwrap(),
+        Policy::default(),
+    );
     let worker = format!("proc-{}", std::process::id());
     let mut mine = vec![];
     loop {
@@ -40,11 +44,18 @@ fn processes_claim_every_task_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("quire.db");
     let queue = Queue::new(Db::open(&path, 2).unwrap(), Policy::default());
-    crate::util::queue::insert_documents(&queue, TASKS);
-    let batch: Vec<_> = (1..=TASKS as i64)
-        .map(|d| (d, TaskType::Ocr, Priority::Normal))
-        .collect();
-    queue.enqueue_batch(&batch).unwrap();
+    for i in 0..TASKS {
+        let name = format!("d{i}");
+        let doc = NewDocument {
+            name: &name,
+            stored_path: &name,
+            size: 1,
+            sha256: &name,
+            kind: "png",
+        };
+        let created = queue.create_document_with_task(&doc, Priority::Normal);
+        assert!(created.unwrap().is_some());
+    }
     let children: Vec<_> = (0..PROCESSES)
         .map(|i| {
             let out = dir.path().join(format!("claimed-{i}"));

@@ -1,6 +1,7 @@
 //! Trying hard to lose a file: hostile input, SIGKILL at every stage, many
 //! processes on one database, a full disk and a read-only data dir. Every
-//! check reads the database itself, not only what the commands say.
+//! check reads the store and the queue themselves (through quire's API), not
+//! only what the commands say.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -11,6 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use quire::app::App;
+use quire::queue::{DocumentStatus, TaskStatus, TaskType};
 use sha2::{Digest, Sha256};
 
 use crate::util::{
@@ -307,18 +310,38 @@ fn hostile_input_and_the_whole_corpus_end_indexed_or_failed_with_a_reason() {
 
 /// Per (document, page): the attempt that read it, as recorded in ocr_details.
 fn page_attempts(env: &Env) -> BTreeMap<(i64, String), i64> {
-    let c = env.db();
-    let mut st = c
-        .prepare(
-            "SELECT d.id, p.key, json_extract(p.value, '$.attempts') \
-             FROM documents d, json_each(d.ocr_details, '$.pages') p \
-             WHERE json_extract(p.value, '$.status') = 'done'",
-        )
-        .unwrap();
-    st.query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+    let mut attempts = BTreeMap::new();
+    for d in env.app().store.list(None).unwrap() {
+        let Some(pages) = d.ocr_details["pages"].as_object() else {
+            continue;
+        };
+        for (n, p) in pages.iter().filter(|(_, p)| p["status"] == "done") {
+            attempts.insert((d.id, n.clone()), p["attempts"].as_i64().unwrap_or(0));
+        }
+    }
+    attempts
+}
+
+/// A document is being read and has pages checkpointed.
+fn mid_ocr(app: &App) -> bool {
+    let reading = app.store.list(Some(DocumentStatus::Ocr)).unwrap();
+    reading
+        .iter()
+        .any(|d| !app.store.pages(d.id).unwrap().is_empty())
+}
+
+/// A document is read and waits for its indexing task.
+fn between_ocr_and_indexing(app: &App) -> bool {
+    let stats = app.queue.stats().unwrap();
+    stats.by_type.get("indexing").is_some_and(|c| c.pending > 0)
+}
+
+/// A document's indexing has staged pages but not published them.
+fn mid_indexing(app: &App) -> bool {
+    app.store.list(None).unwrap().iter().any(|d| {
+        let details = &d.indexing_details;
+        details["phase"] == "stage" && details["staged"].as_i64().unwrap_or(0) > 0
+    })
 }
 
 #[test]
@@ -355,24 +378,12 @@ fn sigkill_at_every_stage_loses_nothing_and_redoes_no_finished_page() {
     }
 
     // Each round waits for a stage, then SIGKILLs the daemon there.
-    type Stage = (&'static str, &'static str);
+    type Stage = (&'static str, fn(&App) -> bool);
     let stages: [Stage; 4] = [
-        (
-            "mid-OCR",
-            "SELECT count(*) FROM documents WHERE status = 'ocr' AND EXISTS (SELECT 1 FROM pages p WHERE p.document_id = documents.id)",
-        ),
-        (
-            "between OCR and indexing",
-            "SELECT count(*) FROM task_queue WHERE task_type = 'indexing' AND status = 'pending'",
-        ),
-        (
-            "mid-indexing",
-            "SELECT count(*) FROM documents WHERE json_extract(indexing_details, '$.phase') = 'stage' AND json_extract(indexing_details, '$.staged') > 0",
-        ),
-        (
-            "mid-OCR",
-            "SELECT count(*) FROM documents WHERE status = 'ocr' AND EXISTS (SELECT 1 FROM pages p WHERE p.document_id = documents.id)",
-        ),
+        ("mid-OCR", mid_ocr),
+        ("between OCR and indexing", between_ocr_and_indexing),
+        ("mid-indexing", mid_indexing),
+        ("mid-OCR", mid_ocr),
     ];
     let mut kills: Vec<&str> = vec![];
     let mut snapshots = vec![];
@@ -388,21 +399,24 @@ fn sigkill_at_every_stage_loses_nothing_and_redoes_no_finished_page() {
     kills.push("during ingest");
     snapshots.push(page_attempts(&env));
 
-    let settled = "SELECT count(*) FROM documents WHERE status IN ('indexed', 'failed')";
-    for (name, sql) in stages.iter().cycle().take(6) {
+    let settled = |app: &App| {
+        let docs = app.store.list(None).unwrap();
+        let done = |d: &&quire::store::Document| {
+            matches!(d.status, DocumentStatus::Indexed | DocumentStatus::Failed)
+        };
+        docs.iter().filter(done).count() == originals.len()
+    };
+    let app = env.app();
+    for (name, at_stage) in stages.iter().cycle().take(6) {
         let mut daemon = env.serve(&["--workers", "2"]);
         let start = Instant::now();
         let mut hit = false;
         while start.elapsed() < Duration::from_secs(30) {
-            let c = env.db();
-            if c.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap_or(0) > 0 {
+            if at_stage(&app) {
                 hit = true;
                 break;
             }
-            if c.query_row(settled, [], |r| r.get::<_, i64>(0))
-                .unwrap_or(0)
-                == originals.len() as i64
-            {
+            if settled(&app) {
                 break;
             }
             std::thread::sleep(Duration::from_millis(2));
@@ -418,53 +432,22 @@ fn sigkill_at_every_stage_loses_nothing_and_redoes_no_finished_page() {
     let docs = wait_all_settled(&env, originals.len(), Duration::from_secs(300));
     eprintln!("survived {} kills: {kills:?}", kills.len());
     assert!(kills.len() >= 5, "too few kills landed: {kills:?}");
-    let c = env.db();
     for d in &docs {
         let id = d["id"].as_i64().unwrap();
         assert_eq!(d["status"], "indexed", "{d}");
         let pages: i64 = d["pages"].as_i64().unwrap();
-        let stored: i64 = c
-            .query_row(
-                "SELECT count(*) FROM pages WHERE document_id = ?1",
-                [id],
-                |r| r.get(0),
-            )
-            .unwrap();
-        let indexed: i64 = c
-            .query_row(
-                "SELECT count(*) FROM page_index WHERE document_id = ?1",
-                [id],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let stored = app.store.pages(id).unwrap().len() as i64;
+        let indexed = app.store.indexed_pages(id).unwrap();
         assert_eq!((stored, indexed), (pages, pages), "document {id}");
         // The original is in the store, byte for byte.
-        let (path, sha): (String, String) = c
-            .query_row(
-                "SELECT stored_path, sha256 FROM documents WHERE id = ?1",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .unwrap();
-        let bytes = std::fs::read(env.data().join(&path)).unwrap();
-        assert_eq!(hex(&Sha256::digest(&bytes)), sha);
-        assert_eq!(originals[d["name"].as_str().unwrap()], sha);
+        let doc = app.store.document(id).unwrap().unwrap();
+        let bytes = std::fs::read(app.store.file_of(&doc)).unwrap();
+        assert_eq!(hex(&Sha256::digest(&bytes)), doc.sha256);
+        assert_eq!(originals[d["name"].as_str().unwrap()], doc.sha256);
     }
-    let claimed: i64 = c
-        .query_row(
-            "SELECT count(*) FROM task_queue WHERE status = 'claimed'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(claimed, 0);
-    let completed_ocr: i64 = c
-        .query_row(
-            "SELECT count(*) FROM task_queue WHERE task_type = 'ocr' AND status = 'completed'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let stats = app.queue.stats().unwrap();
+    assert_eq!(stats.tasks.claimed, 0);
+    let completed_ocr = stats.by_type["ocr"].completed;
     assert_eq!(
         completed_ocr as usize,
         originals.len(),
@@ -566,16 +549,10 @@ fn many_processes_on_one_database_never_see_it_locked_and_do_each_task_once() {
         let (env, stop, errors, cancelled) =
             (env.clone(), stop.clone(), errors.clone(), cancelled.clone());
         threads.push(std::thread::spawn(move || {
+            let app = env.app();
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(500));
-                let Ok(id) = env.db().query_row(
-                    "SELECT max(id) FROM task_queue WHERE status = 'pending' AND task_type = 'ocr'",
-                    [],
-                    |r| r.get::<_, Option<i64>>(0),
-                ) else {
-                    continue;
-                };
-                if let Some(id) = id {
+                if let Some(id) = newest_pending_ocr_task(&app) {
                     let out = env
                         .cmd()
                         .args(["cancel", &id.to_string()])
@@ -612,17 +589,19 @@ fn many_processes_on_one_database_never_see_it_locked_and_do_each_task_once() {
     );
     // Exactly once: one completed OCR task per document that was not
     // cancelled, and no document's OCR completed in two processes.
-    let c = env.db();
-    let per_doc: Vec<(i64, i64)> = c
-        .prepare(
-            "SELECT document_id, count(*) FROM task_queue \
-             WHERE task_type = 'ocr' AND status = 'completed' GROUP BY document_id",
-        )
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let app = env.app();
+    let per_doc: Vec<(i64, usize)> = docs
+        .iter()
+        .map(|d| {
+            let id = d["id"].as_i64().unwrap();
+            let tasks = app.queue.tasks_of(id).unwrap();
+            let completed = tasks
+                .iter()
+                .filter(|t| t.task_type == TaskType::Ocr && t.status == TaskStatus::Completed);
+            (id, completed.count())
+        })
+        .filter(|&(_, n)| n > 0)
+        .collect();
     assert!(per_doc.iter().all(|(_, n)| *n == 1), "{per_doc:?}");
     let indexed = docs.iter().filter(|d| d["status"] == "indexed").count();
     let cancelled_docs = docs.iter().filter(|d| d["status"] == "cancelled").count();
@@ -763,4 +742,16 @@ fn a_read_only_data_dir_is_a_clear_error_at_start() {
 fn set_mode(p: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// The newest document's pending OCR task, if a queued document has one.
+fn newest_pending_ocr_task(app: &App) -> Option<i64> {
+    let queued = app.store.list(Some(DocumentStatus::Queued)).ok()?;
+    queued.iter().find_map(|d| {
+        let tasks = app.queue.tasks_of(d.id).ok()?;
+        tasks
+            .iter()
+            .find(|t| t.task_type == TaskType::Ocr && t.status == TaskStatus::Pending)
+            .map(|t| t.id)
+    })
 }

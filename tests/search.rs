@@ -1,18 +1,23 @@
 //! Indexing and search: stemming, re-indexing and an indexing task killed
-//! mid-way, checked against the index rows in the database itself.
+//! mid-way, checked against the index as the store reads it back.
 
 use crate::util::{Env, text_pdf, wait_until};
 
-/// The index rows (rowid, text) as stored, for comparing whole indexes.
-fn index_rows(env: &Env) -> Vec<(i64, String)> {
-    let c = env.db();
-    let mut st = c
-        .prepare("SELECT rowid, text FROM page_index ORDER BY rowid")
-        .unwrap();
-    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+/// Every document's indexed pages (document, page, text), for comparing
+/// whole indexes.
+fn index_rows(env: &Env) -> Vec<(i64, i64, String)> {
+    let app = env.app();
+    let mut docs: Vec<i64> = app.store.list(None).unwrap().iter().map(|d| d.id).collect();
+    docs.sort();
+    docs.into_iter()
+        .flat_map(|id| {
+            app.store
+                .indexed_text(id)
+                .unwrap()
+                .into_iter()
+                .map(move |(page, text)| (id, page, text))
+        })
+        .collect()
 }
 
 /// Pages of generated text: page `n` mentions `page{n}` and shared words.
@@ -108,15 +113,14 @@ fn an_indexing_task_killed_mid_way_resumes_to_the_same_index() {
         .set("QUIRE_QUEUE_STALE_TIMEOUT", "1h");
     let mut daemon = env.serve(&["--workers", "1"]);
     std::fs::copy(&pdf, env.inbox().join("ledger.pdf")).unwrap();
-    let phase = |env: &Env| -> (Option<String>, i64) {
-        env.db()
-            .query_row(
-                "SELECT json_extract(indexing_details, '$.phase'), \
-                        coalesce(json_extract(indexing_details, '$.staged'), 0) FROM documents",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .unwrap_or((None, 0))
+    let app = env.app();
+    let phase = |_: &Env| -> (Option<String>, i64) {
+        let Some(d) = app.store.document(1).unwrap() else {
+            return (None, 0);
+        };
+        let details = &d.indexing_details;
+        let phase = details["phase"].as_str().map(str::to_owned);
+        (phase, details["staged"].as_i64().unwrap_or(0))
     };
     wait_until("indexing to be part-way", || {
         let (p, staged) = phase(&env);

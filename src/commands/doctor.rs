@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::config::{Config, WatchMode};
-use crate::db::{Db, schema_version};
+use crate::db::{Db, Location};
 
 /// One check's verdict.
 enum Verdict {
@@ -68,30 +68,24 @@ fn check_data_dir(c: &Config) -> Verdict {
 }
 
 fn check_database(c: &Config) -> Verdict {
-    let path = c.db_path();
-    match Db::open(&path, 1).and_then(|db| {
-        let conn = db.conn()?;
-        let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        let ok: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
-        Ok((v, ok))
-    }) {
-        Ok((v, ok)) if ok == "ok" && v == schema_version() => Verdict::Ok(format!(
-            "database {} (schema {v}, integrity ok)",
-            path.display()
-        )),
-        Ok((v, ok)) => Verdict::Fail(
+    let location = Location::from(c.db_path());
+    match Db::open(location.clone(), 1).and_then(|db| db.check()) {
+        Ok(h) if h.problem.is_none() && h.schema_version == h.known_schema_version => {
+            Verdict::Ok(format!(
+                "database {location} (schema {}, integrity ok)",
+                h.schema_version
+            ))
+        }
+        Ok(h) => Verdict::Fail(
             format!(
-                "database {}: schema {v}, integrity check says {ok:?}",
-                path.display()
+                "database {location}: schema {}, integrity check says {:?}",
+                h.schema_version,
+                h.problem.as_deref().unwrap_or("ok")
             ),
-            format!(
-                "restore {} from a backup, or run: sqlite3 {} .recover",
-                path.display(),
-                path.display()
-            ),
+            h.repair,
         ),
         Err(e) => Verdict::Fail(
-            format!("database {}: {e}", path.display()),
+            format!("database {location}: {e}"),
             "see the message above".into(),
         ),
     }
@@ -171,7 +165,7 @@ fn check_free_space(c: &Config) -> Verdict {
 
 fn check_languages(c: &Config) -> Verdict {
     let langs = c.ocr.languages.join("+");
-    match crate::process::ocr::engine::init(&langs) {
+    match crate::tasks::ocr::engine::init(&langs) {
         Ok(_) => Verdict::Ok(format!(
             "tesseract {} loads the languages {langs}",
             tesseract_version()
@@ -195,7 +189,7 @@ fn check_languages(c: &Config) -> Verdict {
 /// proves the binary can start its children under this environment (a
 /// service's sandbox, ocr.max_memory_mb) and that tesseract runs there.
 fn check_ocr_child(c: &Config) -> Verdict {
-    use crate::process::ocr::child::Child;
+    use crate::tasks::ocr::child::Child;
     let fix = "run `quire -v process FILE` to see the child's own messages; raise ocr.max_memory_mb \
                if it runs out of memory";
     let result = (|| {
@@ -208,7 +202,7 @@ fn check_ocr_child(c: &Config) -> Verdict {
         std::io::Write::write_all(&mut page, &pnm).map_err(|e| e.to_string())?;
         let mut child = Child::spawn(&c.ocr)?;
         let timeout = c.ocr.page_timeout.0;
-        let fail = |f: crate::process::ocr::child::Failure| f.message("a test page");
+        let fail = |f: crate::tasks::ocr::child::Failure| f.message("a test page");
         child
             .open(page.path(), crate::detect::Kind::Pnm, timeout)
             .map_err(fail)?;

@@ -10,8 +10,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::app::App;
 use crate::cli::EnqueueArgs;
 use crate::config::Config;
+use crate::ingest::{Ingested, ingest};
 use crate::queue::{Enqueued, Priority, TaskType};
-use crate::store::{Ingested, Placement, ingest};
+use crate::store::Placement;
 
 /// Progress bars appear from this many files on.
 const PROGRESS_FROM: usize = 10;
@@ -108,7 +109,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 
 /// A progress bar on a terminal for many files; hidden otherwise.
 fn progress(n: usize) -> ProgressBar {
-    if n < PROGRESS_FROM || !super::stderr_is_tty() {
+    if n < PROGRESS_FROM || !crate::logging::stderr_is_tty() {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(n as u64);

@@ -2,13 +2,11 @@
 
 use std::process::ExitCode;
 
-use anyhow::bail;
 use serde::Serialize;
 
 use crate::app::App;
 use crate::cli::ListArgs;
 use crate::config::Config;
-use crate::queue::DOCUMENT_STATUSES;
 
 /// A line of `quire list --json`.
 #[derive(Serialize)]
@@ -25,23 +23,16 @@ struct Item<'a> {
 
 /// Runs `quire list`.
 pub fn run(config: &Config, args: &ListArgs) -> anyhow::Result<ExitCode> {
-    if let Some(s) = &args.status
-        && !DOCUMENT_STATUSES.contains(&s.as_str())
-    {
-        bail!(
-            "unknown status {s:?}; use one of: {}",
-            DOCUMENT_STATUSES.join(", ")
-        );
-    }
+    let status = super::parse_status(args.status.as_deref())?;
     let app = App::open_existing(config)?;
-    let docs = app.store.list(args.status.as_deref())?;
+    let docs = app.store.list(status)?;
     if args.json {
         let items: Vec<Item> = docs
             .iter()
             .map(|d| Item {
                 id: d.id,
                 name: &d.name,
-                status: &d.status,
+                status: d.status.as_str(),
                 error: d.error.as_deref(),
                 pages: d.pages,
                 kind: &d.kind,

@@ -10,14 +10,15 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::app::App;
 use crate::cli::ProcessArgs;
 use crate::config::Config;
+use crate::ingest::{Ingested, ingest};
 use crate::queue::{Priority, TaskType};
-use crate::store::{Ingested, Placement, ingest};
+use crate::store::Placement;
 use crate::worker::{TaskContext, TaskError, WorkerIdentity};
 
 /// Runs `quire process`.
 pub fn run(config: &Config, args: &ProcessArgs) -> anyhow::Result<ExitCode> {
     let app = App::open(config, 4)?;
-    crate::process::index::prepare(&app, false)?;
+    crate::tasks::index::prepare(&app, false)?;
     let doc_id = match args.target.parse::<i64>() {
         Ok(id) if app.store.document(id)?.is_some() => id,
         _ => match ingest(
@@ -35,9 +36,9 @@ pub fn run(config: &Config, args: &ProcessArgs) -> anyhow::Result<ExitCode> {
             }
         },
     };
-    let processors = crate::process::processors(&app);
+    let processors = crate::tasks::processors(&app);
     let worker = WorkerIdentity::current().worker(0);
-    let bar = if super::stderr_is_tty() {
+    let bar = if crate::logging::stderr_is_tty() {
         ProgressBar::new_spinner()
     } else {
         ProgressBar::hidden()

@@ -3,14 +3,13 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use serde::Serialize;
 
 use crate::app::App;
 use crate::cli::SearchArgs;
 use crate::config::Config;
-use crate::process::search::to_fts;
-use crate::store::SearchFilter;
+use crate::store::{Query, SearchFilter};
 
 /// A hit as printed by `--json`.
 #[derive(Serialize)]
@@ -27,27 +26,27 @@ pub fn run(config: &Config, args: &SearchArgs) -> anyhow::Result<ExitCode> {
     let app = App::open_existing(config)?;
     let text = args.query.join(" ");
     let query = if args.raw {
-        Some(text.clone())
+        Some(Query::Raw(text.clone()))
     } else {
-        to_fts(&text)
+        Query::parse(&text)
     };
     let filter = SearchFilter {
         since_ms: args
             .since
             .as_deref()
-            .map(|d| parse_date(d, "--since"))
+            .map(|d| super::parse_date(d, "--since"))
             .transpose()?,
         until_ms: args
             .until
             .as_deref()
-            .map(|d| parse_date(d, "--until").map(|t| t + 86_400_000))
+            .map(|d| super::parse_date(d, "--until").map(|t| t + 86_400_000))
             .transpose()?,
-        status: args.status.clone(),
+        status: super::parse_status(args.status.as_deref())?,
     };
     let hits = match &query {
         Some(q) => app.store.search(q, &filter, args.limit).with_context(|| {
             if args.raw {
-                format!("the FTS5 query {q:?} is not valid; drop --raw to search it as words")
+                format!("the raw query {text:?} is not valid; drop --raw to search it as words")
             } else {
                 format!("searching {text:?}")
             }
@@ -86,35 +85,4 @@ pub fn run(config: &Config, args: &SearchArgs) -> anyhow::Result<ExitCode> {
         eprintln!("no matches");
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// `YYYY-MM-DD` to Unix ms at 00:00 UTC.
-fn parse_date(s: &str, flag: &str) -> anyhow::Result<i64> {
-    let parts: Vec<i64> = s.split('-').filter_map(|p| p.parse().ok()).collect();
-    let [y, m, d] = parts[..] else {
-        bail!("{flag} {s:?}: write the date as YYYY-MM-DD")
-    };
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        bail!("{flag} {s:?}: write the date as YYYY-MM-DD");
-    }
-    // Days from civil, after Howard Hinnant's algorithm.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    Ok((era * 146_097 + doe - 719_468) * 86_400_000)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dates_parse_to_utc_midnight() {
-        assert_eq!(parse_date("1970-01-01", "x").unwrap(), 0);
-        assert_eq!(parse_date("2023-11-14", "x").unwrap(), 1_699_920_000_000);
-        assert!(parse_date("14/11/2023", "x").is_err());
-    }
 }

@@ -1,7 +1,6 @@
 //! `quire serve`: the daemon. Watches the inbox, runs the worker pool and the
 //! scheduler, and shuts down cleanly on SIGINT/SIGTERM.
 
-use std::fs::File;
 use std::process::ExitCode;
 use std::thread::JoinHandle;
 
@@ -13,6 +12,7 @@ use signal_hook::iterator::Signals;
 use crate::app::App;
 use crate::cli::ServeArgs;
 use crate::config::Config;
+use crate::db::LeaderLock;
 use crate::worker::{Pool, Processors};
 use crate::{inbox, live, scheduler, systemd};
 
@@ -28,8 +28,8 @@ pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         0
     };
     let app = App::open(&config, workers as u32 + 4)?;
-    crate::process::index::prepare(&app, true)?;
-    serve(&app, crate::process::processors(&app), !args.no_watch)
+    crate::tasks::index::prepare(&app, true)?;
+    serve(&app, crate::tasks::processors(&app), !args.no_watch)
 }
 
 /// Runs the daemon on `app` until SIGINT or SIGTERM. `watch` asks to own the
@@ -88,24 +88,12 @@ pub fn serve(app: &App, processors: Processors, watch: bool) -> anyhow::Result<E
     Ok(ExitCode::SUCCESS)
 }
 
-/// Takes the inbox lock, so that only one process watches the inbox. `None`
-/// when another process holds it.
-fn inbox_lock(app: &App) -> anyhow::Result<Option<File>> {
-    let path = app.config.data_dir.join("inbox.lock");
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("cannot open the lock file {}", path.display()))?;
-    match file.try_lock() {
-        Ok(()) => Ok(Some(file)),
-        Err(std::fs::TryLockError::WouldBlock) => {
-            log::info!("another quire serve is watching the inbox; this one runs workers only");
-            Ok(None)
-        }
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(e).with_context(|| format!("cannot lock {}", path.display()))
-        }
+/// Takes the inbox's leader lock, so that only one process watches the inbox.
+/// `None` when another process holds it.
+fn inbox_lock(app: &App) -> anyhow::Result<Option<LeaderLock>> {
+    let lock = app.db.try_leader_lock("inbox")?;
+    if lock.is_none() {
+        log::info!("another quire serve is watching the inbox; this one runs workers only");
     }
+    Ok(lock)
 }

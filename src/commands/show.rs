@@ -2,7 +2,6 @@
 
 use std::process::ExitCode;
 
-use anyhow::anyhow;
 use serde::Serialize;
 
 use crate::app::App;
@@ -33,12 +32,7 @@ struct PageLine<'a> {
 /// Runs `quire show`.
 pub fn run(config: &Config, args: &ShowArgs) -> anyhow::Result<ExitCode> {
     let app = App::open_existing(config)?;
-    let doc = app.store.document(args.id)?.ok_or_else(|| {
-        anyhow!(
-            "no document with id {}; `quire list` shows the documents there are",
-            args.id
-        )
-    })?;
+    let doc = app.document(args.id)?;
     let pages = app.store.pages(doc.id)?;
     let tasks = app.queue.tasks_of(doc.id)?;
     let shown = Shown {
@@ -58,7 +52,7 @@ pub fn run(config: &Config, args: &ShowArgs) -> anyhow::Result<ExitCode> {
 fn page_line(p: &Page) -> PageLine<'_> {
     PageLine {
         page: p.number,
-        source: &p.source,
+        source: p.source.as_str(),
         chars: p.text.chars().count(),
         confidence: p.confidence,
     }

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::{anyhow, bail};
+use anyhow::bail;
 
 use crate::app::App;
 use crate::cli::TextArgs;
@@ -12,12 +12,7 @@ use crate::config::Config;
 /// Runs `quire text`.
 pub fn run(config: &Config, args: &TextArgs) -> anyhow::Result<ExitCode> {
     let app = App::open_existing(config)?;
-    let doc = app.store.document(args.id)?.ok_or_else(|| {
-        anyhow!(
-            "no document with id {}; `quire list` shows the documents there are",
-            args.id
-        )
-    })?;
+    let doc = app.document(args.id)?;
     let pages = app.store.pages(doc.id)?;
     let mut out = std::io::stdout().lock();
     match args.page {

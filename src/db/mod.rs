@@ -1,143 +1,218 @@
-//! The database: one SQLite file in the data dir, opened through an r2d2 pool.
+//! The database seam: where quire's data lives and the engine that keeps it.
 //!
-//! Every connection runs in WAL mode with `synchronous=NORMAL`, foreign keys on and
-//! a generous busy timeout, so the daemon and several CLI commands can share the file.
-//! Writers must start with `BEGIN IMMEDIATE` (see [`write_tx`]): a deferred transaction
-//! that upgrades to a write gets `SQLITE_BUSY` at once, without the busy handler waiting.
+//! [`Db`] is a cheap, cloneable handle over one storage engine, chosen by a
+//! [`Location`]. Today there is one engine, SQLite ([`sqlite`]: one file in the
+//! data dir); the enum [`Engine`] is where a second one (PostgreSQL) joins.
+//! The queue ([`crate::queue::Queue`]) and the store ([`crate::store::Store`])
+//! dispatch on it to per-engine, per-operation files, so nothing outside paths
+//! named `sqlite` speaks SQL or names the SQLite driver.
+//!
+//! What [`Db`] itself offers every engine must provide:
+//! - open with migrations applied, refusing a schema from a newer quire
+//!   ([`Db::open`], [`Db::open_existing`]);
+//! - a health check for `quire doctor` ([`Db::check`]);
+//! - a way to notice commits made by other processes, so idle workers wake
+//!   without polling the tables ([`Db::change_watcher`]);
+//! - a leader lock, so that one daemon among several watches the inbox
+//!   ([`Db::try_leader_lock`]).
 
-mod migrations;
+pub mod sqlite;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::{Connection, Transaction, TransactionBehavior};
-
-pub use migrations::{MIGRATIONS, schema_version};
-
-/// A pooled connection.
-pub type Conn = r2d2::PooledConnection<SqliteConnectionManager>;
-
-/// How long a connection waits for another writer before giving up. Long, because
-/// a user must never see "database is locked" from ordinary concurrent use; a write
-/// transaction in quire lasts milliseconds.
+/// How long a connection waits for another writer (or for a free pooled
+/// connection) before giving up. Long, because a user must never see
+/// "database is locked" from ordinary concurrent use; a write transaction in
+/// quire lasts milliseconds.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Where the database is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A SQLite file.
+    Sqlite(PathBuf),
+}
+
+impl Location {
+    /// True when a database is there (it may still be empty or unreadable).
+    pub fn exists(&self) -> bool {
+        match self {
+            Location::Sqlite(path) => path.exists(),
+        }
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Sqlite(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+impl From<&Path> for Location {
+    fn from(path: &Path) -> Location {
+        Location::Sqlite(path.to_path_buf())
+    }
+}
+
+impl From<&PathBuf> for Location {
+    fn from(path: &PathBuf) -> Location {
+        Location::Sqlite(path.clone())
+    }
+}
+
+impl From<PathBuf> for Location {
+    fn from(path: PathBuf) -> Location {
+        Location::Sqlite(path)
+    }
+}
 
 /// Errors from opening or using the database.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(#[from] sqlite::Error),
     #[error("database connection pool: {0}")]
     Pool(#[from] r2d2::Error),
     #[error(
-        "the database {path} has schema version {found}, newer than this quire understands \
+        "the database {location} has schema version {found}, newer than this quire understands \
          ({known}); upgrade quire, or point --data-dir at another database"
     )]
     TooNew {
-        path: PathBuf,
+        location: Location,
         found: i64,
         known: i64,
     },
     #[error(
-        "cannot open the database {path}: {source}; check that the data dir exists and is writable"
+        "cannot open the database {location}: {source}; check that the data dir exists and is writable"
     )]
     Open {
-        path: PathBuf,
-        source: rusqlite::Error,
+        location: Location,
+        source: sqlite::Error,
     },
+    #[error(
+        "no quire database at {0}; run `quire serve` or `quire enqueue FILE` first, \
+         or pass --data-dir"
+    )]
+    Missing(Location),
+    #[error("cannot take the lock {path}: {source}; check the data dir's permissions")]
+    Lock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The engine behind a [`Db`].
+#[derive(Clone)]
+pub enum Engine {
+    Sqlite(sqlite::SqliteDb),
 }
 
 /// The shared handle to the database: cheap to clone, safe to send between threads.
 #[derive(Clone)]
 pub struct Db {
-    pool: r2d2::Pool<SqliteConnectionManager>,
-    path: PathBuf,
+    engine: Engine,
+}
+
+/// What [`Db::check`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    /// The schema version the database is at.
+    pub schema_version: i64,
+    /// The schema version this build of quire writes.
+    pub known_schema_version: i64,
+    /// `None` when the engine's integrity check passed, else what it said.
+    pub problem: Option<String>,
+    /// The command a person runs to repair a database that fails the check.
+    pub repair: String,
 }
 
 impl Db {
-    /// Opens (creating if needed) the database at `path`, switches it to WAL, applies
-    /// pending migrations and builds a pool of at most `max_connections`.
+    /// Opens (creating if needed) the database at `location`, applies pending
+    /// migrations (each exactly once, even when several processes open a new
+    /// database at once) and builds a pool of at most `max_connections`.
     ///
-    /// Fails with [`DbError::TooNew`] when the file was written by a newer quire.
-    pub fn open(path: &Path, max_connections: u32) -> Result<Db, DbError> {
-        let open_err = |source| DbError::Open {
-            path: path.to_path_buf(),
-            source,
-        };
-        // WAL is set once here, on a setup connection: setting it in every pooled
-        // connection's init races for an exclusive lock.
-        let mut setup = Connection::open(path).map_err(open_err)?;
-        configure(&setup).map_err(open_err)?;
-        let mode: String = setup
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .map_err(open_err)?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            log::warn!("{}: journal mode is {mode}, not WAL", path.display());
+    /// Fails with [`DbError::TooNew`] when the database was written by a newer quire.
+    pub fn open(location: impl Into<Location>, max_connections: u32) -> Result<Db, DbError> {
+        match location.into() {
+            Location::Sqlite(path) => Ok(Db {
+                engine: Engine::Sqlite(sqlite::SqliteDb::open(&path, max_connections)?),
+            }),
         }
-        migrations::apply(&mut setup, path)?;
-        drop(setup);
-
-        let manager = SqliteConnectionManager::file(path).with_init(|c| configure(c));
-        let pool = r2d2::Pool::builder()
-            .max_size(max_connections.max(1))
-            .min_idle(Some(0))
-            .connection_timeout(BUSY_TIMEOUT)
-            .build(manager)?;
-        Ok(Db {
-            pool,
-            path: path.to_path_buf(),
-        })
     }
 
-    /// Takes a connection from the pool.
-    pub fn conn(&self) -> Result<Conn, DbError> {
-        Ok(self.pool.get()?)
+    /// [`Db::open`] for a database that must exist already: fails with
+    /// [`DbError::Missing`] instead of creating an empty one.
+    pub fn open_existing(
+        location: impl Into<Location>,
+        max_connections: u32,
+    ) -> Result<Db, DbError> {
+        let location = location.into();
+        if !location.exists() {
+            return Err(DbError::Missing(location));
+        }
+        Db::open(location, max_connections)
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The engine, for the queue's and the store's dispatch.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Where the database is.
+    pub fn location(&self) -> Location {
+        match &self.engine {
+            Engine::Sqlite(db) => Location::Sqlite(db.path().to_path_buf()),
+        }
+    }
+
+    /// Checks the schema version and the engine's own integrity check. Reads
+    /// only; safe while a daemon runs.
+    pub fn check(&self) -> Result<Health, DbError> {
+        match &self.engine {
+            Engine::Sqlite(db) => db.check(),
+        }
+    }
+
+    /// A watcher that tells when another process has committed to the
+    /// database. Each watcher holds a connection of its own.
+    pub fn change_watcher(&self) -> Result<ChangeWatcher, DbError> {
+        match &self.engine {
+            Engine::Sqlite(db) => Ok(ChangeWatcher::Sqlite(db.change_watcher()?)),
+        }
+    }
+
+    /// Takes the leader lock named `role` (for example `"inbox"`) if no other
+    /// process holds it. The lock is held until the returned guard is
+    /// dropped, and released by the operating system or the server when the
+    /// process dies. `Ok(None)` when another process holds it.
+    pub fn try_leader_lock(&self, role: &str) -> Result<Option<LeaderLock>, DbError> {
+        match &self.engine {
+            Engine::Sqlite(db) => Ok(db.try_leader_lock(role)?.map(LeaderLock::Sqlite)),
+        }
     }
 }
 
-/// Per-connection settings. The busy timeout comes first so that every later
-/// statement already waits instead of failing.
-fn configure(c: &Connection) -> rusqlite::Result<()> {
-    c.busy_timeout(BUSY_TIMEOUT)?;
-    c.pragma_update(None, "foreign_keys", true)?;
-    c.pragma_update(None, "synchronous", "NORMAL")?;
-    Ok(())
+/// Notices commits made by other processes; see [`Db::change_watcher`].
+pub enum ChangeWatcher {
+    Sqlite(sqlite::DataVersionWatch),
 }
 
-/// Starts a write transaction with `BEGIN IMMEDIATE`, which takes the write lock up
-/// front and so waits in the busy handler instead of failing at the upgrade.
-pub fn write_tx(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
-    conn.transaction_with_behavior(TransactionBehavior::Immediate)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pragmas_take_effect_on_pooled_connections() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("q.db"), 2).unwrap();
-        let c = db.conn().unwrap();
-        let mode: String = c
-            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-            .unwrap();
-        let fk: i64 = c
-            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
-            .unwrap();
-        let sync: i64 = c.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
-        let busy: i64 = c
-            .query_row("PRAGMA busy_timeout", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(mode, "wal");
-        assert_eq!(fk, 1);
-        assert_eq!(sync, 1, "NORMAL");
-        assert_eq!(busy, BUSY_TIMEOUT.as_millis() as i64);
+impl ChangeWatcher {
+    /// True when another process committed since the watcher was made or
+    /// last asked. Cheap and non-blocking: meant to be called every
+    /// few milliseconds. A watcher that cannot read its connection answers
+    /// `false` and workers fall back to the poll interval.
+    pub fn changed(&mut self) -> bool {
+        match self {
+            ChangeWatcher::Sqlite(w) => w.changed(),
+        }
     }
+}
+
+/// A held leader lock; see [`Db::try_leader_lock`]. Dropping it releases it.
+pub enum LeaderLock {
+    Sqlite(sqlite::FileLock),
 }

@@ -15,8 +15,9 @@ use super::filter::Filter;
 use super::tracker::{Tracker, looks_complete};
 use crate::app::App;
 use crate::config::WatchMode;
+use crate::ingest::{Ingested, ingest};
 use crate::queue::Priority;
-use crate::store::{Ingested, Placement, ingest};
+use crate::store::Placement;
 use crate::worker::Wake;
 
 /// The watcher's state.

@@ -1,12 +1,12 @@
-//! Counts for `quire stats`: tasks by status and type, documents by status, the
-//! oldest pending task, recent throughput and failures.
+//! What `quire stats` and the live view show: counts of tasks and documents
+//! by status, the oldest pending task, throughput, failures, running tasks.
 
 use std::collections::BTreeMap;
 
-use rusqlite::Connection;
 use serde::Serialize;
 
-use super::{QueueError, TaskStatus, TaskType};
+use super::{TaskStatus, TaskType};
+use crate::store::IndexPhase;
 
 /// Tasks per status; every status is present, zero or not.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -19,7 +19,8 @@ pub struct StatusCounts {
 }
 
 impl StatusCounts {
-    fn add(&mut self, status: TaskStatus, n: i64) {
+    /// Adds `n` tasks of `status`.
+    pub(crate) fn add(&mut self, status: TaskStatus, n: i64) {
         let slot = match status {
             TaskStatus::Pending => &mut self.pending,
             TaskStatus::Claimed => &mut self.claimed,
@@ -57,164 +58,33 @@ pub struct QueueStats {
     pub recent_failures: Vec<RecentFailure>,
 }
 
-/// Document statuses, in the order they are shown.
-pub const DOCUMENT_STATUSES: &[&str] = &[
-    "queued",
-    "ocr",
-    "indexing",
-    "indexed",
-    "failed",
-    "cancelled",
-];
-
-/// Reads the snapshot in one read transaction, so the numbers agree with each other.
-pub(super) fn do_stats(c: &Connection, now: i64) -> Result<QueueStats, QueueError> {
-    c.execute_batch("BEGIN DEFERRED")?;
-    let out = read_stats(c, now);
-    c.execute_batch("COMMIT")?;
-    out
-}
-
-fn read_stats(c: &Connection, now: i64) -> Result<QueueStats, QueueError> {
-    let mut documents: BTreeMap<String, i64> = DOCUMENT_STATUSES
-        .iter()
-        .map(|s| (s.to_string(), 0))
-        .collect();
-    let mut st = c.prepare_cached("SELECT status, count(*) FROM documents GROUP BY status")?;
-    let mut total = 0;
-    for row in st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
-        let (status, n) = row?;
-        total += n;
-        documents.insert(status, n);
-    }
-    documents.insert("total".into(), total);
-
-    let mut tasks = StatusCounts::default();
-    let mut by_type: BTreeMap<String, StatusCounts> = TaskType::ALL
-        .iter()
-        .map(|t| (t.to_string(), StatusCounts::default()))
-        .collect();
-    let mut st =
-        c.prepare_cached("SELECT task_type, status, count(*) FROM task_queue GROUP BY 1, 2")?;
-    for row in st.query_map([], |r| {
-        Ok((
-            super::parse_col::<TaskType>(r, 0)?,
-            super::parse_col::<TaskStatus>(r, 1)?,
-            r.get::<_, i64>(2)?,
-        ))
-    })? {
-        let (ty, status, n) = row?;
-        tasks.add(status, n);
-        by_type.entry(ty.to_string()).or_default().add(status, n);
-    }
-
-    let oldest: Option<i64> = c
-        .prepare_cached(
-            "SELECT min(run_after) FROM task_queue WHERE status = 'pending' AND run_after <= ?1",
-        )?
-        .query_row([now], |r| r.get(0))?;
-    let completed_since = |ms: i64| -> rusqlite::Result<i64> {
-        c.prepare_cached(
-            "SELECT count(*) FROM task_queue WHERE completed_at >= ?1 AND status = 'completed'",
-        )?
-        .query_row([now - ms], |r| r.get(0))
-    };
-    let recent_failures = c
-        .prepare_cached(
-            "SELECT id, document_id, task_type, coalesce(last_error, ''), completed_at \
-             FROM task_queue WHERE status = 'failed' ORDER BY completed_at DESC, id DESC LIMIT 5",
-        )?
-        .query_map([], |r| {
-            Ok(RecentFailure {
-                task_id: r.get(0)?,
-                document_id: r.get(1)?,
-                task_type: super::parse_col(r, 2)?,
-                error: r.get(3)?,
-                at: r.get::<_, Option<i64>>(4)?.unwrap_or(0),
-            })
-        })?
-        .collect::<Result<_, _>>()?;
-    Ok(QueueStats {
-        documents,
-        tasks,
-        by_type,
-        oldest_pending_ms: oldest.map(|t| now - t),
-        completed_last_minute: completed_since(60_000)?,
-        completed_last_hour: completed_since(3_600_000)?,
-        recent_failures,
-    })
-}
-
 /// A claimed task with its document's progress, for the live view.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunningTask {
     pub task_id: i64,
-    pub task_type: String,
+    pub task_type: TaskType,
     pub worker: String,
     pub document_id: i64,
     pub name: String,
     pub pages_total: Option<i64>,
     pub pages_done: i64,
-    pub phase: Option<String>,
+    /// The indexing phase, for an indexing task that has begun.
+    pub phase: Option<IndexPhase>,
 }
 
-/// The claimed tasks, oldest claim first.
-pub(super) fn do_running(c: &Connection) -> Result<Vec<RunningTask>, QueueError> {
-    let mut st = c.prepare_cached(
-        "SELECT t.id, t.task_type, coalesce(t.claimed_by, ''), d.id, d.original_name, d.page_count,              (SELECT count(*) FROM json_each(d.ocr_details, '$.pages')),              json_extract(d.indexing_details, '$.phase')          FROM task_queue t JOIN documents d ON d.id = t.document_id          WHERE t.status = 'claimed' ORDER BY t.claimed_at",
-    )?;
-    let rows = st.query_map([], |r| {
-        Ok(RunningTask {
-            task_id: r.get(0)?,
-            task_type: r.get(1)?,
-            worker: r.get(2)?,
-            document_id: r.get(3)?,
-            name: r.get(4)?,
-            pages_total: r.get(5)?,
-            pages_done: r.get(6)?,
-            phase: r.get(7)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::super::testing::fixture;
-    use super::super::*;
-
-    #[test]
-    fn stats_count_by_status_and_type() {
-        let f = fixture();
-        let a = f.document("a");
-        let b = f.document("b");
-        f.queue.enqueue(a, TaskType::Ocr, Priority::High).unwrap();
-        f.queue.enqueue(b, TaskType::Ocr, Priority::High).unwrap();
-        f.clock.advance(5_000);
-        let c = f.claim_one("w");
-        f.queue.complete(&c).unwrap();
-        let s = f.queue.stats().unwrap();
-        assert_eq!(s.documents["total"], 2);
-        assert_eq!(s.documents["indexing"], 1);
-        assert_eq!(s.documents["queued"], 1);
-        assert_eq!(
-            s.tasks,
-            StatusCounts {
-                pending: 2,
-                completed: 1,
-                ..Default::default()
-            }
-        );
-        assert_eq!(
-            s.by_type["ocr"],
-            StatusCounts {
-                pending: 1,
-                completed: 1,
-                ..Default::default()
-            }
-        );
-        assert_eq!(s.by_type["indexing"].pending, 1);
-        assert_eq!(s.oldest_pending_ms, Some(5_000));
-        assert_eq!(s.completed_last_minute, 1);
+impl QueueStats {
+    /// The one-line summary the live view, systemd's status line and the
+    /// scheduler's log show.
+    pub fn summary(&self) -> String {
+        let docs = |s: &str| self.documents.get(s).copied().unwrap_or(0);
+        format!(
+            "queue: {} pending, {} running, {} failed | documents: {} indexed of {}, {} failed",
+            self.tasks.pending,
+            self.tasks.claimed,
+            self.tasks.failed,
+            docs("indexed"),
+            docs("total"),
+            docs("failed")
+        )
     }
 }

@@ -1,11 +1,10 @@
 //! The queue's vocabulary: task types, priorities, statuses, tasks and errors.
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::Serialize;
 
 use crate::db::DbError;
+use crate::store::DocumentStatus;
+use crate::text_enum::text_enum;
 
 /// What a task does to its document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -37,38 +36,6 @@ pub enum TaskStatus {
     Cancelled,
 }
 
-macro_rules! text_enum {
-    ($t:ty { $($v:ident => $s:literal),+ $(,)? }) => {
-        impl $t {
-            /// Every value, in declaration order.
-            pub const ALL: &'static [$t] = &[$(<$t>::$v),+];
-
-            /// The name stored in the database and shown to users.
-            pub fn as_str(self) -> &'static str {
-                match self { $(<$t>::$v => $s),+ }
-            }
-        }
-        impl fmt::Display for $t {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-        impl FromStr for $t {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
-                match s {
-                    $($s => Ok(<$t>::$v),)+
-                    _ => Err(format!(
-                        "unknown {} {s:?}; expected one of: {}",
-                        stringify!($t),
-                        [$($s),+].join(", ")
-                    )),
-                }
-            }
-        }
-    };
-}
-
 text_enum!(TaskType { Ocr => "ocr", Indexing => "indexing" });
 text_enum!(Priority { High => "high", Normal => "normal", Low => "low" });
 text_enum!(TaskStatus {
@@ -97,11 +64,19 @@ impl Priority {
 }
 
 impl TaskType {
-    /// The document status while a task of this type is queued or running.
-    pub fn document_status(self) -> &'static str {
+    /// The document status while a task of this type waits to be claimed.
+    pub fn queued_document_status(self) -> DocumentStatus {
         match self {
-            TaskType::Ocr => "ocr",
-            TaskType::Indexing => "indexing",
+            TaskType::Ocr => DocumentStatus::Queued,
+            TaskType::Indexing => DocumentStatus::Indexing,
+        }
+    }
+
+    /// The document status while a task of this type is running.
+    pub fn document_status(self) -> DocumentStatus {
+        match self {
+            TaskType::Ocr => DocumentStatus::Ocr,
+            TaskType::Indexing => DocumentStatus::Indexing,
         }
     }
 }
@@ -205,10 +180,4 @@ pub enum QueueError {
     },
     #[error(transparent)]
     Db(#[from] DbError),
-}
-
-impl From<rusqlite::Error> for QueueError {
-    fn from(e: rusqlite::Error) -> Self {
-        QueueError::Db(DbError::Sqlite(e))
-    }
 }

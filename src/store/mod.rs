@@ -1,21 +1,81 @@
-//! The document store: the `documents`, `duplicates` and `pages` tables and the
-//! files under `<data_dir>/originals/`. All SQL about documents lives here, as
-//! the queue's lives in [`crate::queue`].
+//! The document store: documents, their pages and the search index in the
+//! database, and their files under `<data_dir>/originals/`.
+//!
+//! [`Store`]'s methods state the contract every storage engine keeps; each
+//! dispatches on the database's [`Engine`] to a per-engine file ([`sqlite`]).
+//! A document's status is not written here: the queue owns it
+//! ([`crate::queue::Queue`]), since it follows the document's tasks.
+//!
+//! Every writing operation is one transaction, so a checkpoint is either
+//! whole or absent after a crash.
 
-mod fts;
-mod ingest;
+pub(crate) mod files;
 mod pages;
+mod search;
+pub(crate) mod sqlite;
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OptionalExtension, Row, named_params};
 use serde::Serialize;
 
-use crate::db::{Db, DbError};
+use crate::config::Stemming;
+use crate::db::{Db, DbError, Engine};
+use crate::text_enum::text_enum;
 
-pub use fts::{Hit, SearchFilter};
-pub use ingest::{IngestError, Ingested, Placement, ingest};
-pub use pages::{Page, PageDetail, PageSource};
+pub use files::Placement;
+pub use pages::{Page, PageDetail, PageSource, PageStatus};
+pub use search::{Hit, Query, SearchFilter, Term};
+
+/// Where a document is in the pipeline. The queue writes it: it follows the
+/// document's tasks (see [`crate::queue::Queue`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DocumentStatus {
+    /// Waiting for its OCR task to be claimed.
+    Queued,
+    /// Being read (or its OCR task waits to resume).
+    Ocr,
+    /// Read; its indexing task is queued or running.
+    Indexing,
+    /// Searchable.
+    Indexed,
+    /// A task failed for good; the document's error says why.
+    Failed,
+    /// A task was cancelled.
+    Cancelled,
+}
+
+text_enum!(DocumentStatus {
+    Queued => "queued",
+    Ocr => "ocr",
+    Indexing => "indexing",
+    Indexed => "indexed",
+    Failed => "failed",
+    Cancelled => "cancelled",
+});
+
+/// The phases of indexing a document, recorded so that a restarted indexing
+/// task resumes where it stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IndexPhase {
+    /// Normalising pages and staging them in batches.
+    Stage,
+    /// The staged rows replaced the document's index rows.
+    Finalize,
+    /// Finished.
+    Done,
+}
+
+text_enum!(IndexPhase { Stage => "stage", Finalize => "finalize", Done => "done" });
+
+/// Where a document's indexing stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexingState {
+    pub phase: IndexPhase,
+    /// Pages up to this number are staged.
+    pub staged: i64,
+}
 
 /// A document as stored.
 #[derive(Debug, Clone, Serialize)]
@@ -27,7 +87,7 @@ pub struct Document {
     pub sha256: String,
     pub kind: String,
     pub pages: Option<i64>,
-    pub status: String,
+    pub status: DocumentStatus,
     pub error: Option<String>,
     pub ocr_details: serde_json::Value,
     pub indexing_details: serde_json::Value,
@@ -35,36 +95,21 @@ pub struct Document {
     pub updated_at: i64,
 }
 
+/// A new document's row (see [`crate::queue::Queue::create_document_with_task`]).
+#[derive(Debug, Clone)]
+pub struct NewDocument<'a> {
+    pub name: &'a str,
+    pub stored_path: &'a str,
+    pub size: i64,
+    pub sha256: &'a str,
+    pub kind: &'a str,
+}
+
 /// Documents and their files.
 #[derive(Clone)]
 pub struct Store {
     db: Db,
     data_dir: PathBuf,
-}
-
-const DOC_COLUMNS: &str = "id, original_name, stored_path, size, sha256, kind, page_count, status, \
-    last_error, ocr_details, indexing_details, created_at, updated_at";
-
-fn doc_from_row(r: &Row<'_>) -> rusqlite::Result<Document> {
-    let json = |i: usize| -> rusqlite::Result<serde_json::Value> {
-        let s: String = r.get(i)?;
-        Ok(serde_json::from_str(&s).unwrap_or(serde_json::Value::Null))
-    };
-    Ok(Document {
-        id: r.get(0)?,
-        name: r.get(1)?,
-        stored_path: r.get(2)?,
-        size: r.get(3)?,
-        sha256: r.get(4)?,
-        kind: r.get(5)?,
-        pages: r.get(6)?,
-        status: r.get(7)?,
-        error: r.get(8)?,
-        ocr_details: json(9)?,
-        indexing_details: json(10)?,
-        created_at: r.get(11)?,
-        updated_at: r.get(12)?,
-    })
 }
 
 impl Store {
@@ -79,11 +124,6 @@ impl Store {
         })
     }
 
-    /// The database.
-    pub fn db(&self) -> &Db {
-        &self.db
-    }
-
     /// The data dir.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
@@ -96,88 +136,182 @@ impl Store {
 
     /// One document, or `None`.
     pub fn document(&self, id: i64) -> Result<Option<Document>, DbError> {
-        let c = self.db.conn()?;
-        Ok(document_in(&c, id)?)
+        match self.db.engine() {
+            Engine::Sqlite(db) => db.read(|c| sqlite::documents::document(c, id)),
+        }
     }
 
     /// Documents, newest first, optionally only those with `status`.
-    pub fn list(&self, status: Option<&str>) -> Result<Vec<Document>, DbError> {
-        let c = self.db.conn()?;
-        let mut st = c.prepare_cached(&format!(
-            "SELECT {DOC_COLUMNS} FROM documents WHERE (?1 IS NULL OR status = ?1) ORDER BY id DESC"
-        ))?;
-        let rows = st.query_map([status], doc_from_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+    pub fn list(&self, status: Option<DocumentStatus>) -> Result<Vec<Document>, DbError> {
+        match self.db.engine() {
+            Engine::Sqlite(db) => db.read(|c| sqlite::documents::list(c, status)),
+        }
     }
 
     /// The document with this content, if any.
     pub fn by_sha256(&self, sha: &str) -> Result<Option<Document>, DbError> {
-        let c = self.db.conn()?;
-        Ok(c.prepare_cached(&format!(
-            "SELECT {DOC_COLUMNS} FROM documents WHERE sha256 = ?1"
-        ))?
-        .query_row([sha], doc_from_row)
-        .optional()?)
+        match self.db.engine() {
+            Engine::Sqlite(db) => db.read(|c| sqlite::documents::by_sha256(c, sha)),
+        }
     }
 
     /// How many dropped files turned out to be copies of document `id`.
     pub fn count_duplicates_of(&self, id: i64) -> Result<i64, DbError> {
-        let c = self.db.conn()?;
-        Ok(c.query_row(
-            "SELECT count(*) FROM duplicates WHERE document_id = ?1",
-            [id],
-            |r| r.get(0),
-        )?)
+        match self.db.engine() {
+            Engine::Sqlite(db) => db.read(|c| sqlite::documents::count_duplicates_of(c, id)),
+        }
     }
-}
 
-/// Loads one document on a given connection.
-pub(crate) fn document_in(c: &Connection, id: i64) -> rusqlite::Result<Option<Document>> {
-    c.prepare_cached(&format!(
-        "SELECT {DOC_COLUMNS} FROM documents WHERE id = ?1"
-    ))?
-    .query_row([id], doc_from_row)
-    .optional()
-}
+    /// Records that a dropped file, kept at `stored_path`, was a copy of
+    /// document `document_id`.
+    pub fn record_duplicate(
+        &self,
+        document_id: i64,
+        name: &str,
+        stored_path: &str,
+        now: i64,
+    ) -> Result<(), DbError> {
+        match self.db.engine() {
+            Engine::Sqlite(db) => db.write(|tx| {
+                sqlite::documents::insert_duplicate(tx, document_id, name, stored_path, now)
+            }),
+        }
+    }
 
-/// A new document's row.
-pub(crate) struct NewDocument<'a> {
-    pub name: &'a str,
-    pub stored_path: &'a str,
-    pub size: i64,
-    pub sha256: &'a str,
-    pub kind: &'a str,
-}
+    /// Starts (or resumes) OCR of a document of `pages` pages by task
+    /// `task_id`: checkpoints left by the same task are kept, so it resumes;
+    /// those of any other task (an earlier run, before `enqueue --reprocess`)
+    /// are cleared, so it starts over.
+    pub fn begin_ocr(&self, document_id: i64, task_id: i64, pages: i64) -> Result<(), DbError> {
+        match self.db.engine() {
+            Engine::Sqlite(db) => {
+                db.write(|tx| sqlite::pages::begin_ocr(tx, document_id, task_id, pages))
+            }
+        }
+    }
 
-/// Inserts a document; `Ok(None)` when its content is already a document.
-pub(crate) fn insert_document(
-    c: &Connection,
-    d: &NewDocument<'_>,
-    now: i64,
-) -> rusqlite::Result<Option<i64>> {
-    let n = c
-        .prepare_cached(
-            "INSERT INTO documents (original_name, stored_path, size, sha256, kind, created_at, updated_at) \
-             VALUES (:name, :path, :size, :sha, :kind, :now, :now) ON CONFLICT (sha256) DO NOTHING",
-        )?
-        .execute(named_params! {
-            ":name": d.name, ":path": d.stored_path, ":size": d.size, ":sha": d.sha256,
-            ":kind": d.kind, ":now": now,
-        })?;
-    Ok((n == 1).then(|| c.last_insert_rowid()))
-}
+    /// Checkpoints one page: its text (if it was read) and its details, in one
+    /// transaction. Saving a page again replaces it.
+    pub fn save_page(
+        &self,
+        document_id: i64,
+        number: i64,
+        text: Option<(&str, PageSource, Option<f64>)>,
+        detail: &PageDetail,
+        now: i64,
+    ) -> Result<(), DbError> {
+        match self.db.engine() {
+            Engine::Sqlite(db) => {
+                db.write(|tx| sqlite::pages::save_page(tx, document_id, number, text, detail, now))
+            }
+        }
+    }
 
-/// Records a file whose content was already document `document_id`.
-pub(crate) fn insert_duplicate(
-    c: &Connection,
-    document_id: i64,
-    name: &str,
-    stored_path: &str,
-    now: i64,
-) -> rusqlite::Result<()> {
-    c.prepare_cached(
-        "INSERT INTO duplicates (document_id, original_name, stored_path, created_at) VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(rusqlite::params![document_id, name, stored_path, now])?;
-    Ok(())
+    /// A page's recorded details, if it has been tried.
+    pub fn page_detail(
+        &self,
+        document_id: i64,
+        number: i64,
+    ) -> Result<Option<PageDetail>, DbError> {
+        match self.db.engine() {
+            Engine::Sqlite(db) => db.read(|c| sqlite::pages::page_detail(c, document_id, number)),
+        }
+    }
+
+    /// A document's pages that have text, in order.
+    pub fn pages(&self, document_id: i64) -> Result<Vec<Page>, DbError> {
+        match self.db.engine() {
+            Engine::Sqlite(db) => db.read(|c| sqlite::pages::pages(c, document_id)),
+        }
+    }
+
+    /// Starts indexing by task `task_id` and says where to resume: the state
+    /// (and staged rows) of another task are reset, those of this same task
+    /// kept.
+    pub fn begin_indexing(&self, document_id: i64, task_id: i64) -> Result<IndexingState, DbError> {
+        match self.db.engine() {
+            Engine::Sqlite(db) => {
+                db.write(|tx| sqlite::index::begin_indexing(tx, document_id, task_id))
+            }
+        }
+    }
+
+    /// Stages a batch of normalised pages and records how far staging got, in
+    /// one transaction. Staged pages are not searchable yet.
+    pub fn stage_pages(
+        &self,
+        document_id: i64,
+        pages: &[(i64, String)],
+        staged_through: i64,
+        now: i64,
+    ) -> Result<(), DbError> {
+        match self.db.engine() {
+            Engine::Sqlite(db) => db.write(|tx| {
+                sqlite::index::stage_pages(tx, document_id, pages, staged_through, now)
+            }),
+        }
+    }
+
+    /// Replaces the document's rows in the index with its staged pages, clears
+    /// the staging and records the phase, all in one transaction: searches see
+    /// the old rows or the new ones, never a mix. Returns the pages indexed.
+    pub fn publish_index(&self, document_id: i64, now: i64) -> Result<i64, DbError> {
+        match self.db.engine() {
+            Engine::Sqlite(db) => db.write(|tx| sqlite::index::publish_index(tx, document_id, now)),
+        }
+    }
+
+    /// Records the last indexing phase as done.
+    pub fn finish_indexing(&self, document_id: i64, now: i64) -> Result<(), DbError> {
+        match self.db.engine() {
+            Engine::Sqlite(db) => {
+                db.write(|tx| sqlite::index::finish_indexing(tx, document_id, now))
+            }
+        }
+    }
+
+    /// Index rows of a document (for checks and tests).
+    pub fn indexed_pages(&self, document_id: i64) -> Result<i64, DbError> {
+        match self.db.engine() {
+            Engine::Sqlite(db) => db.read(|c| sqlite::index::indexed_pages(c, document_id)),
+        }
+    }
+
+    /// The text the index holds for a document's pages (normalised as
+    /// indexed), by page number: what a search of the document can match.
+    pub fn indexed_text(&self, document_id: i64) -> Result<Vec<(i64, String)>, DbError> {
+        match self.db.engine() {
+            Engine::Sqlite(db) => db.read(|c| sqlite::index::indexed_text(c, document_id)),
+        }
+    }
+
+    /// Makes the index use `stemming`, rebuilding it in one transaction when
+    /// it was built with the other setting. Holds the write lock for as long
+    /// as the rebuild takes. Returns the number of pages re-indexed, 0 if none.
+    pub fn ensure_stemming(&self, stemming: Stemming) -> Result<usize, DbError> {
+        match self.db.engine() {
+            Engine::Sqlite(db) => db.write(|tx| sqlite::index::ensure_stemming(tx, stemming)),
+        }
+    }
+
+    /// True when the index was built with `stemming`.
+    pub fn stemming_matches(&self, stemming: Stemming) -> Result<bool, DbError> {
+        match self.db.engine() {
+            Engine::Sqlite(db) => db.read(|c| sqlite::index::tokenizer_matches(c, stemming)),
+        }
+    }
+
+    /// Searches every indexed page: at most `limit` hits, most relevant first,
+    /// newest document first on ties. Fails only for a [`Query::Raw`] the
+    /// engine cannot parse.
+    pub fn search(
+        &self,
+        query: &Query,
+        filter: &SearchFilter,
+        limit: usize,
+    ) -> Result<Vec<Hit>, DbError> {
+        match self.db.engine() {
+            Engine::Sqlite(db) => db.read(|c| sqlite::search::search(c, query, filter, limit)),
+        }
+    }
 }

@@ -1,27 +1,26 @@
-//! The pool's threads: `n` workers, one heartbeater, and one waker that watches
-//! the database for commits made by other processes.
+//! The pool's life: starting `n` worker threads ([`super::runner`]) and the
+//! heartbeater and waker ([`super::helpers`]), stopping them, and releasing
+//! what runs when the daemon must stop now.
 //!
 //! Idle workers sleep on a crossbeam channel. They wake at once when this
 //! process enqueues work ([`Wake::notify`]), when another process commits to
-//! the database (the waker sees `PRAGMA data_version` change), and in any case
-//! every `poll_interval`.
+//! the database (the waker's [`crate::db::ChangeWatcher`] says so), and in any
+//! case every `poll_interval`.
 
 use std::collections::HashMap;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, bounded, select};
+use crossbeam_channel::{Receiver, Sender, bounded};
 
+use super::helpers::{spawn_heartbeater, spawn_waker};
 use super::identity::WorkerIdentity;
-use super::processor::{Processors, TaskContext, TaskError};
+use super::processor::Processors;
+use super::runner::worker_loop;
 use crate::app::App;
-use crate::queue::{Claim, FailOutcome, QueueError};
-
-/// How often the waker looks at `data_version`. A read of shared memory, no I/O.
-const WAKER_INTERVAL: Duration = Duration::from_millis(20);
+use crate::queue::Claim;
 
 /// Wakes idle workers.
 #[derive(Clone)]
@@ -42,13 +41,10 @@ impl Wake {
 }
 
 /// Claims being worked on in this process, with each one's stop flag.
-type Active = Arc<Mutex<HashMap<i64, (Claim, Arc<AtomicBool>)>>>;
-
-/// A starter for the pool.
-pub struct Pool;
+pub(super) type Active = Arc<Mutex<HashMap<i64, (Claim, Arc<AtomicBool>)>>>;
 
 /// The running pool.
-pub struct PoolHandle {
+pub struct Pool {
     app: App,
     wake: Wake,
     stopping: Arc<AtomicBool>,
@@ -60,18 +56,18 @@ pub struct PoolHandle {
 }
 
 /// What every worker thread shares.
-struct Shared {
-    app: App,
-    processors: Processors,
-    stopping: Arc<AtomicBool>,
-    active: Active,
-    wake_rx: Receiver<()>,
-    stop_rx: Receiver<()>,
+pub(super) struct Shared {
+    pub(super) app: App,
+    pub(super) processors: Processors,
+    pub(super) stopping: Arc<AtomicBool>,
+    pub(super) active: Active,
+    pub(super) wake_rx: Receiver<()>,
+    pub(super) stop_rx: Receiver<()>,
 }
 
 impl Pool {
     /// Starts `n` workers running `processors` on `app`'s queue.
-    pub fn start(app: &App, processors: Processors, n: usize) -> PoolHandle {
+    pub fn start(app: &App, processors: Processors, n: usize) -> Pool {
         let (wake_tx, wake_rx) = bounded(n.max(1) * 2);
         let (stop_tx, stop_rx) = bounded::<()>(0);
         let stopping = Arc::new(AtomicBool::new(false));
@@ -104,7 +100,7 @@ impl Pool {
             "started {n} worker(s) as {}",
             identity.worker(0).trim_end_matches(":w0")
         );
-        PoolHandle {
+        Pool {
             app: app.clone(),
             wake,
             stopping,
@@ -114,9 +110,7 @@ impl Pool {
             helpers,
         }
     }
-}
 
-impl PoolHandle {
     /// A handle that wakes this pool's idle workers.
     pub fn waker(&self) -> Wake {
         self.wake.clone()
@@ -172,7 +166,7 @@ impl PoolHandle {
     }
 }
 
-/// Releases a pool's running tasks; see [`PoolHandle::releaser`].
+/// Releases a pool's running tasks; see [`Pool::releaser`].
 pub struct Releaser {
     app: App,
     active: Active,
@@ -213,183 +207,4 @@ fn join_all(threads: &mut Vec<JoinHandle<()>>, deadline: Instant) -> bool {
     let all = running.is_empty();
     *threads = running;
     all
-}
-
-/// A worker: claim, run, finish; sleep when there is nothing to do.
-fn worker_loop(s: &Shared, worker: &str) {
-    while !s.stopping.load(Ordering::SeqCst) {
-        match s.app.queue.claim(worker, 1) {
-            Ok(claims) if !claims.is_empty() => {
-                for claim in claims {
-                    run_task(s, claim);
-                }
-            }
-            Ok(_) => sleep_until_woken(s, s.app.config.queue.poll_interval.0),
-            Err(e) => {
-                log::error!("{worker}: cannot claim tasks: {e}; trying again shortly");
-                sleep_until_woken(s, Duration::from_secs(1));
-            }
-        }
-    }
-}
-
-/// Sleeps until woken, stopped, or `timeout`.
-fn sleep_until_woken(s: &Shared, timeout: Duration) {
-    select! {
-        recv(s.wake_rx) -> _ => {}
-        recv(s.stop_rx) -> _ => {}
-        default(timeout) => {}
-    }
-}
-
-/// Runs one claimed task to its end: completed, failed, or released.
-fn run_task(s: &Shared, claim: Claim) {
-    let stop = Arc::new(AtomicBool::new(false));
-    s.active
-        .lock()
-        .unwrap()
-        .insert(claim.task_id, (claim.clone(), stop.clone()));
-    let name = s
-        .app
-        .store
-        .document(claim.document_id)
-        .ok()
-        .flatten()
-        .map(|d| d.name)
-        .unwrap_or_default();
-    log::info!(
-        "task {} ({}) claimed: document {} {name:?}, attempt {}/{}",
-        claim.task_id,
-        claim.task_type,
-        claim.document_id,
-        claim.attempt,
-        claim.max_attempts
-    );
-    let started = Instant::now();
-    let ctx = TaskContext {
-        app: &s.app,
-        claim: &claim,
-        stop: &stop,
-    };
-    let result = catch_unwind(AssertUnwindSafe(|| {
-        s.processors.get(claim.task_type).run(&ctx)
-    }))
-    .unwrap_or_else(|panic| {
-        Err(TaskError::transient(format!(
-            "processor panicked: {}",
-            panic_message(&panic)
-        )))
-    });
-    s.active.lock().unwrap().remove(&claim.task_id);
-    let took = started.elapsed().as_secs_f64();
-    let queue = &s.app.queue;
-    let finished: Result<(), QueueError> = match result {
-        Ok(()) => queue.complete(&claim).map(|()| {
-            log::info!(
-                "task {} ({}) completed in {took:.2}s: document {} {name:?}",
-                claim.task_id,
-                claim.task_type,
-                claim.document_id
-            )
-        }),
-        Err(TaskError::Failed { kind, message }) => {
-            queue
-                .fail(&claim, kind, &message)
-                .map(|outcome| match outcome {
-                    FailOutcome::RetryAt(_) => log::warn!(
-                        "task {} ({}) failed, will retry: document {} {name:?}: {message}",
-                        claim.task_id,
-                        claim.task_type,
-                        claim.document_id
-                    ),
-                    FailOutcome::Failed => log::error!(
-                        "task {} ({}) failed: document {} {name:?}: {message}",
-                        claim.task_id,
-                        claim.task_type,
-                        claim.document_id
-                    ),
-                })
-        }
-        Err(TaskError::Interrupted) => queue.release(&claim).map(|()| {
-            log::info!(
-                "task {} ({}) stopped at a checkpoint and was released",
-                claim.task_id,
-                claim.task_type
-            )
-        }),
-    };
-    match finished {
-        Ok(()) => {}
-        Err(e @ QueueError::LostClaim { .. }) => log::warn!("{e}"),
-        Err(e) => log::error!(
-            "task {}: cannot record its result: {e}; it will be released as stale",
-            claim.task_id
-        ),
-    }
-}
-
-/// The message of a caught panic.
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into())
-}
-
-/// Heartbeats every running task each `heartbeat_interval`; a lost claim sets
-/// that task's stop flag so its processor gives up at the next checkpoint.
-fn spawn_heartbeater(app: App, active: Active, stop_rx: Receiver<()>) -> JoinHandle<()> {
-    let interval = app.config.queue.heartbeat();
-    std::thread::Builder::new()
-        .name("heartbeat".into())
-        .spawn(move || {
-            while stop_rx
-                .recv_timeout(interval)
-                .is_err_and(|e| e.is_timeout())
-            {
-                let running: Vec<_> = active.lock().unwrap().values().cloned().collect();
-                for (claim, stop) in running {
-                    match app.queue.heartbeat(&claim) {
-                        Ok(()) => {}
-                        Err(e @ QueueError::LostClaim { .. }) => {
-                            log::warn!("{e}; stopping it");
-                            stop.store(true, Ordering::SeqCst);
-                        }
-                        Err(e) => log::warn!("heartbeat of task {} failed: {e}", claim.task_id),
-                    }
-                }
-            }
-        })
-        .expect("spawn heartbeat thread")
-}
-
-/// Wakes workers when another connection commits to the database.
-fn spawn_waker(app: App, wake: Wake, n: usize, stop_rx: Receiver<()>) -> JoinHandle<()> {
-    std::thread::Builder::new()
-        .name("waker".into())
-        .spawn(move || {
-            // A connection of its own: data_version is per connection and only
-            // changes for commits made by other connections.
-            let Ok(conn) = rusqlite::Connection::open(app.db.path()) else {
-                log::warn!("waker: cannot open the database; relying on poll_interval");
-                return;
-            };
-            let version = || {
-                conn.query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0))
-                    .ok()
-            };
-            let mut last = version();
-            while stop_rx
-                .recv_timeout(WAKER_INTERVAL)
-                .is_err_and(|e| e.is_timeout())
-            {
-                let now = version();
-                if now != last {
-                    last = now;
-                    wake.notify_many(n);
-                }
-            }
-        })
-        .expect("spawn waker thread")
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::app::App;
-use crate::queue::{Claim, FailureKind, TaskType};
+use crate::queue::{Claim, FailureKind, QueueError, TaskType};
 
 /// Does one task type's work for one claimed task.
 ///
@@ -49,13 +49,35 @@ impl TaskError {
 pub struct TaskContext<'a> {
     pub app: &'a App,
     pub claim: &'a Claim,
-    pub(super) stop: &'a AtomicBool,
+    stop: &'a AtomicBool,
+    /// True once this attempt's progress is recorded.
+    progressed: AtomicBool,
 }
 
 impl<'a> TaskContext<'a> {
     /// A context for running a processor outside the pool (`quire process`, tests).
     pub fn new(app: &'a App, claim: &'a Claim, stop: &'a AtomicBool) -> Self {
-        TaskContext { app, claim, stop }
+        TaskContext {
+            app,
+            claim,
+            stop,
+            progressed: AtomicBool::new(false),
+        }
+    }
+
+    /// Records that this attempt made progress (a checkpoint that a later
+    /// attempt will not redo), so that its death does not use up an attempt.
+    /// Only the first call of an attempt writes: that is all the queue needs
+    /// to know. A lost claim interrupts the task.
+    pub fn record_progress(&self) -> Result<(), TaskError> {
+        if self.progressed.swap(true, Ordering::Relaxed) {
+            return Ok(());
+        }
+        match self.app.queue.record_progress(self.claim) {
+            Ok(()) => Ok(()),
+            Err(QueueError::LostClaim { .. }) => Err(TaskError::Interrupted),
+            Err(e) => Err(TaskError::transient(format!("database: {e}"))),
+        }
     }
 
     /// True when the task should stop at the next checkpoint.

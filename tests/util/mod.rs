@@ -11,7 +11,6 @@ use serde_json::Value;
 pub mod draw;
 mod pdf;
 pub use pdf::*;
-pub mod queue;
 
 /// How long any condition may take before a test fails.
 pub const TIMEOUT: Duration = Duration::from_secs(90);
@@ -112,16 +111,15 @@ impl Env {
         d
     }
 
-    /// A read-only connection to the database, to check what the commands
-    /// say against what is stored.
-    pub fn db(&self) -> rusqlite::Connection {
-        let c = rusqlite::Connection::open_with_flags(
-            self.data().join("quire.db"),
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .unwrap();
-        c.busy_timeout(Duration::from_secs(30)).unwrap();
-        c
+    /// The data dir opened through quire's own API (queue and store), to
+    /// check what the commands say against what is stored, on whichever
+    /// database engine the data dir uses. Safe while daemons run.
+    pub fn app(&self) -> quire::app::App {
+        let config = quire::config::Config {
+            data_dir: self.data(),
+            ..Default::default()
+        };
+        quire::app::App::open_existing(&config).unwrap()
     }
 
     /// `QUIRE_DATA_DIR=<data dir>`, which every process of this env carries.

@@ -2,11 +2,12 @@
 
 use rusqlite::{Connection, named_params};
 
-use super::{QueueError, TaskStatus, TaskType, set_document_status, task_by_id};
+use super::{set_document_status, task_by_id};
+use crate::queue::{DocumentStatus, QueueError, TaskStatus};
 
 /// Cancels a pending or claimed task. A worker still running it loses its claim
 /// and its result is discarded at the next heartbeat or completion.
-pub(super) fn do_cancel(tx: &Connection, task_id: i64, now: i64) -> Result<(), QueueError> {
+pub(crate) fn do_cancel(tx: &Connection, task_id: i64, now: i64) -> Result<(), QueueError> {
     let task = task_by_id(tx, task_id)?;
     if !matches!(task.status, TaskStatus::Pending | TaskStatus::Claimed) {
         return Err(QueueError::WrongStatus {
@@ -22,11 +23,11 @@ pub(super) fn do_cancel(tx: &Connection, task_id: i64, now: i64) -> Result<(), Q
          WHERE id = :id",
     )?
     .execute(named_params! { ":now": now, ":id": task_id })?;
-    set_document_status(tx, task.document_id, "cancelled", None, now)
+    set_document_status(tx, task.document_id, DocumentStatus::Cancelled, None, now)
 }
 
 /// Puts a failed or cancelled task back to pending, attempts reset, due now.
-pub(super) fn do_retry(
+pub(crate) fn do_retry(
     tx: &Connection,
     task_id: i64,
     max_attempts: i64,
@@ -48,15 +49,12 @@ pub(super) fn do_retry(
             task_type: task.task_type,
         });
     }
-    let status = match task.task_type {
-        TaskType::Ocr => "queued",
-        TaskType::Indexing => "indexing",
-    };
+    let status = task.task_type.queued_document_status();
     set_document_status(tx, task.document_id, status, None, now)
 }
 
 /// Retries the newest failed task of each document and type that has no live task.
-pub(super) fn do_retry_all_failed(
+pub(crate) fn do_retry_all_failed(
     tx: &Connection,
     max_attempts: i64,
     now: i64,
@@ -95,8 +93,8 @@ fn revive(tx: &Connection, task_id: i64, max_attempts: i64, now: i64) -> Result<
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::fixture;
-    use super::super::*;
+    use crate::queue::sqlite::testing::fixture;
+    use crate::queue::*;
 
     #[test]
     fn cancel_then_retry() {
@@ -108,12 +106,12 @@ mod tests {
             .unwrap()
             .task_id();
         f.queue.cancel(id).unwrap();
-        assert_eq!(f.doc_status(doc), "cancelled");
+        assert_eq!(f.doc_status(doc), DocumentStatus::Cancelled);
         assert!(f.queue.claim("w", 1).unwrap().is_empty());
         let again = f.queue.cancel(id).unwrap_err();
         assert!(matches!(again, QueueError::WrongStatus { .. }), "{again}");
         f.queue.retry(id).unwrap();
-        assert_eq!(f.doc_status(doc), "queued");
+        assert_eq!(f.doc_status(doc), DocumentStatus::Queued);
         assert_eq!(f.claim_one("w").task_id, id);
     }
 
@@ -132,7 +130,7 @@ mod tests {
             f.queue.complete(&c),
             Err(QueueError::LostClaim { .. })
         ));
-        assert_eq!(f.doc_status(doc), "cancelled");
+        assert_eq!(f.doc_status(doc), DocumentStatus::Cancelled);
     }
 
     #[test]
@@ -151,7 +149,7 @@ mod tests {
         f.queue.retry(c.task_id).unwrap();
         let t = f.queue.task(c.task_id).unwrap();
         assert_eq!((t.status, t.attempts), (TaskStatus::Pending, 0));
-        assert_eq!(f.doc_status(doc), "queued");
+        assert_eq!(f.doc_status(doc), DocumentStatus::Queued);
         assert!(matches!(
             f.queue.retry(c.task_id),
             Err(QueueError::WrongStatus { .. })

@@ -3,6 +3,7 @@
 //! `stage` (normalise pages and stage them in batches), `finalize` (the staged
 //! rows replace the document's index rows in one transaction), `done`.
 
+use crate::store::IndexPhase;
 use crate::worker::{Processor, TaskContext, TaskError};
 
 /// The indexing processor.
@@ -75,14 +76,9 @@ impl Processor for IndexProcessor {
         let store = &ctx.app.store;
         let doc = ctx.claim.document_id;
         let db = |e: crate::db::DbError| TaskError::transient(format!("database: {e}"));
-        let details = store.begin_indexing(doc, ctx.claim.task_id).map_err(db)?;
-        let phase = details
-            .get("phase")
-            .and_then(|p| p.as_str())
-            .unwrap_or("stage")
-            .to_string();
-        if phase == "stage" {
-            let staged = details.get("staged").and_then(|s| s.as_i64()).unwrap_or(0);
+        let state = store.begin_indexing(doc, ctx.claim.task_id).map_err(db)?;
+        if state.phase == IndexPhase::Stage {
+            let staged = state.staged;
             let pages = store.pages(doc).map_err(db)?;
             for batch in pages
                 .chunks(self.batch_pages)
@@ -99,10 +95,12 @@ impl Processor for IndexProcessor {
                 store
                     .stage_pages(doc, &rows, through, ctx.app.queue.now_ms())
                     .map_err(db)?;
+                ctx.record_progress()?;
             }
             store
                 .publish_index(doc, ctx.app.queue.now_ms())
                 .map_err(db)?;
+            ctx.record_progress()?;
         }
         store
             .finish_indexing(doc, ctx.app.queue.now_ms())

@@ -3,11 +3,29 @@
 
 use rusqlite::{Connection, OptionalExtension, named_params};
 
-use super::{Enqueued, Priority, QueueError, TaskType, set_document_status};
+use super::set_document_status;
+use crate::queue::{Enqueued, Priority, QueueError, TaskType};
+use crate::store::NewDocument;
+
+/// Inserts a document and its OCR task; `Ok(None)` (and nothing written)
+/// when a document with the same content exists.
+pub(crate) fn do_create_document(
+    tx: &Connection,
+    doc: &NewDocument<'_>,
+    priority: Priority,
+    max_attempts: i64,
+    now: i64,
+) -> Result<Option<(i64, Enqueued)>, QueueError> {
+    let Some(id) = crate::store::sqlite::documents::insert_document(tx, doc, now)? else {
+        return Ok(None);
+    };
+    let task = do_enqueue(tx, id, TaskType::Ocr, priority, max_attempts, now)?;
+    Ok(Some((id, task)))
+}
 
 /// Inserts a pending task unless the document already has a pending or claimed
 /// task of this type; sets the document's status for the task type when added.
-pub(super) fn do_enqueue(
+pub(crate) fn do_enqueue(
     tx: &Connection,
     document_id: i64,
     task_type: TaskType,
@@ -28,10 +46,7 @@ pub(super) fn do_enqueue(
     match inserted {
         Ok(1) => {
             let id = tx.last_insert_rowid();
-            let status = match task_type {
-                TaskType::Ocr => "queued",
-                TaskType::Indexing => "indexing",
-            };
+            let status = task_type.queued_document_status();
             set_document_status(tx, document_id, status, None, now)?;
             Ok(Enqueued::Added(id))
         }
@@ -60,8 +75,8 @@ fn live_task(tx: &Connection, document_id: i64, task_type: TaskType) -> Result<i
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::fixture;
-    use super::super::*;
+    use crate::queue::sqlite::testing::fixture;
+    use crate::queue::*;
 
     #[test]
     fn enqueue_twice_is_a_no_op_that_says_so() {

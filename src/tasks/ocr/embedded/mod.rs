@@ -18,9 +18,12 @@
 //! `filters` decodes streams, `raster` turns an image XObject into
 //! leptonica-readable bytes, and `dict` reads dictionary values.
 
+mod ccitt;
 mod dict;
 mod filters;
+mod jpeg;
 mod raster;
+mod samples;
 #[cfg(test)]
 mod tests;
 

@@ -1,31 +1,20 @@
-//! Taking a file into the store: hash it, place it under `originals/` without
-//! ever clobbering a file there (a hard link, or a synced copy across
-//! filesystems), create its document and OCR task in one transaction, and
-//! only then remove it from the inbox. The invariant: whatever fails, and
+//! Taking a file into the store: hash it, place it under `originals/` (see
+//! [`crate::store::files`]), create its document and OCR task in one transaction
+//! ([`Queue::create_document_with_task`]), and only then remove it from the
+//! inbox. The invariant: whatever fails, and
 //! wherever the process is killed, the file is still where it was until a
 //! committed document points at its stored copy. A kill between the commit
 //! and the removal leaves a second link to the stored file in the inbox; the
 //! next ingest recognises it by its inode and removes it.
 
-use std::fs::{self, File};
-use std::io::{self, Read};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
-use super::{NewDocument, Store, insert_document, insert_duplicate};
-use crate::db::{DbError, write_tx};
 use crate::detect::{self, Kind};
-use crate::queue::{Enqueued, Priority, Queue, QueueError, TaskType};
-
-/// How the file gets into the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Placement {
-    /// Move it (the inbox): a rename, or copy + fsync + remove across filesystems.
-    Move,
-    /// Copy it, leaving the source alone (`quire enqueue`).
-    Copy,
-}
+use crate::queue::{Enqueued, Priority, Queue, QueueError};
+use crate::store::files::{Placement, hash_file, move_file, place, same_file, sync_dir, unplace};
+use crate::store::{NewDocument, Store};
 
 /// What became of an ingested file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +44,11 @@ pub enum IngestError {
     },
     #[error("{path}: {source}")]
     Db { path: PathBuf, source: QueueError },
+    #[error(
+        "{path}: a document with the same content was made and removed again while this \
+         file was being taken; it stays where it is and is taken at the next rescan"
+    )]
+    Vanished { path: PathBuf },
 }
 
 impl IngestError {
@@ -118,15 +112,16 @@ pub fn ingest(
         sha256: &sha,
         kind: kind.as_str(),
     };
-    let (document_id, new) = match create_document(queue, &doc, priority) {
+    let (document_id, new) = match queue.create_document_with_task(&doc, priority) {
         Ok(Some((id, task))) => (id, Some(task)),
         // Another process made the same document between our check and insert.
         Ok(None) => match store.by_sha256(&sha).map_err(|e| db_err(e.into()))? {
             Some(d) => (d.id, None),
+            // ... and it was removed again since (`quire rm`): try again later.
             None => {
-                return Err(db_err(QueueError::Db(DbError::Sqlite(
-                    rusqlite::Error::QueryReturnedNoRows,
-                ))));
+                return Err(IngestError::Vanished {
+                    path: src.to_path_buf(),
+                });
             }
         },
         Err(e) => {
@@ -174,23 +169,6 @@ pub fn ingest(
     }
 }
 
-/// Creates the document and its OCR task in one transaction.
-fn create_document(
-    queue: &Queue,
-    doc: &NewDocument<'_>,
-    priority: Priority,
-) -> Result<Option<(i64, Enqueued)>, QueueError> {
-    let mut conn = queue.db().conn()?;
-    let tx = write_tx(&mut conn)?;
-    let now = queue.now_ms();
-    let Some(id) = insert_document(&tx, doc, now)? else {
-        return Ok(None);
-    };
-    let task = queue.enqueue_in(&tx, id, TaskType::Ocr, priority)?;
-    tx.commit()?;
-    Ok(Some((id, task)))
-}
-
 /// Handles a file whose content is already a document: a moved file is put
 /// aside under `duplicates/` and recorded; a copied one is left alone.
 fn duplicate(
@@ -215,14 +193,7 @@ fn duplicate(
     let rel = format!("duplicates/{document_id}-{}-{base}", queue.now_ms());
     let kept = store.data_dir().join(&rel);
     move_file(src, &kept)?;
-    let record = || -> Result<(), QueueError> {
-        let mut conn = queue.db().conn()?;
-        let tx = write_tx(&mut conn).map_err(DbError::from)?;
-        insert_duplicate(&tx, document_id, name, &rel, queue.now_ms()).map_err(DbError::from)?;
-        tx.commit().map_err(DbError::from)?;
-        Ok(())
-    };
-    if let Err(e) = record() {
+    if let Err(e) = store.record_duplicate(document_id, name, &rel, queue.now_ms()) {
         // The file is safe under duplicates/; only the record is missing.
         log::warn!(
             "{}: kept as {rel}, but could not record it: {e}",
@@ -235,125 +206,6 @@ fn duplicate(
     })
 }
 
-/// SHA-256, size and first KiB of a file.
-fn hash_file(path: &Path) -> io::Result<(String, u64, Vec<u8>)> {
-    let mut f = File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut head = Vec::new();
-    let mut size = 0u64;
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        if head.len() < 1024 {
-            head.extend_from_slice(&buf[..n.min(1024 - head.len())]);
-        }
-        hasher.update(&buf[..n]);
-        size += n as u64;
-    }
-    let sha = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    Ok((sha, size, head))
-}
-
-/// Puts `src` at `target` (a hard link when moving within one filesystem, else
-/// a synced copy), leaving `src` in place. False when `target` already exists:
-/// stored by an earlier ingest that did not get to commit its document.
-fn place(src: &Path, target: &Path, how: Placement) -> io::Result<bool> {
-    if how == Placement::Move {
-        match fs::hard_link(src, target) {
-            Ok(()) => {
-                sync_dir(target);
-                return Ok(true);
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(e),
-            // Another filesystem, or one without hard links: copy instead.
-            Err(_) => {}
-        }
-    }
-    copy_no_clobber(src, target)
-}
-
-/// True when `a` and `b` are the same file (two links to one inode).
-fn same_file(a: &Path, b: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (fs::metadata(a), fs::metadata(b)) {
-        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
-        _ => false,
-    }
-}
-
-/// Copies `src` to a temporary file beside `target`, fsyncs it, then links it
-/// into place (failing over to a checked rename where links are unsupported).
-fn copy_no_clobber(src: &Path, target: &Path) -> io::Result<bool> {
-    let dir = target.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".incoming-{}-{:x}",
-        std::process::id(),
-        crate::clock::now_ms()
-    ));
-    let result = (|| {
-        fs::copy(src, &tmp)?;
-        File::open(&tmp)?.sync_all()?;
-        match fs::hard_link(&tmp, target) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
-            Err(_) if target.exists() => Ok(false),
-            Err(_) => fs::rename(&tmp, target).map(|_| true),
-        }
-    })();
-    let _ = fs::remove_file(&tmp);
-    sync_dir(target);
-    result
-}
-
-/// Moves a file: rename, or copy + fsync + remove across filesystems.
-fn move_file(src: &Path, dst: &Path) -> io::Result<()> {
-    if fs::rename(src, dst).is_ok() {
-        return Ok(());
-    }
-    if copy_no_clobber(src, dst)? {
-        // A source we cannot remove (a read-only inbox) must not leave a copy
-        // behind each time it is tried again.
-        fs::remove_file(src).inspect_err(|_| {
-            let _ = fs::remove_file(dst);
-        })
-    } else {
-        Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            format!("{} exists", dst.display()),
-        ))
-    }
-}
-
-/// Undoes [`place`] after the database refused the document: `src` is still
-/// where it was, so the stored copy (our link or copy) just goes.
-fn unplace(src: &Path, target: &Path) {
-    if let Err(e) = fs::remove_file(target) {
-        log::error!(
-            "{}: the database refused the document and the stored copy {} could not be removed ({e}); \
-             the file is still in place and will be taken again",
-            src.display(),
-            target.display()
-        );
-    }
-}
-
-/// Flushes a directory entry, so a rename or link survives a power cut.
-fn sync_dir(path: &Path) {
-    if let Some(dir) = path.parent()
-        && let Ok(d) = File::open(dir)
-    {
-        let _ = d.sync_all();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,7 +214,7 @@ mod tests {
 
     fn setup() -> (tempfile::TempDir, Store, Queue) {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("quire.db"), 4).unwrap();
+        let db = Db::open(dir.path().join("quire.db"), 4).unwrap();
         let store = Store::open(db.clone(), dir.path()).unwrap();
         std::fs::create_dir_all(dir.path().join("inbox")).unwrap();
         (dir, store, Queue::new(db, Policy::default()))
@@ -379,13 +231,14 @@ mod tests {
         ingest(store, queue, src, name, Placement::Move, Priority::Normal).unwrap()
     }
 
-    fn count(store: &Store, table: &str) -> i64 {
-        store
-            .db()
-            .conn()
-            .unwrap()
-            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
-            .unwrap()
+    /// How many documents there are, and how many duplicates of them.
+    fn counts(store: &Store) -> (usize, i64) {
+        let docs = store.list(None).unwrap();
+        let dups = docs
+            .iter()
+            .map(|d| store.count_duplicates_of(d.id).unwrap())
+            .sum();
+        (docs.len(), dups)
     }
 
     #[test]
@@ -395,7 +248,7 @@ mod tests {
         let r = take(&store, &queue, &src, "a.pdf");
         assert!(matches!(r, Ingested::New { .. }));
         assert!(!src.exists());
-        assert_eq!(count(&store, "documents"), 1);
+        assert_eq!(counts(&store).0, 1);
     }
 
     #[test]
@@ -413,11 +266,7 @@ mod tests {
         let r = take(&store, &queue, &src, "b.pdf");
         assert!(matches!(r, Ingested::New { .. }), "{r:?}");
         assert!(!src.exists(), "the inbox link stays behind");
-        assert_eq!(
-            count(&store, "duplicates"),
-            0,
-            "recorded as its own duplicate"
-        );
+        assert_eq!(counts(&store).1, 0, "recorded as its own duplicate");
         assert_eq!(std::fs::read(&target).unwrap(), body);
     }
 
@@ -438,8 +287,7 @@ mod tests {
             }
         );
         assert!(!src.exists());
-        assert_eq!(count(&store, "documents"), 1);
-        assert_eq!(count(&store, "duplicates"), 0);
+        assert_eq!(counts(&store), (1, 0));
         assert!(store.file_of(&doc).exists());
     }
 }

@@ -6,9 +6,8 @@
 
 use rusqlite::{Connection, named_params};
 
-use super::{
-    Claim, FailOutcome, FailureKind, Policy, QueueError, TaskType, enqueue, set_document_status,
-};
+use super::{enqueue, set_document_status};
+use crate::queue::{Claim, DocumentStatus, FailOutcome, FailureKind, Policy, QueueError, TaskType};
 
 /// Fails with `LostClaim` unless exactly one row was touched.
 fn fenced(changed: usize, claim: &Claim) -> Result<(), QueueError> {
@@ -23,7 +22,7 @@ fn fenced(changed: usize, claim: &Claim) -> Result<(), QueueError> {
 }
 
 /// Refreshes the claim's heartbeat.
-pub(super) fn do_heartbeat(tx: &Connection, claim: &Claim, now: i64) -> Result<(), QueueError> {
+pub(crate) fn do_heartbeat(tx: &Connection, claim: &Claim, now: i64) -> Result<(), QueueError> {
     let n = tx
         .prepare_cached(
             "UPDATE task_queue SET heartbeat_at = :now \
@@ -33,9 +32,24 @@ pub(super) fn do_heartbeat(tx: &Connection, claim: &Claim, now: i64) -> Result<(
     fenced(n, claim)
 }
 
+/// Marks the claimed attempt as having made progress.
+pub(crate) fn do_record_progress(
+    tx: &Connection,
+    claim: &Claim,
+    now: i64,
+) -> Result<(), QueueError> {
+    let n = tx
+        .prepare_cached(
+            "UPDATE task_queue SET progress_at = :now \
+             WHERE id = :id AND status = 'claimed' AND claimed_by = :worker",
+        )?
+        .execute(named_params! { ":now": now, ":id": claim.task_id, ":worker": claim.worker })?;
+    fenced(n, claim)
+}
+
 /// Completes the task and advances its document: OCR done enqueues indexing
 /// (same priority), indexing done marks the document indexed.
-pub(super) fn do_complete(
+pub(crate) fn do_complete(
     tx: &Connection,
     claim: &Claim,
     max_attempts: i64,
@@ -59,14 +73,16 @@ pub(super) fn do_complete(
                 now,
             )?;
         }
-        TaskType::Indexing => set_document_status(tx, claim.document_id, "indexed", None, now)?,
+        TaskType::Indexing => {
+            set_document_status(tx, claim.document_id, DocumentStatus::Indexed, None, now)?
+        }
     }
     Ok(())
 }
 
 /// Records a failed attempt. Transient failures with attempts left go back to
 /// pending after a backoff; anything else fails the task and its document.
-pub(super) fn do_fail(
+pub(crate) fn do_fail(
     tx: &Connection,
     claim: &Claim,
     kind: FailureKind,
@@ -95,13 +111,19 @@ pub(super) fn do_fail(
         })?;
     fenced(n, claim)?;
     if outcome == FailOutcome::Failed {
-        set_document_status(tx, claim.document_id, "failed", Some(error), now)?;
+        set_document_status(
+            tx,
+            claim.document_id,
+            DocumentStatus::Failed,
+            Some(error),
+            now,
+        )?;
     }
     Ok(outcome)
 }
 
 /// Puts the task back to pending, due now, without counting this attempt.
-pub(super) fn do_release(tx: &Connection, claim: &Claim, now: i64) -> Result<(), QueueError> {
+pub(crate) fn do_release(tx: &Connection, claim: &Claim, now: i64) -> Result<(), QueueError> {
     let n = tx
         .prepare_cached(
             "UPDATE task_queue SET status = 'pending', run_after = :now, attempts = max(attempts - 1, 0), \
@@ -114,8 +136,8 @@ pub(super) fn do_release(tx: &Connection, claim: &Claim, now: i64) -> Result<(),
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::fixture;
-    use super::super::*;
+    use crate::queue::sqlite::testing::fixture;
+    use crate::queue::*;
 
     #[test]
     fn completing_ocr_enqueues_indexing_in_the_same_step() {
@@ -124,12 +146,12 @@ mod tests {
         f.queue.enqueue(doc, TaskType::Ocr, Priority::High).unwrap();
         let c = f.claim_one("w");
         f.queue.complete(&c).unwrap();
-        assert_eq!(f.doc_status(doc), "indexing");
+        assert_eq!(f.doc_status(doc), DocumentStatus::Indexing);
         let next = f.claim_one("w");
         assert_eq!(next.task_type, TaskType::Indexing);
         assert_eq!(next.priority, Priority::High);
         f.queue.complete(&next).unwrap();
-        assert_eq!(f.doc_status(doc), "indexed");
+        assert_eq!(f.doc_status(doc), DocumentStatus::Indexed);
         let tasks = f.queue.tasks_of(doc).unwrap();
         assert!(
             tasks
@@ -205,7 +227,7 @@ mod tests {
         let t = f.queue.tasks_of(doc).unwrap().pop().unwrap();
         assert_eq!(t.status, TaskStatus::Failed);
         assert_eq!(t.last_error.as_deref(), Some("disk hiccup"));
-        assert_eq!(f.doc_status(doc), "failed");
+        assert_eq!(f.doc_status(doc), DocumentStatus::Failed);
     }
 
     #[test]
@@ -233,10 +255,7 @@ mod tests {
         assert_eq!(out, FailOutcome::Failed);
         assert!(f.queue.claim("w", 1).unwrap().is_empty());
         let c: String = f
-            .queue
-            .db()
             .conn()
-            .unwrap()
             .query_row(
                 "SELECT last_error FROM documents WHERE id = ?1",
                 [doc],

@@ -1,9 +1,8 @@
-//! The processors the worker pool runs: OCR (page text) and indexing (full-text
-//! search), plus search itself.
+//! The tasks the worker pool runs, one processor per task type: OCR (each
+//! page's text, [`ocr`]) and indexing (into full-text search, [`index`]).
 
 pub mod index;
 pub mod ocr;
-pub mod search;
 
 use std::sync::Arc;
 

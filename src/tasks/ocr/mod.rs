@@ -24,7 +24,7 @@ use reader::PageText;
 
 use crate::config::OcrConfig;
 use crate::detect::Kind;
-use crate::store::PageDetail;
+use crate::store::{PageDetail, PageStatus};
 use crate::worker::{Processor, TaskContext, TaskError};
 
 thread_local! {
@@ -120,7 +120,7 @@ impl Processor for OcrProcessor {
             if store
                 .page_detail(doc_id, n as i64)
                 .map_err(db)?
-                .is_some_and(|d| d.status == "done")
+                .is_some_and(|d| d.status == PageStatus::Done)
             {
                 continue;
             }
@@ -135,7 +135,7 @@ impl Processor for OcrProcessor {
             };
             let detail = match &result {
                 Ok(p) => PageDetail {
-                    status: "done".into(),
+                    status: PageStatus::Done,
                     source: Some(p.source),
                     chars: p.text.chars().count(),
                     confidence: p.confidence,
@@ -145,7 +145,7 @@ impl Processor for OcrProcessor {
                     error: None,
                 },
                 Err(e) => PageDetail {
-                    status: "failed".into(),
+                    status: PageStatus::Failed,
                     attempts: ctx.claim.attempt as u32,
                     error: Some(e.clone()),
                     ..Default::default()
@@ -158,6 +158,11 @@ impl Processor for OcrProcessor {
             store
                 .save_page(doc_id, n as i64, text, &detail, ctx.app.queue.now_ms())
                 .map_err(db)?;
+            // Only a page read is progress: a page that failed again must not
+            // keep a task that dies every time alive for ever.
+            if text.is_some() {
+                ctx.record_progress()?;
+            }
             if let Err(e) = result {
                 log::warn!("document {doc_id} {:?}: {e}", doc.name);
                 failed.push(e);

@@ -4,11 +4,12 @@
 
 use rusqlite::{Connection, named_params};
 
-use super::{Claim, Priority, QueueError, set_document_status};
+use super::set_document_status;
+use crate::queue::{Claim, Priority, QueueError, TaskType};
 
 /// Claims up to `limit` due pending tasks for `worker`, counting an attempt on
 /// each, and moves their documents to the matching status.
-pub(super) fn do_claim(
+pub(crate) fn do_claim(
     tx: &Connection,
     worker: &str,
     limit: usize,
@@ -32,7 +33,7 @@ pub(super) fn do_claim(
                     Claim {
                         task_id: r.get(0)?,
                         document_id: r.get(1)?,
-                        task_type: super::parse_col(r, 2)?,
+                        task_type: crate::db::sqlite::parse_col(r, 2)?,
                         priority: Priority::from_rank(r.get(3)?),
                         attempt: r.get(4)?,
                         max_attempts: r.get(5)?,
@@ -51,11 +52,11 @@ pub(super) fn do_claim(
 }
 
 /// Claims the pending task of `task_type` for one document, due or not.
-pub(super) fn do_claim_document(
+pub(crate) fn do_claim_document(
     tx: &Connection,
     worker: &str,
     document_id: i64,
-    task_type: super::TaskType,
+    task_type: TaskType,
     now: i64,
 ) -> Result<Option<Claim>, QueueError> {
     use rusqlite::OptionalExtension;
@@ -90,8 +91,8 @@ pub(super) fn do_claim_document(
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::fixture;
-    use super::super::*;
+    use crate::queue::sqlite::testing::fixture;
+    use crate::queue::*;
 
     #[test]
     fn claims_by_priority_then_age() {
@@ -175,10 +176,10 @@ mod tests {
         let f = fixture();
         let doc = f.document("a");
         f.queue.enqueue(doc, TaskType::Ocr, Priority::High).unwrap();
-        assert_eq!(f.doc_status(doc), "queued");
+        assert_eq!(f.doc_status(doc), DocumentStatus::Queued);
         let c = f.claim_one("w");
         assert_eq!(c.attempt, 1);
-        assert_eq!(f.doc_status(doc), "ocr");
+        assert_eq!(f.doc_status(doc), DocumentStatus::Ocr);
         let t = f.queue.task(c.task_id).unwrap();
         assert_eq!(t.status, TaskStatus::Claimed);
         assert_eq!(t.claimed_by.as_deref(), Some("w"));

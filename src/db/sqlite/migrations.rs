@@ -1,25 +1,31 @@
 //! Schema migrations: numbered `.sql` files embedded at compile time, applied in
 //! order on open, tracked in `PRAGMA user_version`.
+//! The schema files live in `migrations/sqlite/`.
 
 use std::path::Path;
 
 use rusqlite::Connection;
 
-use super::{DbError, write_tx};
+use super::write_tx;
+use crate::db::DbError;
 
 /// Every migration, in order; migration `i` brings the schema to version `i + 1`.
 pub const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0001_queue",
-        include_str!("../../migrations/0001_queue.sql"),
+        include_str!("../../../migrations/sqlite/0001_queue.sql"),
     ),
     (
         "0002_pages",
-        include_str!("../../migrations/0002_pages.sql"),
+        include_str!("../../../migrations/sqlite/0002_pages.sql"),
     ),
     (
         "0003_search",
-        include_str!("../../migrations/0003_search.sql"),
+        include_str!("../../../migrations/sqlite/0003_search.sql"),
+    ),
+    (
+        "0004_progress",
+        include_str!("../../../migrations/sqlite/0004_progress.sql"),
     ),
 ];
 
@@ -37,7 +43,7 @@ pub(super) fn apply(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
         let found: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if found > schema_version() {
             return Err(DbError::TooNew {
-                path: path.to_path_buf(),
+                location: path.into(),
                 found,
                 known: schema_version(),
             });

@@ -1,0 +1,163 @@
+//! The SQLite engine: one file in the data dir, opened through an r2d2 pool.
+//!
+//! Every connection runs in WAL mode with `synchronous=NORMAL`, foreign keys on and
+//! a generous busy timeout, so the daemon and several CLI commands can share the file.
+//! Writers must start with `BEGIN IMMEDIATE` (see [`write_tx`]): a deferred transaction
+//! that upgrades to a write gets `SQLITE_BUSY` at once, without the busy handler waiting.
+//!
+//! This module and the `sqlite` modules of the queue and the store are the only
+//! places that name `rusqlite`.
+
+mod check;
+mod lock;
+mod migrations;
+mod watch;
+
+use std::path::{Path, PathBuf};
+
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+
+use super::{BUSY_TIMEOUT, DbError, Location};
+
+pub use lock::FileLock;
+pub use migrations::{MIGRATIONS, schema_version};
+pub use rusqlite::Error;
+pub use watch::DataVersionWatch;
+
+/// A pooled connection.
+pub type Conn = r2d2::PooledConnection<SqliteConnectionManager>;
+
+/// An open SQLite database: its pool and its file.
+#[derive(Clone)]
+pub struct SqliteDb {
+    pool: r2d2::Pool<SqliteConnectionManager>,
+    path: PathBuf,
+}
+
+impl SqliteDb {
+    /// Opens (creating if needed) the database at `path`, switches it to WAL, applies
+    /// pending migrations and builds a pool of at most `max_connections`.
+    pub fn open(path: &Path, max_connections: u32) -> Result<SqliteDb, DbError> {
+        let open_err = |source| DbError::Open {
+            location: Location::Sqlite(path.to_path_buf()),
+            source,
+        };
+        // WAL is set once here, on a setup connection: setting it in every pooled
+        // connection's init races for an exclusive lock.
+        let mut setup = Connection::open(path).map_err(open_err)?;
+        configure(&setup).map_err(open_err)?;
+        let mode: String = setup
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(open_err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            log::warn!("{}: journal mode is {mode}, not WAL", path.display());
+        }
+        migrations::apply(&mut setup, path)?;
+        drop(setup);
+
+        let manager = SqliteConnectionManager::file(path).with_init(|c| configure(c));
+        let pool = r2d2::Pool::builder()
+            .max_size(max_connections.max(1))
+            .min_idle(Some(0))
+            .connection_timeout(BUSY_TIMEOUT)
+            .build(manager)?;
+        Ok(SqliteDb {
+            pool,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Takes a connection from the pool.
+    pub fn conn(&self) -> Result<Conn, DbError> {
+        Ok(self.pool.get()?)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction on a pooled connection,
+    /// committing when it returns `Ok`; an `Err` rolls everything back.
+    pub fn write<T, E: From<DbError>>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut conn = self.conn()?;
+        let tx = write_tx(&mut conn).map_err(DbError::from)?;
+        let out = f(&tx)?;
+        tx.commit().map_err(DbError::from)?;
+        Ok(out)
+    }
+
+    /// Runs a read-only `f` on a pooled connection (one consistent snapshot
+    /// per statement; wrap several reads in a transaction where they must agree).
+    pub fn read<T, E: From<DbError>>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let conn = self.conn()?;
+        f(&conn)
+    }
+}
+
+/// Per-connection settings. The busy timeout comes first so that every later
+/// statement already waits instead of failing.
+fn configure(c: &Connection) -> rusqlite::Result<()> {
+    c.busy_timeout(BUSY_TIMEOUT)?;
+    c.pragma_update(None, "foreign_keys", true)?;
+    c.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(())
+}
+
+/// Reads a text column into one of quire's state enums (see
+/// [`crate::text_enum`]); an unknown name is a conversion error.
+pub fn parse_col<T: std::str::FromStr<Err = String>>(
+    r: &rusqlite::Row<'_>,
+    i: usize,
+) -> rusqlite::Result<T> {
+    let s: String = r.get(i)?;
+    s.parse().map_err(|e: String| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
+    })
+}
+
+/// Starts a write transaction with `BEGIN IMMEDIATE`, which takes the write lock up
+/// front and so waits in the busy handler instead of failing at the upgrade.
+pub fn write_tx(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
+    conn.transaction_with_behavior(TransactionBehavior::Immediate)
+}
+
+/// A new database in a temp dir, for the engine's unit tests.
+#[cfg(test)]
+fn test_db() -> (tempfile::TempDir, SqliteDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = SqliteDb::open(&dir.path().join("q.db"), 2).unwrap();
+    (dir, db)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pragmas_take_effect_on_pooled_connections() {
+        let (_dir, db) = test_db();
+        let c = db.conn().unwrap();
+        let mode: String = c
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        let fk: i64 = c
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        let sync: i64 = c.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+        let busy: i64 = c
+            .query_row("PRAGMA busy_timeout", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        assert_eq!(fk, 1);
+        assert_eq!(sync, 1, "NORMAL");
+        assert_eq!(busy, BUSY_TIMEOUT.as_millis() as i64);
+    }
+}

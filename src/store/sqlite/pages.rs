@@ -1,0 +1,139 @@
+//! Page text and OCR checkpoints on SQLite: the `pages` table, and each
+//! page's entry in `documents.ocr_details` (a JSON object).
+
+use rusqlite::{Connection, OptionalExtension, named_params, params};
+
+use crate::db::DbError;
+use crate::db::sqlite::parse_col;
+use crate::store::{Page, PageDetail, PageSource};
+
+/// Starts (or resumes) OCR of a document by task `task_id`: checkpoints
+/// left by the same task are kept; those of any other task are cleared.
+pub(crate) fn begin_ocr(
+    tx: &Connection,
+    document_id: i64,
+    task_id: i64,
+    pages: i64,
+) -> Result<(), DbError> {
+    let owner: Option<i64> = tx.query_row(
+        "SELECT json_extract(ocr_details, '$.task') FROM documents WHERE id = ?1",
+        [document_id],
+        |r| r.get(0),
+    )?;
+    if owner != Some(task_id) {
+        tx.execute("DELETE FROM pages WHERE document_id = ?1", [document_id])?;
+        tx.execute(
+            "UPDATE documents SET ocr_details = json_object('task', ?2) WHERE id = ?1",
+            params![document_id, task_id],
+        )?;
+    }
+    tx.execute(
+        "UPDATE documents SET page_count = ?2, ocr_details = json_set(ocr_details, '$.page_count', ?2) \
+         WHERE id = ?1",
+        params![document_id, pages],
+    )?;
+    Ok(())
+}
+
+/// Writes one page's text (if it has any) and its details.
+pub(crate) fn save_page(
+    tx: &Connection,
+    document_id: i64,
+    number: i64,
+    text: Option<(&str, PageSource, Option<f64>)>,
+    detail: &PageDetail,
+    now: i64,
+) -> Result<(), DbError> {
+    if let Some((text, source, confidence)) = text {
+        tx.prepare_cached(
+            "INSERT INTO pages (document_id, page_number, text, source, confidence) \
+             VALUES (:doc, :n, :text, :source, :conf) \
+             ON CONFLICT (document_id, page_number) DO UPDATE SET \
+                 text = excluded.text, source = excluded.source, confidence = excluded.confidence",
+        )?
+        .execute(named_params! {
+            ":doc": document_id, ":n": number, ":text": text, ":source": source.as_str(),
+            ":conf": confidence,
+        })?;
+    }
+    let detail = serde_json::to_string(detail).expect("page detail serializes");
+    tx.prepare_cached(
+        "UPDATE documents SET updated_at = :now, \
+             ocr_details = json_set(ocr_details, '$.pages.' || :n, json(:detail)) WHERE id = :doc",
+    )?
+    .execute(named_params! { ":now": now, ":n": number, ":detail": detail, ":doc": document_id })?;
+    Ok(())
+}
+
+/// A page's recorded details, if it has been tried.
+pub(crate) fn page_detail(
+    c: &Connection,
+    document_id: i64,
+    number: i64,
+) -> Result<Option<PageDetail>, DbError> {
+    let raw: Option<Option<String>> = c
+        .prepare_cached(
+            "SELECT json_extract(ocr_details, '$.pages.' || ?2) FROM documents WHERE id = ?1",
+        )?
+        .query_row(params![document_id, number], |r| r.get(0))
+        .optional()?;
+    Ok(raw.flatten().and_then(|s| serde_json::from_str(&s).ok()))
+}
+
+/// A document's pages in order.
+pub(crate) fn pages(c: &Connection, document_id: i64) -> Result<Vec<Page>, DbError> {
+    let mut st = c.prepare_cached(
+        "SELECT page_number, text, source, confidence FROM pages WHERE document_id = ?1 \
+         ORDER BY page_number",
+    )?;
+    let rows = st.query_map([document_id], |r| {
+        Ok(Page {
+            number: r.get(0)?,
+            text: r.get(1)?,
+            source: parse_col(r, 2)?,
+            confidence: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::db::Db;
+    use crate::queue::{Policy, Priority, Queue};
+    use crate::store::{NewDocument, PageDetail, PageSource, PageStatus, Store};
+
+    #[test]
+    fn a_page_is_saved_with_its_details_and_a_failed_page_without_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path().join("q.db"), 2).unwrap();
+        let store = Store::open(db.clone(), dir.path()).unwrap();
+        let queue = Queue::new(db, Policy::default());
+        let doc = NewDocument {
+            name: "a.pdf",
+            stored_path: "originals/a.pdf",
+            size: 1,
+            sha256: "a",
+            kind: "pdf",
+        };
+        let (id, _) = queue
+            .create_document_with_task(&doc, Priority::Normal)
+            .unwrap()
+            .unwrap();
+        store.begin_ocr(id, 1, 2).unwrap();
+        let failed = PageDetail {
+            status: PageStatus::Failed,
+            error: Some("took too long".into()),
+            ..Default::default()
+        };
+        store.save_page(id, 1, None, &failed, 20).unwrap();
+        let done = PageDetail::default();
+        let text = Some(("text", PageSource::Ocr, Some(90.0)));
+        store.save_page(id, 2, text, &done, 30).unwrap();
+        assert_eq!(store.page_detail(id, 1).unwrap().unwrap(), failed);
+        assert_eq!(store.page_detail(id, 2).unwrap().unwrap(), done);
+        let pages = store.pages(id).unwrap();
+        assert_eq!(pages.len(), 1);
+        assert_eq!((pages[0].number, pages[0].source), (2, PageSource::Ocr));
+    }
+}

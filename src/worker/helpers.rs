@@ -1,0 +1,68 @@
+//! The pool's helper threads: the heartbeater, which keeps this process's
+//! claims alive, and the waker, which wakes idle workers when another process
+//! commits to the database.
+
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::Receiver;
+
+use super::pool::{Active, Wake};
+use crate::app::App;
+use crate::queue::QueueError;
+
+/// How often the waker asks whether another process committed (on SQLite a
+/// read of shared memory, no I/O).
+const WAKER_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Heartbeats every running task each `heartbeat_interval`; a lost claim sets
+/// that task's stop flag so its processor gives up at the next checkpoint.
+pub(super) fn spawn_heartbeater(app: App, active: Active, stop_rx: Receiver<()>) -> JoinHandle<()> {
+    let interval = app.config.queue.heartbeat();
+    std::thread::Builder::new()
+        .name("heartbeat".into())
+        .spawn(move || {
+            while stop_rx
+                .recv_timeout(interval)
+                .is_err_and(|e| e.is_timeout())
+            {
+                let running: Vec<_> = active.lock().unwrap().values().cloned().collect();
+                for (claim, stop) in running {
+                    match app.queue.heartbeat(&claim) {
+                        Ok(()) => {}
+                        Err(e @ QueueError::LostClaim { .. }) => {
+                            log::warn!("{e}; stopping it");
+                            stop.store(true, Ordering::SeqCst);
+                        }
+                        Err(e) => log::warn!("heartbeat of task {} failed: {e}", claim.task_id),
+                    }
+                }
+            }
+        })
+        .expect("spawn heartbeat thread")
+}
+
+/// Wakes workers when another process commits to the database.
+pub(super) fn spawn_waker(app: App, wake: Wake, n: usize, stop_rx: Receiver<()>) -> JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("waker".into())
+        .spawn(move || {
+            let mut watcher = match app.db.change_watcher() {
+                Ok(w) => w,
+                Err(e) => {
+                    log::warn!("waker: {e}; relying on poll_interval");
+                    return;
+                }
+            };
+            while stop_rx
+                .recv_timeout(WAKER_INTERVAL)
+                .is_err_and(|e| e.is_timeout())
+            {
+                if watcher.changed() {
+                    wake.notify_many(n);
+                }
+            }
+        })
+        .expect("spawn waker thread")
+}
