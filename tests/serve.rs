@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use crate::util::{Daemon, Env, corpus, text_pdf, text_png, wait_until};
+use crate::util::{Daemon, Env, corpus, scanned_pdf, text_pdf, text_png, wait_until};
 
 #[test]
 fn copied_moved_slow_and_folder_drops_are_ingested_once_and_ignored_names_stay() {
@@ -99,7 +99,9 @@ fn a_duplicate_is_recognised_and_kept_aside() {
 fn sigterm_exits_zero_and_the_next_start_finishes_the_work() {
     let env = Env::new().set("QUIRE_QUEUE_SHUTDOWN_TIMEOUT", "0s");
     let mut daemon = env.serve(&["--workers", "1"]);
-    std::fs::copy(corpus("multipage.pdf"), env.inbox().join("multi.pdf")).unwrap();
+    let pdf = env.dir.path().join("long.pdf");
+    scanned_pdf(&pdf, 6);
+    std::fs::rename(&pdf, env.inbox().join("long.pdf")).unwrap();
     wait_until("OCR to start", || daemon.log_contains("(ocr) claimed"));
     daemon.signal(libc::SIGTERM);
     assert_eq!(daemon.wait_exit(), Some(0), "{}", daemon.log_text());
@@ -113,7 +115,11 @@ fn a_task_left_claimed_by_a_killed_daemon_resumes_at_once_without_redoing_pages(
     // A stale timeout far longer than the test: only dead-process detection can free the task.
     let env = Env::new().set("QUIRE_QUEUE_STALE_TIMEOUT", "1h");
     let mut daemon = env.serve(&["--workers", "1"]);
-    std::fs::copy(corpus("multipage.pdf"), env.inbox().join("multi.pdf")).unwrap();
+    // A generated scan: the corpus's multipage.pdf has a 9000x9000 page that
+    // took most of the time limit on a busy machine.
+    let pdf = env.dir.path().join("long.pdf");
+    scanned_pdf(&pdf, 10);
+    std::fs::rename(&pdf, env.inbox().join("long.pdf")).unwrap();
     wait_until("two pages to be checkpointed", || {
         let out = env.run(&["show", "1", "--json"]);
         out.status.success()

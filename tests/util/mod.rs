@@ -245,6 +245,20 @@ pub fn text_png(path: &Path, lines: &[&str]) {
     draw::text_page(path, (2550, height), (100, 150), 110, lines);
 }
 
+/// Writes a PDF of `pages` scanned pages (300-DPI JPEG scans of a few lines
+/// of known text each): a document that takes the OCR a few seconds a page,
+/// for tests that stop a daemon part-way through one.
+pub fn scanned_pdf(path: &Path, pages: usize) {
+    let dir = path.parent().unwrap();
+    let scans: Vec<PdfPage> = (1..=pages)
+        .map(|n| {
+            let line = format!("scanned page number {n:03} of the long document");
+            PdfPage::Scan(scan(dir, &[&line, "with a second line of words"], true))
+        })
+        .collect();
+    write_pdf(path, &scans);
+}
+
 /// Renders `lines` like [`text_png`] and encodes the image as JPEG
 /// (`jpeg = true`) or Flate-compressed grey samples.
 pub fn scan(dir: &Path, lines: &[&str], jpeg: bool) -> Scan {
