@@ -132,8 +132,10 @@ pub fn render_dpi(size_pt: Option<(f64, f64)>, dpi: u32, max_pixels: u64) -> u32
     ((max_pixels as f64 / (wi * hi)).sqrt().floor() as u32).max(10)
 }
 
-/// Renders page `n` of the PDF at `path` to PNG bytes with `pdftoppm`, killing
-/// it after `timeout`.
+/// Renders page `n` of the PDF at `path` to 8-bit gray PGM bytes with
+/// `pdftoppm`, killing it after `timeout`. Gray PGM, because tesseract reads
+/// gray anyway and PNG compression was most of a render's cost: 1.5-5 s of
+/// a colour PNG page against 0.1-0.3 s for the same page as PGM.
 pub fn render(path: &Path, n: u32, dpi: u32, timeout: Duration) -> Result<Vec<u8>, String> {
     let dir = tempfile::tempdir().map_err(|e| format!("cannot make a temporary folder: {e}"))?;
     let prefix = dir.path().join("page");
@@ -145,7 +147,7 @@ pub fn render(path: &Path, n: u32, dpi: u32, timeout: Duration) -> Result<Vec<u8
             &n.to_string(),
             "-l",
             &n.to_string(),
-            "-png",
+            "-gray",
             "-singlefile",
         ])
         .arg(path)
@@ -186,5 +188,5 @@ pub fn render(path: &Path, n: u32, dpi: u32, timeout: Duration) -> Result<Vec<u8
             Err(e) => return Err(format!("cannot wait for pdftoppm: {e}")),
         }
     }
-    std::fs::read(prefix.with_extension("png")).map_err(|e| format!("pdftoppm wrote no image: {e}"))
+    std::fs::read(prefix.with_extension("pgm")).map_err(|e| format!("pdftoppm wrote no image: {e}"))
 }

@@ -159,8 +159,8 @@ impl Document {
             // render fails here (keeping an unsure reading) before the
             // daemon's deadline kills this process.
             let left = config.page_timeout.0.saturating_sub(started.elapsed());
-            let png = pdf::render(&self.path, n, dpi, left.mul_f64(0.8))?;
-            let pix = image::read_page(Kind::Png, &png, 0)?;
+            let pgm = pdf::render(&self.path, n, dpi, left.mul_f64(0.8))?;
+            let pix = image::read_page(Kind::Pnm, &pgm, 0)?;
             Ok::<_, String>(PageText {
                 images: seen,
                 rendered: true,
