@@ -3,7 +3,7 @@
 # `setup.sh --test` adds what the tests use (fixtures, encrypted PDFs, the
 # systemd unit check, bash completion loading).
 set -euo pipefail
-packages=(libtesseract-dev libleptonica-dev clang libclang-dev pkg-config tesseract-ocr-eng
+packages=(libtesseract-dev libleptonica-dev clang libclang-dev pkg-config tesseract-ocr-eng tesseract-ocr-osd
           poppler-utils)
 if [ "${1:-}" = "--test" ]; then
   packages+=(imagemagick fonts-dejavu-core qpdf systemd bash tesseract-ocr)

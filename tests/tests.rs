@@ -6,6 +6,7 @@ mod cli;
 mod ocr;
 mod procs;
 mod reliability;
+mod scans;
 mod search;
 mod serve;
 mod service;

@@ -51,6 +51,17 @@ pub struct PageDetail {
     /// True when the page was rendered for OCR instead of OCR'ing its images.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rendered: bool,
+    /// Degrees the page was turned clockwise to be read upright.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub turned: u32,
+    /// The skew straightened before reading, in degrees.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deskewed: Option<f32>,
     pub attempts: u32,
     pub error: Option<String>,
+}
+
+/// For serde: leave a zero turn out of the details.
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }

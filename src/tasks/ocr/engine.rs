@@ -77,5 +77,9 @@ pub fn init(languages: &str) -> Result<TessBaseApi, String> {
              (apt-get install tesseract-ocr-<lang> for each) or change ocr.languages"
         )
     })?;
+    // The library's default is one uniform block of text (psm 6), which reads
+    // two columns straight across and speckles as letters; only the
+    // tesseract command line switches to automatic layout analysis itself.
+    api.set_page_seg_mode(tesseract::plumbing::tesseract_sys::TessPageSegMode_PSM_AUTO);
     Ok(api)
 }

@@ -14,6 +14,7 @@ mod fuzz;
 pub mod image;
 pub mod pdf;
 pub mod reader;
+mod upright;
 
 use std::cell::RefCell;
 use std::path::Path;
@@ -141,6 +142,8 @@ impl Processor for OcrProcessor {
                     confidence: p.confidence,
                     images: p.images,
                     rendered: p.rendered,
+                    turned: p.turned,
+                    deskewed: p.deskewed,
                     attempts: ctx.claim.attempt as u32,
                     error: None,
                 },
