@@ -29,16 +29,17 @@ const LINES: &[&str] = &[
 /// Writes `src` turned by `degrees` clockwise (any angle; white comes in at
 /// the corners), keeping 300 DPI, as a scanner or feeder would deliver it.
 fn rotated(src: &Path, degrees: f32, name: &str) -> PathBuf {
+    let degrees = degrees.to_string();
+    let turn = ["-background", "white", "-rotate", &degrees, "+repage"];
+    converted(src, &turn, name)
+}
+
+/// Writes `src` through ImageMagick's `convert` with `args`, keeping 300 DPI.
+fn converted(src: &Path, args: &[&str], name: &str) -> PathBuf {
     let out = src.with_file_name(name);
     let ok = Command::new("convert")
         .arg(src)
-        .args([
-            "-background",
-            "white",
-            "-rotate",
-            &degrees.to_string(),
-            "+repage",
-        ])
+        .args(args)
         .args(["-units", "PixelsPerInch", "-density", "300"])
         .arg(&out)
         .status()
@@ -86,6 +87,7 @@ fn pages_skewed_by_the_feeder_are_straightened() {
         let (text, detail) = read(&env, &page);
         let rate = cer(&LINES.join(" "), &text);
         assert!(rate < 0.01, "skew {degrees}: CER {rate}: {text}");
+        assert!(detail.get("poor").is_none(), "{detail}");
         // Turned clockwise by the feeder, straightened counter-clockwise.
         let fixed = detail["deskewed"].as_f64().unwrap_or(0.0);
         assert!(
@@ -123,4 +125,17 @@ fn two_columns_are_read_column_by_column() {
     let want = format!("{} {}", left.join(" "), right.join(" "));
     let rate = cer(&want, &text);
     assert!(rate < 0.02, "two columns: CER {rate}: {text}");
+}
+
+#[test]
+fn a_poor_reading_is_flagged_not_passed_off_as_fine() {
+    let env = Env::new();
+    let straight = env.dir.path().join("straight.png");
+    text_png(&straight, LINES);
+    // Out of focus: something is read, with little confidence.
+    let page = converted(&straight, &["-blur", "0x8"], "blurred.png");
+    let (_, detail) = read(&env, &page);
+    assert_eq!(detail["poor"], true, "{detail}");
+    let shown = env.ok(&["show", "1"]);
+    assert!(shown.contains("a poor reading"), "{shown}");
 }

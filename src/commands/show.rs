@@ -8,7 +8,7 @@ use crate::app::App;
 use crate::cli::ShowArgs;
 use crate::config::Config;
 use crate::queue::Task;
-use crate::store::{Document, Page};
+use crate::store::{Document, POOR_CONFIDENCE, Page};
 
 /// `quire show --json`.
 #[derive(Serialize)]
@@ -80,10 +80,13 @@ fn print_human(s: &Shown<'_>, pages: &[Page]) {
     let total = d.pages.map(|n| n.to_string()).unwrap_or_else(|| "?".into());
     println!("  pages:   {} of {total} read", pages.len());
     for p in &s.page_list {
-        let conf = p
-            .confidence
-            .map(|c| format!(", confidence {c:.0}"))
-            .unwrap_or_default();
+        let conf = match p.confidence {
+            Some(c) if c < POOR_CONFIDENCE && p.chars > 0 => {
+                format!(", confidence {c:.0} (a poor reading)")
+            }
+            Some(c) => format!(", confidence {c:.0}"),
+            None => String::new(),
+        };
         println!(
             "    page {:>4}: {:<4} {} chars{conf}",
             p.page, p.source, p.chars

@@ -30,6 +30,11 @@ pub enum PageStatus {
 
 text_enum!(PageStatus { Done => "done", Failed => "failed" });
 
+/// A page read by OCR with a mean confidence under this is a poor reading:
+/// flagged in its details, logged, and marked by `quire show`.
+/// Clean print reads at 85-95; pages read sideways scored 35-46.
+pub const POOR_CONFIDENCE: f64 = 60.0;
+
 /// A page's text as stored.
 #[derive(Debug, Clone, Serialize)]
 pub struct Page {
@@ -57,6 +62,9 @@ pub struct PageDetail {
     /// The skew straightened before reading, in degrees.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deskewed: Option<f32>,
+    /// True when the best reading's confidence is under [`POOR_CONFIDENCE`].
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub poor: bool,
     pub attempts: u32,
     pub error: Option<String>,
 }

@@ -71,7 +71,7 @@ fn read_stats(c: &Connection, now: i64) -> Result<QueueStats, QueueError> {
             Ok(RecentFailure {
                 task_id: r.get(0)?,
                 document_id: r.get(1)?,
-                task_type: super::parse_col(r, 2)?,
+                task_type: parse_col(r, 2)?,
                 error: r.get(3)?,
                 at: r.get::<_, Option<i64>>(4)?.unwrap_or(0),
             })

@@ -25,7 +25,7 @@ use reader::PageText;
 
 use crate::config::OcrConfig;
 use crate::detect::Kind;
-use crate::store::{PageDetail, PageStatus};
+use crate::store::{POOR_CONFIDENCE, PageDetail, PageStatus};
 use crate::worker::{Processor, TaskContext, TaskError};
 
 thread_local! {
@@ -144,6 +144,9 @@ impl Processor for OcrProcessor {
                     rendered: p.rendered,
                     turned: p.turned,
                     deskewed: p.deskewed,
+                    // An empty page (a blank back side) is not a poor reading.
+                    poor: p.confidence.is_some_and(|c| c < POOR_CONFIDENCE)
+                        && !p.text.trim().is_empty(),
                     attempts: ctx.claim.attempt as u32,
                     error: None,
                 },
@@ -165,6 +168,14 @@ impl Processor for OcrProcessor {
             // keep a task that dies every time alive for ever.
             if text.is_some() {
                 ctx.record_progress()?;
+            }
+            if detail.poor {
+                log::warn!(
+                    "document {doc_id} {:?} page {n}: a poor reading (confidence {:.0}); \
+                     the scan may be faint, blurred or not text",
+                    doc.name,
+                    detail.confidence.unwrap_or(0.0)
+                );
             }
             if let Err(e) = result {
                 log::warn!("document {doc_id} {:?}: {e}", doc.name);
