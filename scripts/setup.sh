@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(libtesseract-dev libleptonica-dev clang libclang-dev pkg-config tesseract-ocr-eng tesseract-ocr-osd
           poppler-utils)
 if [ "${1:-}" = "--test" ]; then
-  packages+=(imagemagick fonts-dejavu-core qpdf systemd bash tesseract-ocr)
+  packages+=(imagemagick fonts-dejavu-core qpdf systemd bash tesseract-ocr ghostscript)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -10,3 +10,4 @@ mod scans;
 mod search;
 mod serve;
 mod service;
+mod textlayer;

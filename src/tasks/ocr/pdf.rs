@@ -1,11 +1,19 @@
-//! PDF pages: the text layer through pdf-extract (loaded once, extracted page
-//! by page, each page inside `catch_unwind` since pdf-extract panics on some
-//! real files), and page rendering through poppler's `pdftoppm` for OCR.
+//! PDF pages: the text layer, and page rendering through poppler's
+//! `pdftoppm` for OCR.
+//!
+//! The text layer is read two ways and the more complete reading of each
+//! page wins: pdf-extract (loaded once, extracted page by page, each page
+//! inside `catch_unwind` since pdf-extract panics on some real files), and
+//! poppler's `pdftotext` (the whole document in one run, when first needed).
+//! pdf-extract 0.12 loses every line drawn with the `'` operator after a long
+//! first one (Ghostscript's `ps2pdf` output); poppler reads them.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use std::sync::OnceLock;
 
 use pdf_extract::Document;
 
@@ -14,6 +22,9 @@ pub struct Pdf {
     doc: Document,
     /// Page numbers (1-based) to page object ids, in order.
     pages: Vec<(u32, (u32, u16))>,
+    /// Each page's text as `pdftotext` reads it, once asked for; `None` when
+    /// poppler could not read the file (pdf-extract's reading is used alone).
+    poppler: OnceLock<Option<Vec<String>>>,
 }
 
 impl Pdf {
@@ -36,7 +47,11 @@ impl Pdf {
         if pages.is_empty() {
             return Err("the PDF has no pages (damaged or empty page tree)".into());
         }
-        Ok(Pdf { doc, pages })
+        Ok(Pdf {
+            doc,
+            pages,
+            poppler: OnceLock::new(),
+        })
     }
 
     /// Number of pages.
@@ -44,7 +59,32 @@ impl Pdf {
         self.pages.len()
     }
 
-    /// The text layer of page `n` (1-based), or an error for that page alone.
+    /// The text layer of page `n` (1-based) of this PDF, stored at `path`:
+    /// pdf-extract's or poppler's reading, whichever has more letters and
+    /// digits. An error (for that page alone) only when neither can read it.
+    /// Poppler runs once per document, within `timeout`.
+    pub fn text_layer(&self, path: &Path, n: u32, timeout: Duration) -> Result<String, String> {
+        let poppler = self
+            .poppler
+            .get_or_init(|| {
+                pdftotext(path, self.page_count(), timeout)
+                    .inspect_err(|e| {
+                        log::debug!("{}: {e}; using pdf-extract alone", path.display())
+                    })
+                    .ok()
+            })
+            .as_ref()
+            .and_then(|pages| pages.get(n as usize - 1));
+        let ours = self.text(n);
+        match (ours, poppler) {
+            (Ok(t), Some(p)) if alphanumerics(p) > alphanumerics(&t) => Ok(p.clone()),
+            (Ok(t), _) => Ok(t),
+            (Err(_), Some(p)) => Ok(p.clone()),
+            (Err(e), None) => Err(e),
+        }
+    }
+
+    /// pdf-extract's reading of page `n` (1-based), or an error for that page alone.
     pub fn text(&self, n: u32) -> Result<String, String> {
         let mut out = String::new();
         let result = catch_unwind(AssertUnwindSafe(|| {
@@ -114,6 +154,80 @@ impl Pdf {
     }
 }
 
+/// Letters and digits in `text`: how much of a page a reading found.
+fn alphanumerics(text: &str) -> usize {
+    text.chars().filter(|c| c.is_alphanumeric()).count()
+}
+
+/// Every page's text as poppler's `pdftotext` reads it (UTF-8, pages split
+/// at its form feeds). Fails when poppler fails, times out, or finds another
+/// number of pages than `pages`.
+fn pdftotext(path: &Path, pages: usize, timeout: Duration) -> Result<Vec<String>, String> {
+    let dir = tempfile::tempdir().map_err(|e| format!("cannot make a temporary folder: {e}"))?;
+    let out = dir.path().join("text.txt");
+    let mut cmd = Command::new("pdftotext");
+    cmd.args(["-enc", "UTF-8", "-eol", "unix"])
+        .arg(path)
+        .arg(&out);
+    run(cmd, "pdftotext", "read the text layer", timeout)?;
+    let text = std::fs::read(&out).map_err(|e| format!("pdftotext wrote no text: {e}"))?;
+    let text = String::from_utf8_lossy(&text);
+    // A form feed ends every page, the last included.
+    let mut split: Vec<String> = text.split('\x0c').map(str::to_owned).collect();
+    if split.last().is_some_and(|l| l.trim().is_empty()) {
+        split.pop();
+    }
+    if split.len() != pages {
+        return Err(format!(
+            "pdftotext found {} pages, the parser {pages}",
+            split.len()
+        ));
+    }
+    Ok(split)
+}
+
+/// Runs a poppler tool that is to do `what` ("render the page"), killing it
+/// after `timeout`; an error says what failed, and how to install poppler
+/// when it is missing.
+fn run(mut cmd: Command, tool: &str, what: &str, timeout: Duration) -> Result<(), String> {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                format!(
+                    "{tool} is not installed; install poppler-utils (apt-get install poppler-utils)"
+                )
+            }
+            _ => format!("cannot run {tool}: {e}"),
+        })?;
+    let started = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => return Ok(()),
+            Ok(Some(status)) => {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
+                }
+                let err = err.lines().next().unwrap_or("").to_string();
+                return Err(format!("{tool} could not {what} ({status}): {err}"));
+            }
+            Ok(None) if started.elapsed() > timeout => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "{tool} took longer than {}s; it was stopped",
+                    timeout.as_secs()
+                ));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => return Err(format!("cannot wait for {tool}: {e}")),
+        }
+    }
+}
+
 /// True when a text layer is worth using instead of OCR: enough letters or
 /// digits that it is more than a stray label on a scanned page.
 pub fn usable_text(text: &str) -> bool {
@@ -139,54 +253,27 @@ pub fn render_dpi(size_pt: Option<(f64, f64)>, dpi: u32, max_pixels: u64) -> u32
 pub fn render(path: &Path, n: u32, dpi: u32, timeout: Duration) -> Result<Vec<u8>, String> {
     let dir = tempfile::tempdir().map_err(|e| format!("cannot make a temporary folder: {e}"))?;
     let prefix = dir.path().join("page");
-    let mut child = Command::new("pdftoppm")
-        .args([
-            "-r",
-            &dpi.to_string(),
-            "-f",
-            &n.to_string(),
-            "-l",
-            &n.to_string(),
-            "-gray",
-            "-singlefile",
-        ])
-        .arg(path)
-        .arg(&prefix)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => {
-                "pdftoppm is not installed; install poppler-utils (apt-get install poppler-utils)"
-                    .to_string()
-            }
-            _ => format!("cannot run pdftoppm: {e}"),
-        })?;
-    let started = Instant::now();
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) if status.success() => break,
-            Ok(Some(status)) => {
-                let mut err = String::new();
-                if let Some(mut e) = child.stderr.take() {
-                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
-                }
-                let err = err.lines().next().unwrap_or("").to_string();
-                return Err(format!(
-                    "pdftoppm could not render the page ({status}): {err}"
-                ));
-            }
-            Ok(None) if started.elapsed() > timeout => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "rendering the page took longer than {}s; it was stopped",
-                    timeout.as_secs()
-                ));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => return Err(format!("cannot wait for pdftoppm: {e}")),
+    let mut cmd = Command::new("pdftoppm");
+    cmd.args([
+        "-r",
+        &dpi.to_string(),
+        "-f",
+        &n.to_string(),
+        "-l",
+        &n.to_string(),
+    ])
+    .args(["-gray", "-singlefile"])
+    .arg(path)
+    .arg(&prefix);
+    run(cmd, "pdftoppm", "render the page", timeout).map_err(|e| {
+        if e.contains("took longer") {
+            format!(
+                "rendering the page took longer than {}s; it was stopped",
+                timeout.as_secs()
+            )
+        } else {
+            e
         }
-    }
+    })?;
     std::fs::read(prefix.with_extension("pgm")).map_err(|e| format!("pdftoppm wrote no image: {e}"))
 }

@@ -131,7 +131,8 @@ impl Document {
         started: std::time::Instant,
     ) -> Result<PageText, String> {
         if config.mode != OcrMode::Force {
-            match doc.text(n) {
+            let left = config.page_timeout.0.saturating_sub(started.elapsed());
+            match doc.text_layer(&self.path, n, left.mul_f64(0.8)) {
                 Ok(t) if pdf::usable_text(&t) || config.mode == OcrMode::TextOnly => {
                     return Ok(PageText {
                         text: t,
