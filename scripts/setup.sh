@@ -4,9 +4,9 @@
 # systemd unit check, bash completion loading).
 set -euo pipefail
 packages=(libtesseract-dev libleptonica-dev clang libclang-dev pkg-config tesseract-ocr-eng tesseract-ocr-osd
-          poppler-utils)
+          poppler-utils qpdf)
 if [ "${1:-}" = "--test" ]; then
-  packages+=(imagemagick fonts-dejavu-core qpdf systemd bash tesseract-ocr ghostscript)
+  packages+=(imagemagick fonts-dejavu-core systemd bash tesseract-ocr ghostscript)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -119,3 +119,30 @@ fn ghostscript_output_keeps_every_line() {
     let rate = cer(&want, &ours);
     assert!(rate < 0.01, "CER {rate}: {ours:?}");
 }
+
+/// `pdf` with its `startxref` offset pointing nowhere, as a file cut and
+/// patched by some tool leaves it: lopdf refuses it; poppler and qpdf open it.
+fn break_startxref(pdf: &[u8]) -> Vec<u8> {
+    let at = pdf
+        .windows(9)
+        .rposition(|w| w == b"startxref")
+        .expect("a startxref");
+    let mut out = pdf[..at].to_vec();
+    out.extend_from_slice(b"startxref\n999999\n%%EOF\n");
+    out
+}
+
+#[test]
+fn a_pdf_with_a_broken_cross_reference_is_repaired_and_read() {
+    let env = Env::new();
+    let good = env.dir.path().join("good.pdf");
+    pdf_with_content(
+        &good,
+        &format!("BT /F1 11 Tf 72 700 Td ({FIRST}) Tj 0 -14 Td (the repaired line) Tj ET"),
+    );
+    let broken = env.dir.path().join("broken.pdf");
+    std::fs::write(&broken, break_startxref(&std::fs::read(&good).unwrap())).unwrap();
+    let text = text_layer(&env, &broken);
+    assert!(text.contains("the repaired line"), "{text:?}");
+    assert_eq!(env.json(&["show", "1"])["status"], "indexed");
+}

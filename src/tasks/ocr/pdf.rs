@@ -54,6 +54,25 @@ impl Pdf {
         })
     }
 
+    /// [`Pdf::load`], and when the file is damaged (a broken cross-reference
+    /// table, a wrong `startxref`: files that poppler and qpdf open), a
+    /// second try on the copy `qpdf` rebuilds from the file at `path`.
+    /// Encrypted files are not repaired.
+    pub fn load_or_repair(path: &Path, data: &[u8]) -> Result<Pdf, String> {
+        let err = match Pdf::load(data) {
+            Ok(pdf) => return Ok(pdf),
+            Err(e) if e.contains("encrypted") => return Err(e),
+            Err(e) => e,
+        };
+        let repaired = repair(path).map_err(|why| format!("{err}; repairing it failed: {why}"))?;
+        let pdf = Pdf::load(&repaired).map_err(|e| format!("{err}; even repaired: {e}"))?;
+        log::info!(
+            "{}: damaged PDF read from a copy repaired by qpdf",
+            path.display()
+        );
+        Ok(pdf)
+    }
+
     /// Number of pages.
     pub fn page_count(&self) -> usize {
         self.pages.len()
@@ -152,6 +171,30 @@ impl Pdf {
         };
         Some(((x1 - x0).abs(), (y1 - y0).abs()))
     }
+}
+
+/// The PDF at `path` as `qpdf` rewrites it, which rebuilds a broken
+/// cross-reference table. qpdf's exit code 3 (done, with warnings) is the
+/// usual outcome for a damaged file.
+fn repair(path: &Path) -> Result<Vec<u8>, String> {
+    let dir = tempfile::tempdir().map_err(|e| format!("cannot make a temporary folder: {e}"))?;
+    let out = dir.path().join("repaired.pdf");
+    let status = Command::new("qpdf")
+        .arg(path)
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                "qpdf is not installed (apt-get install qpdf)".to_string()
+            }
+            _ => format!("cannot run qpdf: {e}"),
+        })?;
+    if !matches!(status.code(), Some(0 | 3)) {
+        return Err(format!("qpdf could not rebuild it ({status})"));
+    }
+    std::fs::read(&out).map_err(|e| format!("qpdf wrote no file: {e}"))
 }
 
 /// Letters and digits in `text`: how much of a page a reading found.

@@ -68,7 +68,7 @@ impl Document {
                     "unsupported file type: the content is {what}; quire reads PDF, PNG, JPEG, TIFF, BMP, GIF, WebP and PNM"
                 ));
             }
-            Kind::Pdf => Source::Pdf(Box::new(pdf::Pdf::load(&data)?)),
+            Kind::Pdf => Source::Pdf(Box::new(pdf::Pdf::load_or_repair(path, &data)?)),
             k => Source::Image(image::page_sizes(k, &data)?),
         };
         Ok(Document {
