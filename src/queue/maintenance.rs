@@ -33,16 +33,16 @@ impl<'q> Maintenance<'q> {
     /// ([`Queue::record_progress`]), so a document that hangs its worker every
     /// time fails after `max_attempts` instead of looping.
     pub fn release_stale(&self, stale_timeout: Duration) -> Result<Vec<ReleasedStale>, QueueError> {
-        let now = self.queue.now_ms();
-        let cutoff = now - stale_timeout.as_millis() as i64;
         let reason = format!(
             "worker stopped heartbeating for over {}s",
             stale_timeout.as_secs()
         );
         match self.queue.db.engine() {
-            Engine::Sqlite(db) => {
-                db.write(|tx| sqlite::maintenance::do_release_stale(tx, cutoff, &reason, now))
-            }
+            Engine::Sqlite(db) => db.write(|tx| {
+                let now = self.queue.now_ms();
+                let cutoff = now - stale_timeout.as_millis() as i64;
+                sqlite::maintenance::do_release_stale(tx, cutoff, &reason, now)
+            }),
         }
     }
 
@@ -54,11 +54,11 @@ impl<'q> Maintenance<'q> {
         &self,
         is_dead: impl Fn(&str) -> bool,
     ) -> Result<Vec<ReleasedStale>, QueueError> {
-        let (max, now) = (self.queue.policy.max_attempts, self.queue.now_ms());
+        let max = self.queue.policy.max_attempts;
         match self.queue.db.engine() {
-            Engine::Sqlite(db) => {
-                db.write(|tx| sqlite::maintenance::do_release_dead(tx, is_dead, max, now))
-            }
+            Engine::Sqlite(db) => db.write(|tx| {
+                sqlite::maintenance::do_release_dead(tx, is_dead, max, self.queue.now_ms())
+            }),
         }
     }
 
@@ -66,10 +66,10 @@ impl<'q> Maintenance<'q> {
     /// indexing but has no live task (a crash between steps, a restored backup).
     /// Returns the documents and the task types enqueued.
     pub fn enqueue_orphans(&self) -> Result<Vec<(i64, TaskType)>, QueueError> {
-        let (max, now) = (self.queue.policy.max_attempts, self.queue.now_ms());
+        let max = self.queue.policy.max_attempts;
         match self.queue.db.engine() {
             Engine::Sqlite(db) => {
-                db.write(|tx| sqlite::maintenance::do_enqueue_orphans(tx, max, now))
+                db.write(|tx| sqlite::maintenance::do_enqueue_orphans(tx, max, self.queue.now_ms()))
             }
         }
     }
@@ -77,9 +77,11 @@ impl<'q> Maintenance<'q> {
     /// Deletes completed and cancelled tasks finished more than `retention` ago.
     /// Failed tasks are kept: they are what `retry` and `show` need.
     pub fn purge(&self, retention: Duration) -> Result<usize, QueueError> {
-        let cutoff = self.queue.now_ms() - retention.as_millis() as i64;
         match self.queue.db.engine() {
-            Engine::Sqlite(db) => db.write(|tx| sqlite::maintenance::do_purge(tx, cutoff)),
+            Engine::Sqlite(db) => db.write(|tx| {
+                let cutoff = self.queue.now_ms() - retention.as_millis() as i64;
+                sqlite::maintenance::do_purge(tx, cutoff)
+            }),
         }
     }
 }

@@ -15,7 +15,9 @@
 //! - a task is claimed by at most one worker at a time, and every update of a
 //!   claimed task is fenced by the claiming worker's id: an update that
 //!   touches no row is [`QueueError::LostClaim`] and changes nothing;
-//! - time comes from the injected [`Clock`] (Unix ms).
+//! - time comes from the injected [`Clock`] (Unix ms), read once the
+//!   transaction holds its locks, so a wait for another writer does not
+//!   leave a stale timestamp.
 
 mod maintenance;
 pub(crate) mod sqlite;
@@ -133,11 +135,11 @@ impl Queue {
         doc: &NewDocument<'_>,
         priority: Priority,
     ) -> Result<Option<(i64, Enqueued)>, QueueError> {
-        let (max, now) = (self.policy.max_attempts, self.now_ms());
+        let max = self.policy.max_attempts;
         match self.db.engine() {
-            Engine::Sqlite(db) => {
-                db.write(|tx| sqlite::enqueue::do_create_document(tx, doc, priority, max, now))
-            }
+            Engine::Sqlite(db) => db.write(|tx| {
+                sqlite::enqueue::do_create_document(tx, doc, priority, max, self.now_ms())
+            }),
         }
     }
 
@@ -160,9 +162,10 @@ impl Queue {
         &self,
         tasks: &[(i64, TaskType, Priority)],
     ) -> Result<Vec<Enqueued>, QueueError> {
-        let (max, now) = (self.policy.max_attempts, self.now_ms());
+        let max = self.policy.max_attempts;
         match self.db.engine() {
             Engine::Sqlite(db) => db.write(|tx| {
+                let now = self.now_ms();
                 tasks
                     .iter()
                     .map(|&(doc, ty, pri)| sqlite::enqueue::do_enqueue(tx, doc, ty, pri, max, now))
@@ -176,9 +179,10 @@ impl Queue {
     /// moves their documents to the task's status. Returns fewer (or none) when
     /// fewer are due. Two workers, in any processes, never claim the same task.
     pub fn claim(&self, worker: &str, limit: usize) -> Result<Vec<Claim>, QueueError> {
-        let now = self.now_ms();
         match self.db.engine() {
-            Engine::Sqlite(db) => db.write(|tx| sqlite::claim::do_claim(tx, worker, limit, now)),
+            Engine::Sqlite(db) => {
+                db.write(|tx| sqlite::claim::do_claim(tx, worker, limit, self.now_ms()))
+            }
         }
     }
 
@@ -190,19 +194,19 @@ impl Queue {
         document_id: i64,
         task_type: TaskType,
     ) -> Result<Option<Claim>, QueueError> {
-        let now = self.now_ms();
         match self.db.engine() {
             Engine::Sqlite(db) => db.write(|tx| {
-                sqlite::claim::do_claim_document(tx, worker, document_id, task_type, now)
+                sqlite::claim::do_claim_document(tx, worker, document_id, task_type, self.now_ms())
             }),
         }
     }
 
     /// Records that `claim`'s worker is still alive. Fenced.
     pub fn heartbeat(&self, claim: &Claim) -> Result<(), QueueError> {
-        let now = self.now_ms();
         match self.db.engine() {
-            Engine::Sqlite(db) => db.write(|tx| sqlite::lease::do_heartbeat(tx, claim, now)),
+            Engine::Sqlite(db) => {
+                db.write(|tx| sqlite::lease::do_heartbeat(tx, claim, self.now_ms()))
+            }
         }
     }
 
@@ -211,9 +215,10 @@ impl Queue {
     /// count against `max_attempts` when its worker dies or hangs
     /// ([`Maintenance::release_stale`], [`Maintenance::release_dead`]).
     pub fn record_progress(&self, claim: &Claim) -> Result<(), QueueError> {
-        let now = self.now_ms();
         match self.db.engine() {
-            Engine::Sqlite(db) => db.write(|tx| sqlite::lease::do_record_progress(tx, claim, now)),
+            Engine::Sqlite(db) => {
+                db.write(|tx| sqlite::lease::do_record_progress(tx, claim, self.now_ms()))
+            }
         }
     }
 
@@ -222,9 +227,11 @@ impl Queue {
     /// (same priority), a finished indexing task marks the document indexed.
     /// Fenced: a lost claim completes nothing.
     pub fn complete(&self, claim: &Claim) -> Result<(), QueueError> {
-        let (max, now) = (self.policy.max_attempts, self.now_ms());
+        let max = self.policy.max_attempts;
         match self.db.engine() {
-            Engine::Sqlite(db) => db.write(|tx| sqlite::lease::do_complete(tx, claim, max, now)),
+            Engine::Sqlite(db) => {
+                db.write(|tx| sqlite::lease::do_complete(tx, claim, max, self.now_ms()))
+            }
         }
     }
 
@@ -237,11 +244,10 @@ impl Queue {
         kind: FailureKind,
         error: &str,
     ) -> Result<FailOutcome, QueueError> {
-        let (policy, now) = (self.policy, self.now_ms());
+        let policy = self.policy;
         match self.db.engine() {
-            Engine::Sqlite(db) => {
-                db.write(|tx| sqlite::lease::do_fail(tx, claim, kind, error, &policy, now))
-            }
+            Engine::Sqlite(db) => db
+                .write(|tx| sqlite::lease::do_fail(tx, claim, kind, error, &policy, self.now_ms())),
         }
     }
 
@@ -249,18 +255,20 @@ impl Queue {
     /// attempt, for a clean shutdown; its checkpoints stay, so the next claim
     /// resumes. Fenced.
     pub fn release(&self, claim: &Claim) -> Result<(), QueueError> {
-        let now = self.now_ms();
         match self.db.engine() {
-            Engine::Sqlite(db) => db.write(|tx| sqlite::lease::do_release(tx, claim, now)),
+            Engine::Sqlite(db) => {
+                db.write(|tx| sqlite::lease::do_release(tx, claim, self.now_ms()))
+            }
         }
     }
 
     /// Cancels a pending or claimed task and marks its document cancelled. A
     /// worker holding the claim finds it lost at its next heartbeat.
     pub fn cancel(&self, task_id: i64) -> Result<(), QueueError> {
-        let now = self.now_ms();
         match self.db.engine() {
-            Engine::Sqlite(db) => db.write(|tx| sqlite::admin::do_cancel(tx, task_id, now)),
+            Engine::Sqlite(db) => {
+                db.write(|tx| sqlite::admin::do_cancel(tx, task_id, self.now_ms()))
+            }
         }
     }
 
@@ -268,18 +276,22 @@ impl Queue {
     /// and the policy's `max_attempts`; refused while the document has another
     /// live task of the same type.
     pub fn retry(&self, task_id: i64) -> Result<(), QueueError> {
-        let (max, now) = (self.policy.max_attempts, self.now_ms());
+        let max = self.policy.max_attempts;
         match self.db.engine() {
-            Engine::Sqlite(db) => db.write(|tx| sqlite::admin::do_retry(tx, task_id, max, now)),
+            Engine::Sqlite(db) => {
+                db.write(|tx| sqlite::admin::do_retry(tx, task_id, max, self.now_ms()))
+            }
         }
     }
 
     /// Retries the newest failed task of each document and type that has no live
     /// task; returns the ids retried.
     pub fn retry_all_failed(&self) -> Result<Vec<i64>, QueueError> {
-        let (max, now) = (self.policy.max_attempts, self.now_ms());
+        let max = self.policy.max_attempts;
         match self.db.engine() {
-            Engine::Sqlite(db) => db.write(|tx| sqlite::admin::do_retry_all_failed(tx, max, now)),
+            Engine::Sqlite(db) => {
+                db.write(|tx| sqlite::admin::do_retry_all_failed(tx, max, self.now_ms()))
+            }
         }
     }
 
@@ -291,9 +303,8 @@ impl Queue {
     /// Counts and recent history, for `stats`, read in one snapshot so the
     /// numbers agree with each other.
     pub fn stats(&self) -> Result<QueueStats, QueueError> {
-        let now = self.now_ms();
         match self.db.engine() {
-            Engine::Sqlite(db) => db.read(|c| sqlite::stats::do_stats(c, now)),
+            Engine::Sqlite(db) => db.read(|c| sqlite::stats::do_stats(c, self.now_ms())),
         }
     }
 
