@@ -1,9 +1,9 @@
 //! Taking a file into the store: hash it, place it under `originals/` (see
-//! [`crate::store::files`]), create its document and OCR task in one transaction
-//! ([`Queue::create_document_with_task`]), and only then remove it from the
-//! inbox. The invariant: whatever fails, and
-//! wherever the process is killed, the file is still where it was until a
-//! committed document points at its stored copy. A kill between the commit
+//! [`crate::store::files`]), create its document and OCR task in one
+//! transaction ([`Queue::create_document_with_task`]), and only then remove
+//! it from the inbox. The invariant: whatever fails, and wherever the process
+//! is killed, the file is still where it was until a committed document
+//! points at its stored copy. A kill between the commit
 //! and the removal leaves a second link to the stored file in the inbox; the
 //! next ingest recognises it by its inode and removes it.
 
