@@ -24,6 +24,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         check_same_filesystem(config),
         check_free_space(config),
         check_languages(config),
+        check_orientation_model(),
         check_ocr_child(config),
         check_pdftoppm(config),
         check_inotify(config),
@@ -181,6 +182,20 @@ fn check_languages(c: &Config) -> Verdict {
                     .collect::<Vec<_>>()
                     .join(" ")
             ),
+        ),
+    }
+}
+
+/// The orientation model that turns pages fed sideways or upside down; without
+/// it such pages are read as they are (a warning, not a failure).
+fn check_orientation_model() -> Verdict {
+    match crate::tasks::ocr::engine::init("osd") {
+        Ok(_) => Verdict::Ok("tesseract's orientation model (osd) loads".into()),
+        Err(_) => Verdict::Warn(
+            "tesseract's orientation model (osd) is missing: pages fed sideways or upside \
+             down are read as they are"
+                .into(),
+            "apt-get install tesseract-ocr-osd".into(),
         ),
     }
 }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::reader::{Document, PageText};
+use super::reader::{OpenDocument, PageText};
 use crate::config::OcrConfig;
 use crate::detect::Kind;
 
@@ -61,12 +61,12 @@ pub fn child_main() -> anyhow::Result<()> {
     };
     let config: OcrConfig = serde_json::from_str(&first?)?;
     limit_memory(config.max_memory_mb);
-    let mut doc: Option<Document> = None;
+    let mut doc: Option<OpenDocument> = None;
     for line in lines {
         let reply = match serde_json::from_str::<Request>(&line?)? {
             Request::Open { path, kind } => {
                 doc = None; // free the previous document first
-                match Document::open(&path, Kind::from_stored(&kind)) {
+                match OpenDocument::open(&path, Kind::from_stored(&kind)) {
                     Ok(d) => {
                         let pages = d.pages();
                         doc = Some(d);

@@ -37,8 +37,8 @@ pub struct PageText {
     pub deskewed: Option<f32>,
 }
 
-/// An opened document.
-pub struct Document {
+/// A document opened for reading (in the OCR child).
+pub struct OpenDocument {
     path: PathBuf,
     kind: Kind,
     data: Vec<u8>,
@@ -51,10 +51,10 @@ enum Source {
     Pdf(Box<pdf::Pdf>),
 }
 
-impl Document {
+impl OpenDocument {
     /// Reads and parses the file at `path` of type `kind`. Fails, with a
     /// message for the user, on files that can't be read at all.
-    pub fn open(path: &Path, kind: Kind) -> Result<Document, String> {
+    pub fn open(path: &Path, kind: Kind) -> Result<OpenDocument, String> {
         let data = std::fs::read(path).map_err(|e| {
             format!(
                 "cannot read the stored file {}: {e}; restore it from a backup and `quire retry` this task",
@@ -71,7 +71,7 @@ impl Document {
             Kind::Pdf => Source::Pdf(Box::new(pdf::Pdf::load_or_repair(path, &data)?)),
             k => Source::Image(image::page_sizes(k, &data)?),
         };
-        Ok(Document {
+        Ok(OpenDocument {
             path: path.to_owned(),
             kind,
             data,
@@ -279,8 +279,13 @@ fn ocr_image(
     let mut turned = 0;
     // A page fed sideways or upside down reads as garbage with a poor
     // confidence; only then is its orientation worth detecting.
+    // Without the orientation model the page is still read, as it is.
     if best.confidence < CHECK_ORIENTATION_BELOW
-        && let Some(degrees) = upright::orientation(page, dpi)?.filter(|d| *d != 0)
+        && let Some(degrees) = upright::orientation(page, dpi)
+            .inspect_err(|e| log::warn!("{e}"))
+            .ok()
+            .flatten()
+            .filter(|d| *d != 0)
         && let Some(turned_page) = upright::turn(page, degrees)
     {
         let again = read(&turned_page)?;
