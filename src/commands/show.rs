@@ -8,7 +8,7 @@ use crate::app::App;
 use crate::cli::ShowArgs;
 use crate::config::Config;
 use crate::queue::Task;
-use crate::store::{Document, POOR_CONFIDENCE, Page};
+use crate::store::{Document, Page, is_poor_reading};
 
 /// `quire show --json`.
 #[derive(Serialize)]
@@ -27,6 +27,9 @@ struct PageLine<'a> {
     source: &'a str,
     chars: usize,
     confidence: Option<f64>,
+    /// A poor OCR reading (see [`is_poor_reading`]).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    poor: bool,
 }
 
 /// Runs `quire show`.
@@ -55,6 +58,7 @@ fn page_line(p: &Page) -> PageLine<'_> {
         source: p.source.as_str(),
         chars: p.text.chars().count(),
         confidence: p.confidence,
+        poor: is_poor_reading(p.confidence, &p.text),
     }
 }
 
@@ -81,9 +85,7 @@ fn print_human(s: &Shown<'_>, pages: &[Page]) {
     println!("  pages:   {} of {total} read", pages.len());
     for p in &s.page_list {
         let conf = match p.confidence {
-            Some(c) if c < POOR_CONFIDENCE && p.chars > 0 => {
-                format!(", confidence {c:.0} (a poor reading)")
-            }
+            Some(c) if p.poor => format!(", confidence {c:.0} (a poor reading)"),
             Some(c) => format!(", confidence {c:.0}"),
             None => String::new(),
         };

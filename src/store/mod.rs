@@ -23,7 +23,7 @@ use crate::db::{Db, DbError, Engine};
 use crate::text_enum::text_enum;
 
 pub use files::Placement;
-pub use pages::{POOR_CONFIDENCE, Page, PageDetail, PageSource, PageStatus};
+pub use pages::{POOR_CONFIDENCE, Page, PageDetail, PageSource, PageStatus, is_poor_reading};
 pub use search::{Hit, Query, SearchFilter, Term};
 
 /// Where a document is in the pipeline. The queue writes it: it follows the

@@ -35,6 +35,12 @@ text_enum!(PageStatus { Done => "done", Failed => "failed" });
 /// Clean print reads at 85-95; pages read sideways scored 35-46.
 pub const POOR_CONFIDENCE: f64 = 60.0;
 
+/// True when an OCR reading of a page is poor: under [`POOR_CONFIDENCE`],
+/// with some text (an empty page, a blank back side, is not a poor reading).
+pub fn is_poor_reading(confidence: Option<f64>, text: &str) -> bool {
+    confidence.is_some_and(|c| c < POOR_CONFIDENCE) && !text.trim().is_empty()
+}
+
 /// A page's text as stored.
 #[derive(Debug, Clone, Serialize)]
 pub struct Page {

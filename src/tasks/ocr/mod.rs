@@ -25,7 +25,7 @@ use reader::PageText;
 
 use crate::config::OcrConfig;
 use crate::detect::Kind;
-use crate::store::{POOR_CONFIDENCE, PageDetail, PageStatus};
+use crate::store::{PageDetail, PageStatus, is_poor_reading};
 use crate::worker::{Processor, TaskContext, TaskError};
 
 thread_local! {
@@ -144,9 +144,7 @@ impl Processor for OcrProcessor {
                     rendered: p.rendered,
                     turned: p.turned,
                     deskewed: p.deskewed,
-                    // An empty page (a blank back side) is not a poor reading.
-                    poor: p.confidence.is_some_and(|c| c < POOR_CONFIDENCE)
-                        && !p.text.trim().is_empty(),
+                    poor: is_poor_reading(p.confidence, &p.text),
                     attempts: ctx.claim.attempt as u32,
                     error: None,
                 },
