@@ -1,5 +1,5 @@
 //! Taking a file into the store: hash it, place it under `originals/` (see
-//! [`crate::store::files`]), create its document and OCR task in one
+//! `store/files.rs`), create its document and OCR task in one
 //! transaction ([`Queue::create_document_with_task`]), and only then remove
 //! it from the inbox. The invariant: whatever fails, and wherever the process
 //! is killed, the file is still where it was until a committed document

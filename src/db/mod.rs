@@ -9,7 +9,7 @@
 //!
 //! What [`Db`] itself offers every engine must provide:
 //! - open with migrations applied, refusing a schema from a newer quire
-//!   ([`Db::open`], [`Db::open_existing`]);
+//!   ([`Db::open`]);
 //! - a health check for `quire doctor` ([`Db::check`]);
 //! - a way to notice commits made by other processes, so idle workers wake
 //!   without polling the tables ([`Db::change_watcher`]);
@@ -143,29 +143,9 @@ impl Db {
         }
     }
 
-    /// [`Db::open`] for a database that must exist already: fails with
-    /// [`DbError::Missing`] instead of creating an empty one.
-    pub fn open_existing(
-        location: impl Into<Location>,
-        max_connections: u32,
-    ) -> Result<Db, DbError> {
-        let location = location.into();
-        if !location.exists() {
-            return Err(DbError::Missing(location));
-        }
-        Db::open(location, max_connections)
-    }
-
     /// The engine, for the queue's and the store's dispatch.
     pub fn engine(&self) -> &Engine {
         &self.engine
-    }
-
-    /// Where the database is.
-    pub fn location(&self) -> Location {
-        match &self.engine {
-            Engine::Sqlite(db) => Location::Sqlite(db.path().to_path_buf()),
-        }
     }
 
     /// Checks the schema version and the engine's own integrity check. Reads

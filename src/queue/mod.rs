@@ -4,7 +4,7 @@
 //!
 //! [`Queue`]'s methods state the contract every storage engine keeps; each
 //! dispatches on the database's [`Engine`] to a per-engine file with its SQL
-//! and its tests beside it ([`sqlite`]: one file per operation, in the manner
+//! and its tests beside it (`queue/sqlite/`: one file per operation, in the manner
 //! of effectum).
 //!
 //! Contracts every operation keeps, on every engine:

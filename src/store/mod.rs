@@ -2,7 +2,7 @@
 //! database, and their files under `<data_dir>/originals/`.
 //!
 //! [`Store`]'s methods state the contract every storage engine keeps; each
-//! dispatches on the database's [`Engine`] to a per-engine file ([`sqlite`]).
+//! dispatches on the database's [`Engine`] to a per-engine file (`store/sqlite/`).
 //! A document's status is not written here: the queue owns it
 //! ([`crate::queue::Queue`]), since it follows the document's tasks.
 //!

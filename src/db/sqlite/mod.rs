@@ -112,7 +112,7 @@ fn configure(c: &Connection) -> rusqlite::Result<()> {
 }
 
 /// Reads a text column into one of quire's state enums (see
-/// [`crate::text_enum`]); an unknown name is a conversion error.
+/// `text_enum!`); an unknown name is a conversion error.
 pub fn parse_col<T: std::str::FromStr<Err = String>>(
     r: &rusqlite::Row<'_>,
     i: usize,
