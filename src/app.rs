@@ -32,7 +32,7 @@ impl App {
         })?;
         check_writable(dir)?;
         let db = Db::open(config.db_path(), connections)?;
-        let queue = Queue::new(db.clone(), Policy::from_config(&config.queue));
+        let queue = Queue::new(db.clone(), Policy::from_config(config));
         let store = Store::open(db.clone(), dir)
             .with_context(|| format!("cannot create the store folders in {}", dir.display()))?;
         Ok(App {

@@ -234,6 +234,8 @@ impl From<PriorityArg> for Priority {
 pub enum TaskTypeArg {
     Ocr,
     Indexing,
+    /// The searchable PDF (output.dir)
+    Pdf,
 }
 
 impl From<TaskTypeArg> for TaskType {
@@ -241,6 +243,7 @@ impl From<TaskTypeArg> for TaskType {
         match t {
             TaskTypeArg::Ocr => TaskType::Ocr,
             TaskTypeArg::Indexing => TaskType::Indexing,
+            TaskTypeArg::Pdf => TaskType::Pdf,
         }
     }
 }

@@ -33,6 +33,7 @@ pub struct Config {
     pub watch: WatchConfig,
     pub ocr: OcrConfig,
     pub index: IndexConfig,
+    pub output: OutputConfig,
 }
 
 /// `[queue]`: the workers and the retry policy.
@@ -141,6 +142,18 @@ pub struct IndexConfig {
     pub stemming: Stemming,
 }
 
+/// `[output]`: what quire hands back for each document.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputConfig {
+    /// Where searchable PDFs go; empty means `<data_dir>/output`.
+    pub dir: PathBuf,
+    /// Write a searchable PDF for every document read.
+    pub searchable_pdf: bool,
+    /// Also write the text beside each PDF, as `.txt`.
+    pub sidecar_text: bool,
+}
+
 /// How words are reduced before indexing and searching.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
@@ -161,6 +174,17 @@ impl Default for Config {
             watch: WatchConfig::default(),
             ocr: OcrConfig::default(),
             index: IndexConfig::default(),
+            output: OutputConfig::default(),
+        }
+    }
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        OutputConfig {
+            dir: PathBuf::new(),
+            searchable_pdf: true,
+            sidecar_text: false,
         }
     }
 }
@@ -329,6 +353,15 @@ impl Config {
             self.data_dir.join("inbox")
         } else {
             self.inbox.clone()
+        }
+    }
+
+    /// The folder searchable PDFs are written to.
+    pub fn output_dir(&self) -> PathBuf {
+        if self.output.dir.as_os_str().is_empty() {
+            self.data_dir.join("output")
+        } else {
+            self.output.dir.clone()
         }
     }
 

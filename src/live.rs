@@ -37,6 +37,7 @@ fn task_line(t: &RunningTask) -> String {
             None => "phase collect".into(),
         },
         (None, TaskType::Ocr) => "opening".into(),
+        (_, TaskType::Pdf) => "writing PDF".into(),
     };
     let worker = t.worker.rsplit(':').next().unwrap_or("");
     format!(

@@ -79,10 +79,10 @@ fn processes_claim_every_task_exactly_once() {
             *seen.entry(id).or_default() += 1;
         }
     }
-    // Each completed OCR task enqueued an indexing task, claimed in turn.
-    assert_eq!(seen.len(), 2 * TASKS, "per process: {per_process:?}");
+    // Each completed OCR task enqueued an indexing and a PDF task, claimed in turn.
+    assert_eq!(seen.len(), 3 * TASKS, "per process: {per_process:?}");
     assert!(seen.values().all(|&n| n == 1), "a task was claimed twice");
     let stats = queue.stats().unwrap();
-    assert_eq!(stats.tasks.completed as usize, 2 * TASKS);
+    assert_eq!(stats.tasks.completed as usize, 3 * TASKS);
     assert_eq!(stats.tasks.pending + stats.tasks.claimed, 0);
 }

@@ -171,11 +171,14 @@ fn two_workers_only_daemons_and_a_watcher_process_every_task_once() {
     }
     let docs = env.wait_settled(12);
     assert!(docs.iter().all(|d| d["status"] == "indexed"));
-    let stats = env.json(&["stats"]);
-    assert_eq!(stats["tasks"]["completed"], 24);
+    // OCR, indexing and the searchable PDF for each.
+    wait_until("every task to complete", || {
+        env.json(&["stats"])["tasks"]["completed"] == 36
+    });
     let logs = [watcher.log_text(), a.log_text(), b.log_text()].concat();
     assert_eq!(logs.matches("(ocr) completed").count(), 12);
     assert_eq!(logs.matches("(indexing) completed").count(), 12);
+    assert_eq!(logs.matches("(pdf) completed").count(), 12);
 }
 
 #[test]

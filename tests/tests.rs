@@ -8,6 +8,7 @@ mod procs;
 mod reliability;
 mod scans;
 mod search;
+mod searchable;
 mod serve;
 mod service;
 mod textlayer;

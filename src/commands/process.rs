@@ -46,7 +46,11 @@ pub fn run(config: &Config, args: &ProcessArgs) -> anyhow::Result<ExitCode> {
     bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
     let stop = AtomicBool::new(false);
-    for step in [TaskType::Ocr, TaskType::Indexing] {
+    let mut steps = vec![TaskType::Ocr, TaskType::Indexing];
+    if config.output.searchable_pdf {
+        steps.push(TaskType::Pdf);
+    }
+    for step in steps {
         app.queue.enqueue(doc_id, step, Priority::High)?;
         let claim = app
             .queue
@@ -80,5 +84,8 @@ pub fn run(config: &Config, args: &ProcessArgs) -> anyhow::Result<ExitCode> {
         doc.pages.unwrap_or(0),
         doc.name
     );
+    if let Some(pdf) = &doc.searchable_pdf {
+        println!("searchable PDF: {pdf}");
+    }
     Ok(ExitCode::SUCCESS)
 }

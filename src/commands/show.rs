@@ -74,6 +74,9 @@ fn print_human(s: &Shown<'_>, pages: &[Page]) {
         d.kind, d.size, d.sha256
     );
     println!("  stored:  {}", d.stored_path);
+    if let Some(pdf) = &d.searchable_pdf {
+        println!("  output:  {pdf}");
+    }
     println!("  added:   {}", super::format_time(d.created_at));
     if s.duplicates > 0 {
         println!(
@@ -89,8 +92,20 @@ fn print_human(s: &Shown<'_>, pages: &[Page]) {
             Some(c) => format!(", confidence {c:.0}"),
             None => String::new(),
         };
+        let detail = d
+            .ocr_details
+            .get("pages")
+            .and_then(|ps| ps.get(p.page.to_string()));
+        let number = |key| detail.and_then(|x| x.get(key)).and_then(|v| v.as_f64());
+        let mut fixed = String::new();
+        if let Some(t) = number("turned").filter(|t| *t != 0.0) {
+            fixed += &format!(", turned {t:.0}°");
+        }
+        if let Some(a) = number("deskewed") {
+            fixed += &format!(", straightened {a:.1}°");
+        }
         println!(
-            "    page {:>4}: {:<4} {} chars{conf}",
+            "    page {:>4}: {:<4} {} chars{conf}{fixed}",
             p.page, p.source, p.chars
         );
     }

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::QueueConfig;
+use crate::config::Config;
 use crate::db::{Db, Engine};
 use crate::store::NewDocument;
 
@@ -47,6 +47,9 @@ pub struct Policy {
     pub backoff_base: Duration,
     /// Upper bound on the delay between attempts.
     pub backoff_max: Duration,
+    /// Whether a finished OCR task enqueues the document's searchable PDF
+    /// task (`output.searchable_pdf`).
+    pub searchable_pdf: bool,
 }
 
 impl Default for Policy {
@@ -55,17 +58,21 @@ impl Default for Policy {
             max_attempts: 3,
             backoff_base: Duration::from_secs(10),
             backoff_max: Duration::from_secs(3600),
+            searchable_pdf: true,
         }
     }
 }
 
 impl Policy {
-    /// The policy the `[queue]` section of the configuration sets.
-    pub fn from_config(queue: &QueueConfig) -> Policy {
+    /// The policy the configuration sets (its `[queue]` section, and
+    /// `output.searchable_pdf`).
+    pub fn from_config(config: &Config) -> Policy {
+        let queue = &config.queue;
         Policy {
             max_attempts: queue.max_attempts,
             backoff_base: queue.backoff_base.0,
             backoff_max: queue.backoff_max.0,
+            searchable_pdf: config.output.searchable_pdf,
         }
     }
 
@@ -224,13 +231,13 @@ impl Queue {
 
     /// Marks the task completed and moves its document on, in one
     /// transaction: a finished OCR task enqueues the document's indexing task
-    /// (same priority), a finished indexing task marks the document indexed.
+    /// and (with [`Policy::searchable_pdf`]) its PDF task, at the same
+    /// priority; a finished indexing task marks the document indexed.
     /// Fenced: a lost claim completes nothing.
     pub fn complete(&self, claim: &Claim) -> Result<(), QueueError> {
-        let max = self.policy.max_attempts;
         match self.db.engine() {
             Engine::Sqlite(db) => {
-                db.write(|tx| sqlite::lease::do_complete(tx, claim, max, self.now_ms()))
+                db.write(|tx| sqlite::lease::do_complete(tx, claim, &self.policy, self.now_ms()))
             }
         }
     }

@@ -14,6 +14,9 @@ pub enum TaskType {
     Ocr,
     /// Put the pages' text into the full-text index.
     Indexing,
+    /// Write the searchable PDF (`output.dir`). An output, not a stage: it
+    /// never changes its document's status (see [`TaskType::is_stage`]).
+    Pdf,
 }
 
 /// How urgent a task is; high before normal before low.
@@ -36,7 +39,7 @@ pub enum TaskStatus {
     Cancelled,
 }
 
-text_enum!(TaskType { Ocr => "ocr", Indexing => "indexing" });
+text_enum!(TaskType { Ocr => "ocr", Indexing => "indexing", Pdf => "pdf" });
 text_enum!(Priority { High => "high", Normal => "normal", Low => "low" });
 text_enum!(TaskStatus {
     Pending => "pending",
@@ -64,19 +67,31 @@ impl Priority {
 }
 
 impl TaskType {
-    /// The document status while a task of this type waits to be claimed.
-    pub fn queued_document_status(self) -> DocumentStatus {
+    /// True for the tasks that take a document towards searchable (OCR,
+    /// indexing): their progress is the document's status, and their failure
+    /// or cancelling fails or cancels the document. The searchable PDF is
+    /// made from a document already read: its task leaves the status alone.
+    pub fn is_stage(self) -> bool {
+        !matches!(self, TaskType::Pdf)
+    }
+
+    /// The document status while a task of this type waits to be claimed;
+    /// `None` leaves it as it is.
+    pub fn queued_document_status(self) -> Option<DocumentStatus> {
         match self {
-            TaskType::Ocr => DocumentStatus::Queued,
-            TaskType::Indexing => DocumentStatus::Indexing,
+            TaskType::Ocr => Some(DocumentStatus::Queued),
+            TaskType::Indexing => Some(DocumentStatus::Indexing),
+            TaskType::Pdf => None,
         }
     }
 
-    /// The document status while a task of this type is running.
-    pub fn document_status(self) -> DocumentStatus {
+    /// The document status while a task of this type is running; `None`
+    /// leaves it as it is.
+    pub fn document_status(self) -> Option<DocumentStatus> {
         match self {
-            TaskType::Ocr => DocumentStatus::Ocr,
-            TaskType::Indexing => DocumentStatus::Indexing,
+            TaskType::Ocr => Some(DocumentStatus::Ocr),
+            TaskType::Indexing => Some(DocumentStatus::Indexing),
+            TaskType::Pdf => None,
         }
     }
 }

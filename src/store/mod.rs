@@ -10,6 +10,7 @@
 //! whole or absent after a crash.
 
 pub(crate) mod files;
+mod layout;
 mod pages;
 mod search;
 pub(crate) mod sqlite;
@@ -23,7 +24,10 @@ use crate::db::{Db, DbError, Engine};
 use crate::text_enum::text_enum;
 
 pub use files::Placement;
-pub use pages::{POOR_CONFIDENCE, Page, PageDetail, PageSource, PageStatus, is_poor_reading};
+pub use layout::{Affine, Layout, Line, PixelBox, Word};
+pub use pages::{
+    POOR_CONFIDENCE, Page, PageDetail, PageReading, PageSource, PageStatus, is_poor_reading,
+};
 pub use search::{Hit, Query, SearchFilter, Term};
 
 /// Where a document is in the pipeline. The queue writes it: it follows the
@@ -93,6 +97,8 @@ pub struct Document {
     pub indexing_details: serde_json::Value,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The searchable PDF last written for it (`output.dir`), if any.
+    pub searchable_pdf: Option<String>,
 }
 
 /// A new document's row (see [`crate::queue::Queue::create_document_with_task`]).
@@ -190,20 +196,38 @@ impl Store {
         }
     }
 
-    /// Checkpoints one page: its text (if it was read) and its details, in one
-    /// transaction. Saving a page again replaces it.
+    /// Checkpoints one page: what was read of it (if anything) and its
+    /// details, in one transaction. Saving a page again replaces it.
     pub fn save_page(
         &self,
         document_id: i64,
         number: i64,
-        text: Option<(&str, PageSource, Option<f64>)>,
+        reading: Option<&PageReading<'_>>,
         detail: &PageDetail,
         now: i64,
     ) -> Result<(), DbError> {
         match self.db.engine() {
+            Engine::Sqlite(db) => db.write(|tx| {
+                sqlite::pages::save_page(tx, document_id, number, reading, detail, now)
+            }),
+        }
+    }
+
+    /// Records that the document's searchable PDF is at `path` (absolute).
+    pub fn set_searchable_pdf(&self, document_id: i64, path: &Path) -> Result<(), DbError> {
+        let path = path.to_string_lossy();
+        match self.db.engine() {
             Engine::Sqlite(db) => {
-                db.write(|tx| sqlite::pages::save_page(tx, document_id, number, text, detail, now))
+                db.write(|tx| sqlite::documents::set_searchable_pdf(tx, document_id, &path))
             }
+        }
+    }
+
+    /// Each read page's word boxes, in page order: `None` for pages read
+    /// from a text layer (and pages OCR'd before quire kept boxes).
+    pub fn layouts(&self, document_id: i64) -> Result<Vec<(i64, Option<Layout>)>, DbError> {
+        match self.db.engine() {
+            Engine::Sqlite(db) => db.read(|c| sqlite::pages::layouts(c, document_id)),
         }
     }
 

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Layout;
 use crate::text_enum::text_enum;
 
 /// Where a page's text came from.
@@ -39,6 +40,17 @@ pub const POOR_CONFIDENCE: f64 = 60.0;
 /// with some text (an empty page, a blank back side, is not a poor reading).
 pub fn is_poor_reading(confidence: Option<f64>, text: &str) -> bool {
     confidence.is_some_and(|c| c < POOR_CONFIDENCE) && !text.trim().is_empty()
+}
+
+/// What was read of a page, as [`crate::store::Store::save_page`] keeps it.
+#[derive(Debug, Clone, Copy)]
+pub struct PageReading<'a> {
+    pub text: &'a str,
+    pub source: PageSource,
+    /// Tesseract's mean confidence; none for a text layer.
+    pub confidence: Option<f64>,
+    /// Where the words are, for OCR'd pages.
+    pub layout: Option<&'a Layout>,
 }
 
 /// A page's text as stored.

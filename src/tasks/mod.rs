@@ -1,8 +1,10 @@
 //! The tasks the worker pool runs, one processor per task type: OCR (each
-//! page's text, [`ocr`]) and indexing (into full-text search, [`index`]).
+//! page's text, [`ocr`]), indexing (into full-text search, [`index`]) and
+//! the searchable PDF ([`pdf`]).
 
 pub mod index;
 pub mod ocr;
+pub mod pdf;
 
 use std::sync::Arc;
 
@@ -14,5 +16,6 @@ pub fn processors(app: &App) -> Processors {
     Processors {
         ocr: Arc::new(ocr::OcrProcessor::new(app.config.ocr.clone())),
         indexing: Arc::new(index::IndexProcessor::new(app.config.index.batch_pages)),
+        pdf: Arc::new(pdf::PdfProcessor::new(&app.config)),
     }
 }

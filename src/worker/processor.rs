@@ -91,6 +91,7 @@ impl<'a> TaskContext<'a> {
 pub struct Processors {
     pub ocr: Arc<dyn Processor>,
     pub indexing: Arc<dyn Processor>,
+    pub pdf: Arc<dyn Processor>,
 }
 
 impl Processors {
@@ -99,6 +100,7 @@ impl Processors {
         match t {
             TaskType::Ocr => self.ocr.as_ref(),
             TaskType::Indexing => self.indexing.as_ref(),
+            TaskType::Pdf => self.pdf.as_ref(),
         }
     }
 }

@@ -27,6 +27,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0004_progress",
         include_str!("../../../migrations/sqlite/0004_progress.sql"),
     ),
+    (
+        "0005_searchable_pdf",
+        include_str!("../../../migrations/sqlite/0005_searchable_pdf.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

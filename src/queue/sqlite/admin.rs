@@ -23,6 +23,9 @@ pub(crate) fn do_cancel(tx: &Connection, task_id: i64, now: i64) -> Result<(), Q
          WHERE id = :id",
     )?
     .execute(named_params! { ":now": now, ":id": task_id })?;
+    if !task.task_type.is_stage() {
+        return Ok(());
+    }
     set_document_status(tx, task.document_id, DocumentStatus::Cancelled, None, now)
 }
 
@@ -49,8 +52,10 @@ pub(crate) fn do_retry(
             task_type: task.task_type,
         });
     }
-    let status = task.task_type.queued_document_status();
-    set_document_status(tx, task.document_id, status, None, now)
+    match task.task_type.queued_document_status() {
+        Some(status) => set_document_status(tx, task.document_id, status, None, now),
+        None => Ok(()),
+    }
 }
 
 /// Retries the newest failed task of each document and type that has no live task.

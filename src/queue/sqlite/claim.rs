@@ -46,7 +46,9 @@ pub(crate) fn do_claim(
     // RETURNING gives no order guarantee: restore the claim order.
     claims.sort_by_key(|(run_after, c)| (c.priority, *run_after, c.task_id));
     for (_, c) in &claims {
-        set_document_status(tx, c.document_id, c.task_type.document_status(), None, now)?;
+        if let Some(status) = c.task_type.document_status() {
+            set_document_status(tx, c.document_id, status, None, now)?;
+        }
     }
     Ok(claims.into_iter().map(|(_, c)| c).collect())
 }
@@ -83,8 +85,8 @@ pub(crate) fn do_claim_document(
             },
         )
         .optional()?;
-    if claim.is_some() {
-        set_document_status(tx, document_id, task_type.document_status(), None, now)?;
+    if let (Some(_), Some(status)) = (&claim, task_type.document_status()) {
+        set_document_status(tx, document_id, status, None, now)?;
     }
     Ok(claim)
 }

@@ -46,8 +46,9 @@ pub(crate) fn do_enqueue(
     match inserted {
         Ok(1) => {
             let id = tx.last_insert_rowid();
-            let status = task_type.queued_document_status();
-            set_document_status(tx, document_id, status, None, now)?;
+            if let Some(status) = task_type.queued_document_status() {
+                set_document_status(tx, document_id, status, None, now)?;
+            }
             Ok(Enqueued::Added(id))
         }
         Ok(_) => live_task(tx, document_id, task_type).map(Enqueued::AlreadyQueued),

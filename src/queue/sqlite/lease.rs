@@ -48,11 +48,12 @@ pub(crate) fn do_record_progress(
 }
 
 /// Completes the task and advances its document: OCR done enqueues indexing
-/// (same priority), indexing done marks the document indexed.
+/// and, when the policy asks for searchable PDFs, the PDF task (both at the
+/// same priority); indexing done marks the document indexed.
 pub(crate) fn do_complete(
     tx: &Connection,
     claim: &Claim,
-    max_attempts: i64,
+    policy: &Policy,
     now: i64,
 ) -> Result<(), QueueError> {
     let n = tx
@@ -64,18 +65,20 @@ pub(crate) fn do_complete(
     fenced(n, claim)?;
     match claim.task_type {
         TaskType::Ocr => {
-            enqueue::do_enqueue(
-                tx,
-                claim.document_id,
-                TaskType::Indexing,
-                claim.priority,
-                max_attempts,
-                now,
-            )?;
+            let next: &[TaskType] = if policy.searchable_pdf {
+                &[TaskType::Indexing, TaskType::Pdf]
+            } else {
+                &[TaskType::Indexing]
+            };
+            for &t in next {
+                let max = policy.max_attempts;
+                enqueue::do_enqueue(tx, claim.document_id, t, claim.priority, max, now)?;
+            }
         }
         TaskType::Indexing => {
             set_document_status(tx, claim.document_id, DocumentStatus::Indexed, None, now)?
         }
+        TaskType::Pdf => {}
     }
     Ok(())
 }
@@ -110,7 +113,7 @@ pub(crate) fn do_fail(
             ":error": error, ":id": claim.task_id, ":worker": claim.worker,
         })?;
     fenced(n, claim)?;
-    if outcome == FailOutcome::Failed {
+    if outcome == FailOutcome::Failed && claim.task_type.is_stage() {
         set_document_status(
             tx,
             claim.document_id,
@@ -140,6 +143,29 @@ mod tests {
     use crate::queue::*;
 
     #[test]
+    fn a_failed_or_cancelled_pdf_task_leaves_the_document_indexed() {
+        let f = fixture();
+        let doc = f.document("a");
+        f.queue.enqueue(doc, TaskType::Ocr, Priority::High).unwrap();
+        for _ in 0..2 {
+            let c = f.claim_one("w");
+            f.queue.complete(&c).unwrap();
+        }
+        let pdf = f.claim_one("w");
+        assert_eq!(pdf.task_type, TaskType::Pdf);
+        let outcome = f
+            .queue
+            .fail(&pdf, FailureKind::Permanent, "disk full")
+            .unwrap();
+        assert_eq!(outcome, FailOutcome::Failed);
+        assert_eq!(f.doc_status(doc), DocumentStatus::Indexed);
+        f.queue.retry(pdf.task_id).unwrap();
+        assert_eq!(f.doc_status(doc), DocumentStatus::Indexed);
+        f.queue.cancel(pdf.task_id).unwrap();
+        assert_eq!(f.doc_status(doc), DocumentStatus::Indexed);
+    }
+
+    #[test]
     fn completing_ocr_enqueues_indexing_in_the_same_step() {
         let f = fixture();
         let doc = f.document("a");
@@ -151,6 +177,16 @@ mod tests {
         assert_eq!(next.task_type, TaskType::Indexing);
         assert_eq!(next.priority, Priority::High);
         f.queue.complete(&next).unwrap();
+        assert_eq!(f.doc_status(doc), DocumentStatus::Indexed);
+        // The searchable PDF's task came with the indexing task; it leaves
+        // the document's status alone.
+        let pdf = f.claim_one("w");
+        assert_eq!(
+            (pdf.task_type, pdf.priority),
+            (TaskType::Pdf, Priority::High)
+        );
+        assert_eq!(f.doc_status(doc), DocumentStatus::Indexed);
+        f.queue.complete(&pdf).unwrap();
         assert_eq!(f.doc_status(doc), DocumentStatus::Indexed);
         let tasks = f.queue.tasks_of(doc).unwrap();
         assert!(

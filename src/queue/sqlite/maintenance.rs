@@ -140,11 +140,14 @@ fn release_one(
     killed_forgiven: Option<i64>,
     now: i64,
 ) -> Result<ReleasedStale, QueueError> {
-    let (progressed, attempts): (bool, i64) = tx
+    let (progressed, attempts, task_type): (bool, i64, TaskType) = tx
         .prepare_cached(
-            "SELECT coalesce(progress_at > claimed_at, 0), attempts FROM task_queue WHERE id = ?1",
+            "SELECT coalesce(progress_at > claimed_at, 0), attempts, task_type \
+             FROM task_queue WHERE id = ?1",
         )?
-        .query_row([task_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        .query_row([task_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, crate::db::sqlite::parse_col(r, 2)?))
+        })?;
     let refund = progressed || killed_forgiven.is_some_and(|n| attempts < n);
     // Claimed n times and died again without progress: give up now.
     let exhausted = !refund && killed_forgiven.is_some();
@@ -168,7 +171,7 @@ fn release_one(
             },
             |r| r.get(0),
         )?;
-    if failed {
+    if failed && task_type.is_stage() {
         let error =
             format!("{reason}, on every one of its attempts; `quire retry {task_id}` tries again");
         set_document_status(tx, document_id, DocumentStatus::Failed, Some(&error), now)?;
@@ -359,9 +362,9 @@ mod tests {
         f.clock.advance(8 * 24 * 3600 * 1000);
         let week = Duration::from_secs(7 * 24 * 3600);
         assert_eq!(f.queue.maintenance().purge(week).unwrap(), 1);
-        // The failed task and the (pending) indexing task remain.
+        // The failed task and the (pending) indexing and PDF tasks remain.
         assert_eq!(f.queue.tasks_of(b).unwrap().len(), 1);
-        assert_eq!(f.queue.tasks_of(a).unwrap().len(), 1);
+        assert_eq!(f.queue.tasks_of(a).unwrap().len(), 2);
     }
 
     #[test]

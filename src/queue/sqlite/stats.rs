@@ -130,7 +130,7 @@ mod tests {
         assert_eq!(
             s.tasks,
             StatusCounts {
-                pending: 2,
+                pending: 3,
                 completed: 1,
                 ..Default::default()
             }
@@ -144,6 +144,7 @@ mod tests {
             }
         );
         assert_eq!(s.by_type["indexing"].pending, 1);
+        assert_eq!(s.by_type["pdf"].pending, 1);
         assert_eq!(s.oldest_pending_ms, Some(5_000));
         assert_eq!(s.completed_last_minute, 1);
     }

@@ -8,7 +8,7 @@ use crate::store::{Document, DocumentStatus, NewDocument};
 
 /// The columns [`doc_from_row`] reads, in order.
 const DOC_COLUMNS: &str = "id, original_name, stored_path, size, sha256, kind, page_count, status, \
-    last_error, ocr_details, indexing_details, created_at, updated_at";
+    last_error, ocr_details, indexing_details, created_at, updated_at, searchable_pdf";
 
 /// Reads a [`Document`] from a row selected with [`DOC_COLUMNS`].
 fn doc_from_row(r: &Row<'_>) -> rusqlite::Result<Document> {
@@ -30,7 +30,17 @@ fn doc_from_row(r: &Row<'_>) -> rusqlite::Result<Document> {
         indexing_details: json(10)?,
         created_at: r.get(11)?,
         updated_at: r.get(12)?,
+        searchable_pdf: r.get(13)?,
     })
+}
+
+/// Records where the document's searchable PDF was written.
+pub(crate) fn set_searchable_pdf(tx: &Connection, id: i64, path: &str) -> Result<(), DbError> {
+    tx.execute(
+        "UPDATE documents SET searchable_pdf = ?2 WHERE id = ?1",
+        params![id, path],
+    )?;
+    Ok(())
 }
 
 /// One document, or `None`.

@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension, named_params, params};
 
 use crate::db::DbError;
 use crate::db::sqlite::parse_col;
-use crate::store::{Page, PageDetail, PageSource};
+use crate::store::{Layout, Page, PageDetail, PageReading};
 
 /// Starts (or resumes) OCR of a document by task `task_id`: checkpoints
 /// left by the same task are kept; those of any other task are cleared.
@@ -35,25 +35,29 @@ pub(crate) fn begin_ocr(
     Ok(())
 }
 
-/// Writes one page's text (if it has any) and its details.
+/// Writes what was read of one page (if anything) and its details.
 pub(crate) fn save_page(
     tx: &Connection,
     document_id: i64,
     number: i64,
-    text: Option<(&str, PageSource, Option<f64>)>,
+    reading: Option<&PageReading<'_>>,
     detail: &PageDetail,
     now: i64,
 ) -> Result<(), DbError> {
-    if let Some((text, source, confidence)) = text {
+    if let Some(r) = reading {
+        let layout = r
+            .layout
+            .map(|l| serde_json::to_string(l).expect("a layout serializes"));
         tx.prepare_cached(
-            "INSERT INTO pages (document_id, page_number, text, source, confidence) \
-             VALUES (:doc, :n, :text, :source, :conf) \
+            "INSERT INTO pages (document_id, page_number, text, source, confidence, layout) \
+             VALUES (:doc, :n, :text, :source, :conf, :layout) \
              ON CONFLICT (document_id, page_number) DO UPDATE SET \
-                 text = excluded.text, source = excluded.source, confidence = excluded.confidence",
+                 text = excluded.text, source = excluded.source, confidence = excluded.confidence, \
+                 layout = excluded.layout",
         )?
         .execute(named_params! {
-            ":doc": document_id, ":n": number, ":text": text, ":source": source.as_str(),
-            ":conf": confidence,
+            ":doc": document_id, ":n": number, ":text": r.text, ":source": r.source.as_str(),
+            ":conf": r.confidence, ":layout": layout,
         })?;
     }
     let detail = serde_json::to_string(detail).expect("page detail serializes");
@@ -97,11 +101,30 @@ pub(crate) fn pages(c: &Connection, document_id: i64) -> Result<Vec<Page>, DbErr
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Each page's word boxes, in page order: `None` for pages read from a
+/// text layer (and pages OCR'd before boxes were kept). A layout that does
+/// not parse counts as none.
+pub(crate) fn layouts(
+    c: &Connection,
+    document_id: i64,
+) -> Result<Vec<(i64, Option<Layout>)>, DbError> {
+    let mut st = c.prepare_cached(
+        "SELECT page_number, layout FROM pages WHERE document_id = ?1 ORDER BY page_number",
+    )?;
+    let rows = st.query_map([document_id], |r| {
+        let raw: Option<String> = r.get(1)?;
+        Ok((r.get(0)?, raw.and_then(|s| serde_json::from_str(&s).ok())))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 #[cfg(test)]
 mod tests {
     use crate::db::Db;
     use crate::queue::{Policy, Priority, Queue};
-    use crate::store::{NewDocument, PageDetail, PageSource, PageStatus, Store};
+    use crate::store::{
+        Layout, NewDocument, PageDetail, PageReading, PageSource, PageStatus, Store,
+    };
 
     #[test]
     fn a_page_is_saved_with_its_details_and_a_failed_page_without_text() {
@@ -128,12 +151,21 @@ mod tests {
         };
         store.save_page(id, 1, None, &failed, 20).unwrap();
         let done = PageDetail::default();
-        let text = Some(("text", PageSource::Ocr, Some(90.0)));
-        store.save_page(id, 2, text, &done, 30).unwrap();
+        let layout = Layout::from_tsv(
+            "4\t1\t1\t1\t1\t0\t1\t2\t3\t4\t-1\t\n5\t1\t1\t1\t1\t1\t1\t2\t3\t4\t90\ttext\n",
+        );
+        let reading = PageReading {
+            text: "text",
+            source: PageSource::Ocr,
+            confidence: Some(90.0),
+            layout: Some(&layout),
+        };
+        store.save_page(id, 2, Some(&reading), &done, 30).unwrap();
         assert_eq!(store.page_detail(id, 1).unwrap().unwrap(), failed);
         assert_eq!(store.page_detail(id, 2).unwrap().unwrap(), done);
         let pages = store.pages(id).unwrap();
         assert_eq!(pages.len(), 1);
         assert_eq!((pages[0].number, pages[0].source), (2, PageSource::Ocr));
+        assert_eq!(store.layouts(id).unwrap(), vec![(2, Some(layout))]);
     }
 }

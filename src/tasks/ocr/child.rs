@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::reader::{OpenDocument, PageText};
+use super::searchable::{self, PageOverlay};
 use crate::config::OcrConfig;
 use crate::detect::Kind;
 
@@ -31,6 +32,11 @@ pub enum Request {
     Open { path: PathBuf, kind: String },
     /// Reads page `n` (1-based) of the open document; answered by `Page`.
     Page { n: usize },
+    /// Writes the open document's searchable PDF to `out`; answered by `Written`.
+    WritePdf {
+        out: PathBuf,
+        pages: Vec<PageOverlay>,
+    },
 }
 
 /// The child's answer to one request.
@@ -41,6 +47,9 @@ pub enum Reply {
         pages: usize,
     },
     Page(PageText),
+    Written {
+        pages: usize,
+    },
     /// The request failed; the message is for the user.
     Error(String),
 }
@@ -89,6 +98,19 @@ pub fn child_main() -> anyhow::Result<()> {
                     }
                     Err(e) => Reply::Error(e),
                 },
+                None => Reply::Error("no document is open".into()),
+            },
+            Request::WritePdf { out, pages } => match &doc {
+                Some(d) => {
+                    let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        searchable::write(d, &pages, config.default_dpi, &out)
+                    }));
+                    match written {
+                        Ok(Ok(pages)) => Reply::Written { pages },
+                        Ok(Err(e)) => Reply::Error(e),
+                        Err(_) => Reply::Error("writing the PDF crashed the writer".into()),
+                    }
+                }
                 None => Reply::Error("no document is open".into()),
             },
         };
@@ -247,6 +269,24 @@ impl Child {
         self.pages += 1;
         match self.call(&Request::Page { n }, timeout)? {
             Reply::Page(p) => Ok(p),
+            Reply::Error(e) => Err(Failure::Error(e)),
+            other => Err(Failure::Died(format!("unexpected reply {other:?}"))),
+        }
+    }
+
+    /// Writes the open document's searchable PDF to `out`; returns its page count.
+    pub fn write_pdf(
+        &mut self,
+        pages: Vec<PageOverlay>,
+        out: &Path,
+        timeout: Duration,
+    ) -> Result<usize, Failure> {
+        let req = Request::WritePdf {
+            out: out.to_owned(),
+            pages,
+        };
+        match self.call(&req, timeout)? {
+            Reply::Written { pages } => Ok(pages),
             Reply::Error(e) => Err(Failure::Error(e)),
             other => Err(Failure::Died(format!("unexpected reply {other:?}"))),
         }

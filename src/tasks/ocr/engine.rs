@@ -9,6 +9,8 @@ use tesseract::plumbing::TessBaseApi;
 use tesseract::plumbing::leptonica_plumbing::Pix;
 use tesseract::plumbing::leptonica_sys;
 
+use crate::store::Layout;
+
 /// A thread's engine.
 struct Engine {
     api: TessBaseApi,
@@ -20,10 +22,12 @@ thread_local! {
     static ENGINE: RefCell<Option<Engine>> = const { RefCell::new(None) };
 }
 
-/// Text and mean confidence (0-100) of one image.
+/// Text, mean confidence (0-100) and word boxes of one image.
 pub struct Recognized {
     pub text: String,
     pub confidence: f64,
+    /// Lines and word boxes in pixels of the image (`to_page` is the identity).
+    pub layout: Layout,
 }
 
 /// Recognizes `pix` with this thread's engine for `languages` (e.g. `eng+deu`)
@@ -60,7 +64,13 @@ pub fn recognize(
             .as_ref()
             .to_string_lossy()
             .into_owned();
-        Ok(Recognized { text, confidence: f64::from(api.mean_text_conf()) })
+        // The TSV rendering of the same recognition (no second pass) is the
+        // one place the C API gives every word's box and its line.
+        let layout = api
+            .get_tsv_text(0)
+            .map(|tsv| Layout::from_tsv(&tsv.as_ref().to_string_lossy()))
+            .map_err(|_| "tesseract returned no word boxes".to_string())?;
+        Ok(Recognized { text, confidence: f64::from(api.mean_text_conf()), layout })
     })
 }
 

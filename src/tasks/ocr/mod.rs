@@ -14,6 +14,7 @@ mod fuzz;
 pub mod image;
 pub mod pdf;
 pub mod reader;
+pub mod searchable;
 mod upright;
 
 use std::cell::RefCell;
@@ -25,7 +26,7 @@ use reader::PageText;
 
 use crate::config::OcrConfig;
 use crate::detect::Kind;
-use crate::store::{PageDetail, PageStatus, is_poor_reading};
+use crate::store::{PageDetail, PageReading, PageStatus, is_poor_reading};
 use crate::worker::{Processor, TaskContext, TaskError};
 
 thread_local! {
@@ -40,30 +41,38 @@ pub struct OcrProcessor {
     config: OcrConfig,
 }
 
+/// Runs `f` on this worker thread's OCR child (started with `config` if
+/// there is none), and drops the child when it is lost (crashed, killed) or
+/// has read enough pages. The OCR task and the PDF task share it.
+pub fn with_child<T>(
+    config: &OcrConfig,
+    f: impl FnOnce(&mut Child) -> Result<T, Failure>,
+) -> Result<T, Failure> {
+    CHILD.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(Child::spawn(config).map_err(Failure::Spawn)?);
+        }
+        let child = slot.as_mut().expect("started above");
+        let result = f(child);
+        let worn = child.pages_read() >= config.engine_recycle_pages.max(1);
+        if worn || result.as_ref().is_err_and(Failure::lost_child) {
+            *slot = None;
+        }
+        result
+    })
+}
+
 impl OcrProcessor {
     pub fn new(config: OcrConfig) -> OcrProcessor {
         OcrProcessor { config }
     }
 
-    /// Runs `f` on this thread's child, starting one if needed, and drops the
-    /// child when it is lost (crashed, killed) or has read enough pages.
     fn with_child<T>(
         &self,
         f: impl FnOnce(&mut Child) -> Result<T, Failure>,
     ) -> Result<T, Failure> {
-        CHILD.with(|cell| {
-            let mut slot = cell.borrow_mut();
-            if slot.is_none() {
-                *slot = Some(Child::spawn(&self.config).map_err(Failure::Spawn)?);
-            }
-            let child = slot.as_mut().expect("started above");
-            let result = f(child);
-            let worn = child.pages_read() >= self.config.engine_recycle_pages.max(1);
-            if worn || result.as_ref().is_err_and(Failure::lost_child) {
-                *slot = None;
-            }
-            result
-        })
+        with_child(&self.config, f)
     }
 
     fn timeout(&self) -> Duration {
@@ -155,16 +164,19 @@ impl Processor for OcrProcessor {
                     ..Default::default()
                 },
             };
-            let text = result
-                .as_ref()
-                .ok()
-                .map(|p| (p.text.as_str(), p.source, p.confidence));
+            let reading = result.as_ref().ok().map(|p| PageReading {
+                text: &p.text,
+                source: p.source,
+                confidence: p.confidence,
+                layout: p.layout.as_ref(),
+            });
+            let now = ctx.app.queue.now_ms();
             store
-                .save_page(doc_id, n as i64, text, &detail, ctx.app.queue.now_ms())
+                .save_page(doc_id, n as i64, reading.as_ref(), &detail, now)
                 .map_err(db)?;
             // Only a page read is progress: a page that failed again must not
             // keep a task that dies every time alive for ever.
-            if text.is_some() {
+            if reading.is_some() {
                 ctx.record_progress()?;
             }
             if detail.poor {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use std::sync::OnceLock;
 
-use pdf_extract::Document;
+use lopdf::{Document, Object, ObjectId};
 
 /// A loaded PDF.
 pub struct Pdf {
@@ -129,48 +129,61 @@ impl Pdf {
 
     /// The page's /Rotate, inherited if need be (0 when absent or odd).
     pub fn rotation(&self, n: u32) -> i64 {
-        self.inherited(n, b"Rotate")
-            .and_then(|o| o.as_i64().ok())
-            .unwrap_or(0)
-            .rem_euclid(360)
-    }
-
-    /// A page attribute, looked up through the page tree (/Parent links).
-    fn inherited(&self, n: u32, key: &[u8]) -> Option<pdf_extract::Object> {
-        let mut dict = self.doc.get_dictionary(self.page_id(n)?).ok()?;
-        for _ in 0..32 {
-            if let Ok(obj) = dict.get(key) {
-                return match obj {
-                    pdf_extract::Object::Reference(r) => self.doc.get_object(*r).ok().cloned(),
-                    o => Some(o.clone()),
-                };
-            }
-            let parent = dict.get(b"Parent").ok()?.as_reference().ok()?;
-            dict = self.doc.get_dictionary(parent).ok()?;
-        }
-        None
+        self.page_id(n).map_or(0, |p| rotation(&self.doc, p))
     }
 
     /// The page's size in points (from its MediaBox, inherited if need be).
     pub fn page_size(&self, n: u32) -> Option<(f64, f64)> {
-        let arr = match self.inherited(n, b"MediaBox")? {
-            pdf_extract::Object::Array(a) => a,
-            _ => return None,
-        };
-        let v: Vec<f64> = arr
-            .iter()
-            .filter_map(|o| {
-                o.as_float()
-                    .ok()
-                    .map(f64::from)
-                    .or_else(|| o.as_i64().ok().map(|i| i as f64))
-            })
-            .collect();
-        let [x0, y0, x1, y1] = v.as_slice() else {
-            return None;
-        };
-        Some(((x1 - x0).abs(), (y1 - y0).abs()))
+        let [x0, y0, x1, y1] = media_box(&self.doc, self.page_id(n)?)?;
+        Some((x1 - x0, y1 - y0))
     }
+}
+
+/// A page attribute of `page`, looked up through the page tree (/Parent
+/// links), a reference followed.
+pub fn inherited(doc: &Document, page: ObjectId, key: &[u8]) -> Option<Object> {
+    let mut dict = doc.get_dictionary(page).ok()?;
+    for _ in 0..32 {
+        if let Ok(obj) = dict.get(key) {
+            return match obj {
+                Object::Reference(r) => doc.get_object(*r).ok().cloned(),
+                o => Some(o.clone()),
+            };
+        }
+        let parent = dict.get(b"Parent").ok()?.as_reference().ok()?;
+        dict = doc.get_dictionary(parent).ok()?;
+    }
+    None
+}
+
+/// The /Rotate of `page`, inherited if need be (0 when absent or odd).
+pub fn rotation(doc: &Document, page: ObjectId) -> i64 {
+    inherited(doc, page, b"Rotate")
+        .and_then(|o| o.as_i64().ok())
+        .unwrap_or(0)
+        .rem_euclid(360)
+}
+
+/// The MediaBox of `page` (inherited if need be), normalized so that
+/// `x0 < x1` and `y0 < y1`: the area `pdftoppm` renders. `None` when it is
+/// missing or empty.
+pub fn media_box(doc: &Document, page: ObjectId) -> Option<[f64; 4]> {
+    let Object::Array(arr) = inherited(doc, page, b"MediaBox")? else {
+        return None;
+    };
+    let v: Vec<f64> = arr
+        .iter()
+        .filter_map(|o| {
+            o.as_float()
+                .ok()
+                .map(f64::from)
+                .or_else(|| o.as_i64().ok().map(|i| i as f64))
+        })
+        .collect();
+    let &[x0, y0, x1, y1] = v.as_slice() else {
+        return None;
+    };
+    (x0 != x1 && y0 != y1).then(|| [x0.min(x1), y0.min(y1), x0.max(x1), y0.max(y1)])
 }
 
 /// The PDF at `path` as `qpdf` rewrites it, which rebuilds a broken

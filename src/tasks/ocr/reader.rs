@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::{embedded, engine, image, pdf, upright};
 use crate::config::{OcrConfig, OcrMode};
 use crate::detect::Kind;
-use crate::store::PageSource;
+use crate::store::{Affine, Layout, PageSource};
 
 /// Below this mean confidence a reading is checked for a page that is not
 /// upright. Upright pages of print score 80-95, even noisy ones mostly over
@@ -35,6 +35,9 @@ pub struct PageText {
     /// The skew straightened before reading, in degrees (counter-clockwise positive).
     #[serde(default)]
     pub deskewed: Option<f32>,
+    /// Where the words are (OCR only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout: Option<Layout>,
 }
 
 /// A document opened for reading (in the OCR child).
@@ -84,6 +87,24 @@ impl OpenDocument {
         &self.path
     }
 
+    /// The type of file it is.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// The file's bytes.
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// The parsed PDF, for a PDF.
+    pub fn pdf(&self) -> Option<&pdf::Pdf> {
+        match &self.source {
+            Source::Pdf(p) => Some(p),
+            Source::Image(_) => None,
+        }
+    }
+
     /// Number of pages.
     pub fn pages(&self) -> usize {
         match &self.source {
@@ -110,6 +131,7 @@ impl OpenDocument {
                         rendered: false,
                         turned: 0,
                         deskewed: None,
+                        layout: None,
                     });
                 }
                 check_pixels(w, h, config.max_pixels)?;
@@ -142,6 +164,7 @@ impl OpenDocument {
                         rendered: false,
                         turned: 0,
                         deskewed: None,
+                        layout: None,
                     });
                 }
                 Err(e) if config.mode == OcrMode::TextOnly => return Err(e),
@@ -274,13 +297,16 @@ fn ocr_image(
         )
     };
     let straightened = upright::deskew(pix);
+    let skew = straightened.as_ref().map(|(_, angle)| *angle);
     let page = straightened.as_ref().map_or(pix, |(p, _)| &**p);
     let mut best = read(page)?;
     let mut turned = 0;
-    // A page fed sideways or upside down reads as garbage with a poor
-    // confidence; only then is its orientation worth detecting.
-    // Without the orientation model the page is still read, as it is.
-    if best.confidence < CHECK_ORIENTATION_BELOW
+    // A page fed upside down reads as garbage with a poor confidence; one
+    // fed sideways often reads well, tesseract finding its lines vertical.
+    // Only then is its orientation worth detecting (turned upright, its text
+    // layer lies along the lines and viewers show it upright). Without the
+    // orientation model the page is still read, as it is.
+    if (best.confidence < CHECK_ORIENTATION_BELOW || best.layout.mostly_vertical())
         && let Some(degrees) = upright::orientation(page, dpi)
             .inspect_err(|e| log::warn!("{e}"))
             .ok()
@@ -289,11 +315,24 @@ fn ocr_image(
         && let Some(turned_page) = upright::turn(page, degrees)
     {
         let again = read(&turned_page)?;
-        if again.confidence > best.confidence {
+        // Upright lines beat sideways ones read about as well (tesseract
+        // reads vertical lines of print nearly as surely).
+        let straightened_lines = best.layout.mostly_vertical()
+            && !again.layout.mostly_vertical()
+            && again.confidence + 5.0 >= best.confidence;
+        // A picture with no text can look "upside down" to the detector:
+        // a turn must be borne out by words read.
+        let read_words = again.layout.words() > 0;
+        if read_words && (again.confidence > best.confidence || straightened_lines) {
             best = again;
             turned = degrees;
         }
     }
+    let (w, h) = upright::size(pix);
+    let layout = Layout {
+        to_page: read_to_page(f64::from(w), f64::from(h), skew, turned),
+        ..best.layout
+    };
     Ok(PageText {
         text: best.text,
         source: PageSource::Ocr,
@@ -301,6 +340,26 @@ fn ocr_image(
         images: 1,
         rendered: false,
         turned,
-        deskewed: straightened.map(|(_, angle)| angle),
+        deskewed: skew,
+        layout: Some(layout),
     })
+}
+
+/// The map from pixels of the image read back to the page as a fraction of
+/// its width and height, for a page of `w`x`h` pixels that was straightened
+/// by `skew` degrees (rotated clockwise by that much about its centre, as
+/// leptonica's deskew does) and then turned clockwise by `turned` degrees.
+fn read_to_page(w: f64, h: f64, skew: Option<f32>, turned: u32) -> Affine {
+    // Undo the turn: from the turned image to the straightened one (w x h).
+    let unturn = match turned {
+        90 => Affine::new([0.0, -1.0, 1.0, 0.0, 0.0, h]), // (x, y) <- (y', h - x')
+        180 => Affine::new([-1.0, 0.0, 0.0, -1.0, w, h]),
+        270 => Affine::new([0.0, 1.0, -1.0, 0.0, w, 0.0]), // (x, y) <- (w - y', x')
+        _ => Affine::IDENTITY,
+    };
+    // Undo the deskew: the same rotation backwards, about the same centre.
+    let unskew = Affine::translate(-w / 2.0, -h / 2.0)
+        .then(&Affine::rotate(-f64::from(skew.unwrap_or(0.0))))
+        .then(&Affine::translate(w / 2.0, h / 2.0));
+    unturn.then(&unskew).then(&Affine::scale(1.0 / w, 1.0 / h))
 }

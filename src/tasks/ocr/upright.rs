@@ -50,6 +50,18 @@ pub fn deskew(pix: &Pix) -> Option<(OwnedPix, f32)> {
     (conf >= 3.0 && angle.abs() >= MIN_SKEW_DEGREES).then_some((straight, angle))
 }
 
+/// The width and height of `pix`, in pixels.
+pub fn size(pix: &Pix) -> (u32, u32) {
+    // SAFETY: reads two fields of a valid Pix.
+    let (w, h) = unsafe {
+        (
+            leptonica_sys::pixGetWidth(raw(pix)),
+            leptonica_sys::pixGetHeight(raw(pix)),
+        )
+    };
+    (w.max(1) as u32, h.max(1) as u32)
+}
+
 /// `pix` turned clockwise by `degrees` (90, 180 or 270).
 pub fn turn(pix: &Pix, degrees: u32) -> Option<OwnedPix> {
     // SAFETY: reads `pix`, returns a new Pix (or null).
