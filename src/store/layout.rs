@@ -189,6 +189,13 @@ impl Layout {
         down > across
     }
 
+    /// The median height of the lines, in pixels; `None` without lines.
+    pub fn median_line_height(&self) -> Option<i32> {
+        let mut heights: Vec<i32> = self.lines.iter().map(|l| l.bbox[3] - l.bbox[1]).collect();
+        heights.sort_unstable();
+        heights.get(heights.len() / 2).copied()
+    }
+
     /// Number of words.
     pub fn words(&self) -> usize {
         self.lines.iter().map(|l| l.words.len()).sum()

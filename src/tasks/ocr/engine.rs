@@ -30,12 +30,27 @@ pub struct Recognized {
     pub layout: Layout,
 }
 
+/// How tesseract turns the page black and white before reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Threshold {
+    /// One threshold for the whole page (Otsu's, tesseract's default).
+    Global,
+    /// Sauvola's local thresholds, for unevenly lit pages: a phone photo or
+    /// a shadow at the binding loses its darker side to one threshold.
+    /// Measured with tesseract 5.3: a photo shaded to 50% grey at one side
+    /// read at CER 0.26 with whole line ends missing, 0.000 with Sauvola;
+    /// the same text on clean pages; on impulse noise a stray mark or two
+    /// more (CER 0.003-0.006 against 0.000), hence not for every page.
+    Local,
+}
+
 /// Recognizes `pix` with this thread's engine for `languages` (e.g. `eng+deu`)
 /// at resolution `dpi` if given, else the image's own, else `default_dpi`.
 pub fn recognize(
     pix: &Pix,
     languages: &str,
     dpi: Option<i32>,
+    threshold: Threshold,
     default_dpi: u32,
     recycle: u32,
 ) -> Result<Recognized, String> {
@@ -49,6 +64,20 @@ pub fn recognize(
         let engine = slot.as_mut().expect("engine was just created");
         engine.pages += 1;
         let api = &mut engine.api;
+        let method = match threshold {
+            Threshold::Global => c"0",
+            Threshold::Local => c"2",
+        };
+        // Tesseracts before 5.3 have no Sauvola and read as before.
+        if api.set_variable(c"thresholding_method", method).is_err() && threshold == Threshold::Local {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                log::warn!(
+                    "this tesseract has no local thresholding (5.3 or newer has); \
+                     unevenly lit pages may lose text"
+                )
+            });
+        }
         api.set_image_2(pix);
         // SAFETY: pixGetXRes only reads a field of a valid Pix.
         let xres = unsafe { leptonica_sys::pixGetXRes(AsRef::<leptonica_sys::Pix>::as_ref(pix) as *const _ as *mut _) };

@@ -18,6 +18,14 @@ use crate::store::{Affine, Layout, PageSource};
 /// 60; pages read sideways scored 35-46.
 const CHECK_ORIENTATION_BELOW: f64 = 65.0;
 
+/// Text whose lines (ascender to descender) are shorter than this many
+/// pixels is read again scaled up 2x, and the better reading kept. Measured
+/// with tesseract 5.3 on DejaVu Sans (x-height about 0.55 of the line): 11 pt
+/// at 75 DPI (lines of 12 px) reads at CER 0.008 as it is and 0.000 doubled;
+/// at 60 DPI 0.024 and 0.000; 8 pt at 75 DPI 0.060 and 0.000, at 60 DPI
+/// nothing at all as it is; at 100 DPI and above both read alike.
+const SMALL_LINE_HEIGHT: i32 = 16;
+
 /// The text of one page.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PageText {
@@ -287,11 +295,18 @@ fn ocr_image(
     dpi: Option<i32>,
 ) -> Result<PageText, String> {
     let languages = config.languages.join("+");
-    let read = |pix: &tesseract::plumbing::leptonica_plumbing::Pix| {
+    let threshold = if upright::unevenly_lit(pix) {
+        engine::Threshold::Local
+    } else {
+        engine::Threshold::Global
+    };
+    // `scale`: how much the image read was enlarged from the page.
+    let read = |pix: &tesseract::plumbing::leptonica_plumbing::Pix, scale: i32| {
         engine::recognize(
             pix,
             &languages,
-            dpi,
+            dpi.map(|d| d * scale),
+            threshold,
             config.default_dpi,
             config.engine_recycle_pages,
         )
@@ -299,8 +314,9 @@ fn ocr_image(
     let straightened = upright::deskew(pix);
     let skew = straightened.as_ref().map(|(_, angle)| *angle);
     let page = straightened.as_ref().map_or(pix, |(p, _)| &**p);
-    let mut best = read(page)?;
+    let mut best = read(page, 1)?;
     let mut turned = 0;
+    let mut upright_page = None;
     // A page fed upside down reads as garbage with a poor confidence; one
     // fed sideways often reads well, tesseract finding its lines vertical.
     // Only then is its orientation worth detecting (turned upright, its text
@@ -314,7 +330,7 @@ fn ocr_image(
             .filter(|d| *d != 0)
         && let Some(turned_page) = upright::turn(page, degrees)
     {
-        let again = read(&turned_page)?;
+        let again = read(&turned_page, 1)?;
         // Upright lines beat sideways ones read about as well (tesseract
         // reads vertical lines of print nearly as surely).
         let straightened_lines = best.layout.mostly_vertical()
@@ -326,13 +342,34 @@ fn ocr_image(
         if read_words && (again.confidence > best.confidence || straightened_lines) {
             best = again;
             turned = degrees;
+            upright_page = Some(turned_page);
+        }
+    }
+    // Small text (a low-resolution scan, a phone photo, fine print) reads
+    // better scaled up; tesseract does not do it itself.
+    let mut scale = 1;
+    let current = upright_page.as_deref().unwrap_or(page);
+    let (w, h) = upright::size(current);
+    if best
+        .layout
+        .median_line_height()
+        .is_some_and(|lh| lh < SMALL_LINE_HEIGHT)
+        && u64::from(w) * u64::from(h) * 4 <= config.max_pixels
+        && let Some(bigger) = upright::enlarge(current, 2)
+    {
+        let again = read(&bigger, 2)?;
+        if again.confidence > best.confidence {
+            best = again;
+            scale = 2;
         }
     }
     let (w, h) = upright::size(pix);
-    let layout = Layout {
-        to_page: read_to_page(f64::from(w), f64::from(h), skew, turned),
-        ..best.layout
-    };
+    let layout =
+        Layout {
+            to_page: Affine::scale(1.0 / f64::from(scale), 1.0 / f64::from(scale))
+                .then(&read_to_page(f64::from(w), f64::from(h), skew, turned)),
+            ..best.layout
+        };
     Ok(PageText {
         text: best.text,
         source: PageSource::Ocr,

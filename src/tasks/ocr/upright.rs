@@ -69,6 +69,74 @@ pub fn turn(pix: &Pix, degrees: u32) -> Option<OwnedPix> {
     own(turned)
 }
 
+/// `pix` enlarged `factor` times, grey (a 1-bit page is smoothed to grey
+/// first, so that its edges are interpolated, not blocky).
+pub fn enlarge(pix: &Pix, factor: u32) -> Option<OwnedPix> {
+    let f = factor as f32;
+    // SAFETY: reads `pix`; each call returns a new Pix (or null), the
+    // intermediate one freed here.
+    unsafe {
+        let mut gray = leptonica_sys::pixConvertTo8(raw(pix), 0);
+        if gray.is_null() {
+            return None;
+        }
+        let big = leptonica_sys::pixScale(gray, f, f);
+        leptonica_sys::pixDestroy(&mut gray);
+        own(big)
+    }
+}
+
+/// How far the paper's brightness may vary across a page (0-255, between
+/// the brightest and darkest of 4x4 tiles, each tile's paper taken as its
+/// 90th-percentile grey) before the page counts as unevenly lit. An evenly
+/// lit scan varies by a few levels, a low-contrast one too; a phone photo lit
+/// from one side, or a shadow at the binding, by 80 and more.
+const UNEVEN_LIGHT: u32 = 48;
+
+/// True when the page is unevenly lit (see [`UNEVEN_LIGHT`]): tesseract's
+/// one global threshold would lose its darker part.
+pub fn unevenly_lit(pix: &Pix) -> bool {
+    const TILES: i32 = 4;
+    // SAFETY: reads `pix`; every Pix and Box made here is freed here.
+    unsafe {
+        let mut gray = leptonica_sys::pixConvertTo8(raw(pix), 0);
+        if gray.is_null() {
+            return false;
+        }
+        // Small is plenty to see the light, and fast.
+        let mut small = leptonica_sys::pixScaleToSize(gray, 256, 0);
+        leptonica_sys::pixDestroy(&mut gray);
+        if small.is_null() {
+            return false;
+        }
+        let (w, h) = (
+            leptonica_sys::pixGetWidth(small),
+            leptonica_sys::pixGetHeight(small),
+        );
+        let mut papers = vec![];
+        for ty in 0..TILES {
+            for tx in 0..TILES {
+                let mut tile_box =
+                    leptonica_sys::boxCreate(tx * w / TILES, ty * h / TILES, w / TILES, h / TILES);
+                let mut tile =
+                    leptonica_sys::pixClipRectangle(small, tile_box, std::ptr::null_mut());
+                leptonica_sys::boxDestroy(&mut tile_box);
+                if tile.is_null() {
+                    continue;
+                }
+                let mut value = 0u32;
+                if leptonica_sys::pixGetRankValue(tile, 1, 0.9, &mut value) == 0 {
+                    papers.push(value);
+                }
+                leptonica_sys::pixDestroy(&mut tile);
+            }
+        }
+        leptonica_sys::pixDestroy(&mut small);
+        let (min, max) = (papers.iter().min(), papers.iter().max());
+        matches!((min, max), (Some(lo), Some(hi)) if hi - lo > UNEVEN_LIGHT)
+    }
+}
+
 /// A thread's orientation detector: a tesseract engine loaded with `osd`.
 struct Detector(*mut tesseract_sys::TessBaseAPI);
 
