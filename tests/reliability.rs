@@ -445,6 +445,11 @@ fn sigkill_at_every_stage_loses_nothing_and_redoes_no_finished_page() {
         assert_eq!(hex(&Sha256::digest(&bytes)), doc.sha256);
         assert_eq!(originals[d["name"].as_str().unwrap()], doc.sha256);
     }
+    // The searchable PDFs may still be being written.
+    wait_until("every task to finish", || {
+        let t = app.queue.stats().unwrap().tasks;
+        t.pending + t.claimed == 0
+    });
     let stats = app.queue.stats().unwrap();
     assert_eq!(stats.tasks.claimed, 0);
     let completed_ocr = stats.by_type["ocr"].completed;
