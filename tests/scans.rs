@@ -8,7 +8,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::util::{Env, cer, draw, text_png};
+use crate::util::{Env, cer, draw, text_png, variants};
 
 /// Twelve lines of prose, enough for orientation detection to be sure.
 pub const LINES: &[&str] = &[
@@ -137,4 +137,50 @@ fn a_poor_reading_is_flagged_not_passed_off_as_fine() {
     assert_eq!(detail["poor"], true, "{detail}");
     let shown = env.ok(&["show", "1"]);
     assert!(shown.contains("a poor reading"), "{shown}");
+}
+
+/// The CER each variant of the scan set must read within. OCRmyPDF 14
+/// (`--rotate-pages --deskew`) on the same files: 0.000 on all but noise
+/// (0.004 and 0.015) and the phone photo (0.263); `cargo bench --bench scans`.
+fn bound(variant: &str) -> f64 {
+    match variant {
+        "noise-blur" | "small-print-75dpi" => 0.02,
+        "noise-heavy" | "phone-photo" => 0.04,
+        _ => 0.01,
+    }
+}
+
+#[test]
+fn the_scan_set_reads_within_its_bounds_and_every_needle_is_found() {
+    let env = Env::new();
+    let src = env.dir.path().join("set");
+    std::fs::create_dir_all(&src).unwrap();
+    let set = variants::scan_set(&src);
+    std::fs::create_dir_all(env.inbox()).unwrap();
+    let _daemon = env.serve(&["--workers", "2"]);
+    for s in &set {
+        std::fs::copy(&s.path, env.inbox().join(s.path.file_name().unwrap())).unwrap();
+    }
+    let docs = env.wait_settled(set.len());
+    let mut report = vec![];
+    for s in &set {
+        let name = s.path.file_name().unwrap().to_string_lossy();
+        let doc = docs.iter().find(|d| d["name"] == *name).unwrap();
+        assert_eq!(doc["status"], "indexed", "{name}: {doc}");
+        let id = doc["id"].to_string();
+        let rate = cer(&s.truth, &env.ok(&["text", &id]));
+        let hits = env.json(&["search", s.needle]);
+        let found = hits
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["id"] == doc["id"]);
+        if rate > bound(&s.variant) || !found {
+            report.push(format!(
+                "{}: CER {rate:.3}, needle found: {found}",
+                s.variant
+            ));
+        }
+    }
+    assert!(report.is_empty(), "{report:#?}");
 }
