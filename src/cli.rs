@@ -167,6 +167,9 @@ pub struct ListArgs {
     /// Only documents with this status (queued, ocr, indexing, indexed, failed, cancelled)
     #[arg(long)]
     pub status: Option<String>,
+    /// Only documents with pages that read poorly (faint, blurred, or not text)
+    #[arg(long)]
+    pub poor: bool,
     /// Print JSON
     #[arg(long)]
     pub json: bool,

@@ -137,6 +137,39 @@ fn a_poor_reading_is_flagged_not_passed_off_as_fine() {
     assert_eq!(detail["poor"], true, "{detail}");
     let shown = env.ok(&["show", "1"]);
     assert!(shown.contains("a poor reading"), "{shown}");
+    // Counted where a user looks first, and found again by `list --poor`.
+    let stats = env.json(&["stats"]);
+    assert_eq!(
+        (
+            stats["poor_pages"].as_i64(),
+            stats["documents_with_poor_pages"].as_i64()
+        ),
+        (Some(1), Some(1))
+    );
+    assert!(
+        env.ok(&["stats"])
+            .contains("poor readings: 1 page(s) in 1 document(s)")
+    );
+    let clean = env.dir.path().join("clean.png");
+    text_png(&clean, &LINES[..3]);
+    env.ok(&["process", clean.to_str().unwrap()]);
+    let poor = env.json(&["list", "--poor"]);
+    assert_eq!(poor.as_array().unwrap().len(), 1, "{poor}");
+    assert_eq!(
+        (poor[0]["id"].as_i64(), poor[0]["poor_pages"].as_i64()),
+        (Some(1), Some(1))
+    );
+    // Read again well (a sharper copy replaces it), the count goes back down.
+    env.ok(&["enqueue", "--reprocess", "1"]);
+    std::fs::copy(
+        &straight,
+        env.app()
+            .store
+            .file_of(&env.app().store.document(1).unwrap().unwrap()),
+    )
+    .unwrap();
+    env.ok(&["process", "1"]);
+    assert_eq!(env.json(&["stats"])["poor_pages"], 0);
 }
 
 /// The CER each variant of the scan set must read within. OCRmyPDF 14

@@ -19,13 +19,17 @@ struct Item<'a> {
     kind: &'a str,
     size: i64,
     created_at: i64,
+    poor_pages: i64,
 }
 
 /// Runs `quire list`.
 pub fn run(config: &Config, args: &ListArgs) -> anyhow::Result<ExitCode> {
     let status = super::parse_status(args.status.as_deref())?;
     let app = App::open_existing(config)?;
-    let docs = app.store.list(status)?;
+    let mut docs = app.store.list(status)?;
+    if args.poor {
+        docs.retain(|d| d.poor_pages > 0);
+    }
     if args.json {
         let items: Vec<Item> = docs
             .iter()
@@ -38,6 +42,7 @@ pub fn run(config: &Config, args: &ListArgs) -> anyhow::Result<ExitCode> {
                 kind: &d.kind,
                 size: d.size,
                 created_at: d.created_at,
+                poor_pages: d.poor_pages,
             })
             .collect();
         super::print_json(&items)?;
@@ -56,6 +61,9 @@ pub fn run(config: &Config, args: &ListArgs) -> anyhow::Result<ExitCode> {
             super::format_time(d.created_at),
             d.name
         );
+        if d.poor_pages > 0 {
+            print!("  ({} poor page(s))", d.poor_pages);
+        }
         match &d.error {
             Some(e) => println!("  [{e}]"),
             None => println!(),

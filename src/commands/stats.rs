@@ -32,6 +32,13 @@ pub fn render(s: &QueueStats) -> String {
         "documents: {} total, {} queued, {} ocr, {} indexing, {} indexed, {} failed, {} cancelled",
         d["total"], d["queued"], d["ocr"], d["indexing"], d["indexed"], d["failed"], d["cancelled"]
     );
+    if s.poor_pages > 0 {
+        let _ = writeln!(
+            out,
+            "poor readings: {} page(s) in {} document(s) (quire list --poor; quire show ID)",
+            s.poor_pages, s.documents_with_poor_pages
+        );
+    }
     for (name, c) in
         std::iter::once(("all", &s.tasks)).chain(s.by_type.iter().map(|(k, v)| (k.as_str(), v)))
     {

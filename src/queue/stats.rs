@@ -56,6 +56,10 @@ pub struct QueueStats {
     pub completed_last_hour: i64,
     /// The five newest failures.
     pub recent_failures: Vec<RecentFailure>,
+    /// Pages whose best reading was poor (see [`crate::store::POOR_CONFIDENCE`]),
+    /// and the documents that have any.
+    pub poor_pages: i64,
+    pub documents_with_poor_pages: i64,
 }
 
 /// A claimed task with its document's progress, for the live view.

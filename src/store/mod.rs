@@ -99,6 +99,8 @@ pub struct Document {
     pub updated_at: i64,
     /// The searchable PDF last written for it (`output.dir`), if any.
     pub searchable_pdf: Option<String>,
+    /// Pages whose best reading was poor ([`POOR_CONFIDENCE`]).
+    pub poor_pages: i64,
 }
 
 /// A new document's row (see [`crate::queue::Queue::create_document_with_task`]).

@@ -235,6 +235,7 @@ mod tests {
             created_at: 0,
             updated_at: 0,
             searchable_pdf: None,
+            poor_pages: 0,
         }
     }
 

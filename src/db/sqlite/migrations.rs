@@ -31,6 +31,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0005_searchable_pdf",
         include_str!("../../../migrations/sqlite/0005_searchable_pdf.sql"),
     ),
+    (
+        "0006_poor_pages",
+        include_str!("../../../migrations/sqlite/0006_poor_pages.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

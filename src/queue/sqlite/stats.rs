@@ -31,6 +31,11 @@ fn read_stats(c: &Connection, now: i64) -> Result<QueueStats, QueueError> {
         documents.insert(status, n);
     }
     documents.insert("total".into(), total);
+    let (poor_pages, documents_with_poor_pages): (i64, i64) = c
+        .prepare_cached(
+            "SELECT coalesce(sum(poor_pages), 0), count(*) FROM documents WHERE poor_pages > 0",
+        )?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
 
     let mut tasks = StatusCounts::default();
     let mut by_type: BTreeMap<String, StatusCounts> = TaskType::ALL
@@ -85,6 +90,8 @@ fn read_stats(c: &Connection, now: i64) -> Result<QueueStats, QueueError> {
         completed_last_minute: completed_since(60_000)?,
         completed_last_hour: completed_since(3_600_000)?,
         recent_failures,
+        poor_pages,
+        documents_with_poor_pages,
     })
 }
 

@@ -8,7 +8,7 @@ use crate::store::{Document, DocumentStatus, NewDocument};
 
 /// The columns [`doc_from_row`] reads, in order.
 const DOC_COLUMNS: &str = "id, original_name, stored_path, size, sha256, kind, page_count, status, \
-    last_error, ocr_details, indexing_details, created_at, updated_at, searchable_pdf";
+    last_error, ocr_details, indexing_details, created_at, updated_at, searchable_pdf, poor_pages";
 
 /// Reads a [`Document`] from a row selected with [`DOC_COLUMNS`].
 fn doc_from_row(r: &Row<'_>) -> rusqlite::Result<Document> {
@@ -31,6 +31,7 @@ fn doc_from_row(r: &Row<'_>) -> rusqlite::Result<Document> {
         created_at: r.get(11)?,
         updated_at: r.get(12)?,
         searchable_pdf: r.get(13)?,
+        poor_pages: r.get(14)?,
     })
 }
 

@@ -23,7 +23,8 @@ pub(crate) fn begin_ocr(
     if owner != Some(task_id) {
         tx.execute("DELETE FROM pages WHERE document_id = ?1", [document_id])?;
         tx.execute(
-            "UPDATE documents SET ocr_details = json_object('task', ?2) WHERE id = ?1",
+            "UPDATE documents SET ocr_details = json_object('task', ?2), poor_pages = 0 \
+             WHERE id = ?1",
             params![document_id, task_id],
         )?;
     }
@@ -60,12 +61,19 @@ pub(crate) fn save_page(
             ":conf": r.confidence, ":layout": layout,
         })?;
     }
+    let poor = detail.poor;
     let detail = serde_json::to_string(detail).expect("page detail serializes");
+    // poor_pages follows the page's poor flag: minus the old, plus the new
+    // (both read before the SET applies).
     tx.prepare_cached(
         "UPDATE documents SET updated_at = :now, \
+             poor_pages = poor_pages + :poor \
+                 - coalesce(json_extract(ocr_details, '$.pages.' || :n || '.poor'), 0), \
              ocr_details = json_set(ocr_details, '$.pages.' || :n, json(:detail)) WHERE id = :doc",
     )?
-    .execute(named_params! { ":now": now, ":n": number, ":detail": detail, ":doc": document_id })?;
+    .execute(named_params! {
+        ":now": now, ":n": number, ":detail": detail, ":doc": document_id, ":poor": poor,
+    })?;
     Ok(())
 }
 
