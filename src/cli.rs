@@ -62,6 +62,8 @@ pub enum Command {
     Show(ShowArgs),
     /// Print a document's text, pages separated by form feeds
     Text(TextArgs),
+    /// Copy a document's original file, or its searchable PDF, out of the store
+    Export(ExportArgs),
     /// Put failed or cancelled tasks back in the queue
     Retry(RetryArgs),
     /// Cancel pending or running tasks
@@ -193,6 +195,24 @@ pub struct TextArgs {
     /// Only this page (1-based)
     #[arg(long, value_name = "N")]
     pub page: Option<i64>,
+}
+
+/// `quire export`
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The document id
+    pub id: i64,
+    /// Where to write it (`-` for standard output) [default: the original's
+    /// file name, with .pdf for --searchable, in the current folder]
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// The searchable PDF instead of the original: the one in output.dir, or
+    /// made now (for documents read before, or with output.searchable_pdf off)
+    #[arg(long)]
+    pub searchable: bool,
+    /// Replace FILE if it exists
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `quire retry`

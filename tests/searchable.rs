@@ -389,3 +389,51 @@ fn a_daemon_killed_while_writing_leaves_no_partial_pdf_in_sight() {
     assert_eq!(visible, ["long.pdf"]);
     assert_eq!(std::fs::read_dir(&partial).unwrap().count(), 0);
 }
+
+#[test]
+fn export_gives_the_original_or_the_searchable_pdf_made_on_demand() {
+    let env = Env::new().set("QUIRE_OUTPUT_SEARCHABLE_PDF", "false");
+    let png = env.dir.path().join("minutes.png");
+    text_png(&png, LINES);
+    env.ok(&["process", png.to_str().unwrap()]);
+    let out = env.dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let export = |args: &[&str]| {
+        env.cmd()
+            .current_dir(&out)
+            .arg("export")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    // The original, under its own name, byte for byte.
+    assert!(export(&["1"]).status.success());
+    assert_eq!(
+        std::fs::read(out.join("minutes.png")).unwrap(),
+        std::fs::read(&png).unwrap()
+    );
+    // Never over an existing file unless told.
+    let again = export(&["1"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+    assert!(export(&["1", "--force"]).status.success());
+    // No PDF was made (output.searchable_pdf off): made now.
+    assert!(export(&["1", "--searchable"]).status.success());
+    let pdf = out.join("minutes.pdf");
+    tool("qpdf", &["--check", pdf.to_str().unwrap()]);
+    let rate = cer(&LINES.join(" "), &pdf_text(&pdf));
+    assert!(rate < 0.01, "CER {rate}");
+    // To standard output, for a pipe.
+    let piped = export(&["1", "--searchable", "-o", "-"]);
+    assert!(piped.status.success());
+    assert!(piped.stdout.starts_with(b"%PDF-"));
+    // A document not read yet has nothing to lay over its pages.
+    let other = png.with_file_name("other.png");
+    text_png(&other, &["not read yet"]);
+    env.ok(&["enqueue", other.to_str().unwrap()]);
+    let unread = export(&["2", "--searchable"]);
+    assert_eq!(unread.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&unread.stderr);
+    assert!(err.contains("has not been read yet"), "{err}");
+    assert!(!out.join("other.pdf").exists());
+}

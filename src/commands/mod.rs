@@ -3,6 +3,7 @@
 pub mod cancel;
 pub mod doctor;
 pub mod enqueue;
+pub mod export;
 pub mod list;
 pub mod process;
 pub mod retry;

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use crate::config::{Config, OcrConfig};
 use crate::detect::Kind;
-use crate::store::{Document, DocumentStatus, Placement, files};
+use crate::store::{Document, DocumentStatus, Placement, Store, files};
 use crate::tasks::ocr::searchable::PageOverlay;
 use crate::tasks::ocr::with_child;
 use crate::worker::{Processor, TaskContext, TaskError};
@@ -50,26 +50,6 @@ impl Processor for PdfProcessor {
             .document(id)
             .map_err(db)?
             .ok_or_else(|| TaskError::permanent("the document was deleted"))?;
-        if matches!(doc.status, DocumentStatus::Queued | DocumentStatus::Ocr) || doc.pages.is_none()
-        {
-            return Err(TaskError::permanent(format!(
-                "document {id} has not been read yet (it is {}); its PDF is written once its OCR \
-                 task completes",
-                doc.status
-            )));
-        }
-        let mut pages = vec![];
-        for (n, layout) in store.layouts(id).map_err(db)? {
-            let turned = store
-                .page_detail(id, n)
-                .map_err(db)?
-                .map_or(0, |d| d.turned);
-            pages.push(PageOverlay {
-                number: n as usize,
-                layout,
-                turned,
-            });
-        }
         let partial_dir = self.dir.join(PARTIAL_DIR);
         std::fs::create_dir_all(&partial_dir).map_err(|e| {
             TaskError::transient(format!(
@@ -81,10 +61,15 @@ impl Processor for PdfProcessor {
         // A partial file left by an attempt that died may be linked to a
         // placed PDF already: unlinked, never written through.
         let _ = std::fs::remove_file(&partial);
-        let written = self.write(&store.file_of(&doc), &doc, pages, &partial);
-        if let Err(e) = written {
+        if let Err(e) = write(store, &self.ocr, &doc, &partial) {
             let _ = std::fs::remove_file(&partial);
-            return Err(e);
+            return Err(match e {
+                WriteError::NotRead(e) => TaskError::permanent(e),
+                WriteError::Db(e) => db(e),
+                // Disk full, a crash on an odd file, a timeout: all worth
+                // retrying with backoff, up to queue.max_attempts.
+                WriteError::Writer(e) => TaskError::transient(e),
+            });
         }
         if ctx.should_stop() {
             let _ = std::fs::remove_file(&partial);
@@ -121,30 +106,65 @@ impl Processor for PdfProcessor {
     }
 }
 
-impl PdfProcessor {
-    /// Has this thread's OCR child write the PDF of `doc` (stored at `file`)
-    /// to `out`.
-    fn write(
-        &self,
-        file: &Path,
-        doc: &Document,
-        pages: Vec<PageOverlay>,
-        out: &Path,
-    ) -> Result<usize, TaskError> {
-        let kind = Kind::from_stored(&doc.kind);
-        let page_timeout = self.ocr.page_timeout.0;
-        // Writing is mostly copying: a second a page is generous.
-        let timeout = page_timeout + Duration::from_secs(pages.len() as u64);
-        with_child(&self.ocr, |child| {
-            if !child.has_open(file) {
-                child.open(file, kind, page_timeout)?;
-            }
-            child.write_pdf(pages, out, timeout)
-        })
-        // Disk full, a crash on an odd file, a timeout: all worth retrying
-        // with backoff, up to queue.max_attempts.
-        .map_err(|f| TaskError::transient(f.message("writing the searchable PDF")))
+/// Why a searchable PDF could not be written.
+#[derive(Debug)]
+pub enum WriteError {
+    /// The document has not been read (yet): there is no text to lay over it.
+    NotRead(String),
+    Db(crate::db::DbError),
+    /// The writer failed (it says why) or died.
+    Writer(String),
+}
+
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WriteError::NotRead(e) | WriteError::Writer(e) => f.write_str(e),
+            WriteError::Db(e) => write!(f, "database: {e}"),
+        }
     }
+}
+
+impl std::error::Error for WriteError {}
+
+/// Writes the searchable PDF of `doc` to `out` (created or truncated, then
+/// synced) through this thread's OCR child; returns its page count. The PDF
+/// task and `quire export --searchable` both write through here.
+pub fn write(
+    store: &Store,
+    ocr: &OcrConfig,
+    doc: &Document,
+    out: &Path,
+) -> Result<usize, WriteError> {
+    let id = doc.id;
+    if matches!(doc.status, DocumentStatus::Queued | DocumentStatus::Ocr) || doc.pages.is_none() {
+        return Err(WriteError::NotRead(format!(
+            "document {id} has not been read yet (it is {}); its searchable PDF can be written \
+             once its OCR task completes",
+            doc.status
+        )));
+    }
+    let mut pages = vec![];
+    for (n, layout) in store.layouts(id).map_err(WriteError::Db)? {
+        let detail = store.page_detail(id, n).map_err(WriteError::Db)?;
+        pages.push(PageOverlay {
+            number: n as usize,
+            layout,
+            turned: detail.map_or(0, |d| d.turned),
+        });
+    }
+    let file = store.file_of(doc);
+    let kind = Kind::from_stored(&doc.kind);
+    let page_timeout = ocr.page_timeout.0;
+    // Writing is mostly copying: a second a page is generous.
+    let timeout = page_timeout + Duration::from_secs(pages.len() as u64);
+    with_child(ocr, |child| {
+        if !child.has_open(&file) {
+            child.open(&file, kind, page_timeout)?;
+        }
+        child.write_pdf(pages, out, timeout)
+    })
+    .map_err(|f| WriteError::Writer(f.message("writing the searchable PDF")))
 }
 
 /// Where a document's PDF goes, relative to `output.dir`: its name (the path
