@@ -270,15 +270,13 @@ impl Default for IndexConfig {
 /// A configuration that could not be read; the message names the file and key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read the config file {path}: {source}")]
+    #[error("cannot read the config file {path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("bad config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
-    #[error("bad environment variable {var}: {message}")]
-    Env { var: String, message: String },
     #[error("bad configuration: {0}")]
     Invalid(String),
 }
@@ -299,9 +297,9 @@ impl Config {
         };
         let mut table = match &path {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                let text = std::fs::read_to_string(p).map_err(|error| ConfigError::Read {
                     path: p.clone(),
-                    source,
+                    error,
                 })?;
                 text.parse::<toml::Table>()
                     .map_err(|e| ConfigError::Parse {
@@ -311,11 +309,20 @@ impl Config {
             }
             None => toml::Table::new(),
         };
-        overlay_env(&mut table, &env)?;
         let origin = path
             .as_deref()
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "(defaults and environment)".into());
+        // Every problem at once, the file's and the environment's, so that
+        // fixing a configuration takes one round.
+        let mut problems = check_table(&table);
+        problems.extend(overlay_env(&mut table, &env));
+        if !problems.is_empty() {
+            return Err(ConfigError::Parse {
+                path: PathBuf::from(&origin),
+                message: problems.join("; "),
+            });
+        }
         let config: Config = table
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError::Parse {
@@ -404,8 +411,112 @@ fn env_name(section: Option<&str>, key: &str) -> String {
     }
 }
 
-/// Sets every key that has a `QUIRE_*` variable in `env` into `table`.
-fn overlay_env(table: &mut toml::Table, env: &[(String, String)]) -> Result<(), ConfigError> {
+/// The problems of a configuration file's table: unknown sections and keys
+/// (with the closest known one) and values of the wrong type, each found by
+/// reading the defaults with that one value set.
+fn check_table(table: &toml::Table) -> Vec<String> {
+    let defaults = toml::Table::try_from(Config::default()).expect("config serializes");
+    let mut unknown = vec![];
+    let mut wrong = vec![];
+    let mut check_value = |path: &str, section: Option<&str>, key: &str, value: &toml::Value| {
+        if let Err(e) = check_one(section, key, value) {
+            wrong.push(format!("{path}: {e}"));
+        }
+    };
+    for (key, value) in table {
+        match (defaults.get(key), value) {
+            (None, _) => {
+                let known: Vec<&str> = defaults.keys().map(String::as_str).collect();
+                unknown.push(unknown_key(key, &known));
+            }
+            (Some(toml::Value::Table(section)), toml::Value::Table(given)) => {
+                for (k, v) in given {
+                    if section.contains_key(k) {
+                        check_value(&format!("{key}.{k}"), Some(key), k, v);
+                    } else {
+                        let known: Vec<String> =
+                            section.keys().map(|s| format!("{key}.{s}")).collect();
+                        let known: Vec<&str> = known.iter().map(String::as_str).collect();
+                        unknown.push(unknown_key(&format!("{key}.{k}"), &known));
+                    }
+                }
+            }
+            (Some(toml::Value::Table(_)), _) => unknown.push(format!(
+                "{key} is a section: write it as [{key}] with its keys below"
+            )),
+            (Some(_), v) => check_value(key, None, key, v),
+        }
+    }
+    unknown.extend(wrong);
+    unknown
+}
+
+/// Whether `value` fits `key` (of `section`): the defaults read with it set.
+fn check_one(section: Option<&str>, key: &str, value: &toml::Value) -> Result<(), String> {
+    let mut trial = toml::Table::new();
+    trial.insert(key.into(), value.clone());
+    if let Some(s) = section {
+        trial = toml::Table::from_iter([(s.to_owned(), toml::Value::Table(trial))]);
+    }
+    match trial.try_into::<Config>() {
+        Ok(_) => Ok(()),
+        Err(e) => Err(e.message().trim().to_owned()),
+    }
+}
+
+/// "unknown key `k`", with the closest of `known` when one is close.
+fn unknown_key(key: &str, known: &[&str]) -> String {
+    match closest(key, known) {
+        Some(c) => format!("unknown key `{key}`; did you mean `{c}`?"),
+        None => format!("unknown key `{key}`; the keys are {}", known.join(", ")),
+    }
+}
+
+/// The candidate closest to `name` by edit distance (case aside), if it is
+/// close enough to be a typo: at most a third of the name's letters, and 3.
+fn closest<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let distance = |a: &str, b: &str| {
+        let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+        let mut prev: Vec<usize> = (0..=b.len()).collect();
+        for i in 1..=a.len() {
+            let mut cur = vec![i; b.len() + 1];
+            for j in 1..=b.len() {
+                let sub = prev[j - 1] + usize::from(!a[i - 1].eq_ignore_ascii_case(&b[j - 1]));
+                cur[j] = sub.min(prev[j] + 1).min(cur[j - 1] + 1);
+            }
+            prev = cur;
+        }
+        prev[b.len()]
+    };
+    let limit = (name.len() / 3).clamp(1, 3);
+    candidates
+        .iter()
+        .map(|c| (distance(name, c), *c))
+        .filter(|(d, _)| *d <= limit)
+        .min()
+        .map(|(_, c)| c)
+}
+
+/// Sets every key that has a `QUIRE_*` variable in `env` into `table`;
+/// returns the problems: values that do not parse, and `QUIRE_*` variables
+/// that name no key (a typo: named with the closest variable there is).
+fn overlay_env(table: &mut toml::Table, env: &[(String, String)]) -> Vec<String> {
+    let mut problems = vec![];
+    let known: Vec<String> = Config::env_vars().into_iter().map(|(v, _)| v).collect();
+    let known: Vec<&str> = known.iter().map(String::as_str).collect();
+    // QUIRE_TEST_* and QUIRE_BENCH_* belong to quire's own tests and
+    // benchmarks, which run this binary with their environment.
+    let ours = |v: &str| v.starts_with("QUIRE_TEST_") || v.starts_with("QUIRE_BENCH_");
+    for (var, _) in env {
+        if var.starts_with("QUIRE_") && !known.contains(&var.as_str()) && !ours(var) {
+            problems.push(match closest(var, &known) {
+                Some(c) => format!("unknown environment variable {var}; did you mean {c}?"),
+                None => format!(
+                    "unknown environment variable {var}; `man quire` lists the QUIRE_* variables"
+                ),
+            });
+        }
+    }
     let defaults = toml::Table::try_from(Config::default()).expect("config serializes");
     let lookup = |name: &str| {
         env.iter()
@@ -418,40 +529,78 @@ fn overlay_env(table: &mut toml::Table, env: &[(String, String)]) -> Result<(), 
             Some(section) => {
                 for (k, default) in section {
                     let var = env_name(Some(key), k);
-                    if let Some(raw) = lookup(&var) {
-                        let v = env_value(&var, &raw, default)?;
-                        table
-                            .entry(key.clone())
-                            .or_insert_with(|| toml::Value::Table(Default::default()))
-                            .as_table_mut()
-                            .ok_or_else(|| ConfigError::Invalid(format!("{key} must be a table")))?
-                            .insert(k.clone(), v);
+                    let Some(raw) = lookup(&var) else { continue };
+                    let value = env_value(&var, &raw, default).and_then(|v| {
+                        check_one(Some(key), k, &v).map_err(|e| format!("{var}={raw:?}: {e}"))?;
+                        Ok(v)
+                    });
+                    match value {
+                        Ok(v) => {
+                            let section = table
+                                .entry(key.clone())
+                                .or_insert_with(|| toml::Value::Table(Default::default()));
+                            if let Some(section) = section.as_table_mut() {
+                                section.insert(k.clone(), v);
+                            }
+                        }
+                        Err(e) => problems.push(e),
                     }
                 }
             }
             None => {
                 let var = env_name(None, key);
                 if let Some(raw) = lookup(&var) {
-                    table.insert(key.clone(), env_value(&var, &raw, value)?);
+                    let checked = env_value(&var, &raw, value).and_then(|v| {
+                        check_one(None, key, &v).map_err(|e| format!("{var}={raw:?}: {e}"))?;
+                        Ok(v)
+                    });
+                    match checked {
+                        Ok(v) => {
+                            table.insert(key.clone(), v);
+                        }
+                        Err(e) => problems.push(e),
+                    }
                 }
             }
         }
     }
-    Ok(())
+    problems
 }
 
-/// Parses an environment value as the type of `default`: strings stay strings,
-/// anything else is read as a TOML value.
-fn env_value(var: &str, raw: &str, default: &toml::Value) -> Result<toml::Value, ConfigError> {
-    if default.is_str() {
-        return Ok(toml::Value::String(raw.into()));
+/// Reads an environment value as the type of `default`, written plainly
+/// (`eng`, `4`, `true`, `eng,deu` for a list) or in TOML (`"eng"`,
+/// `["eng", "deu"]`).
+fn env_value(var: &str, raw: &str, default: &toml::Value) -> Result<toml::Value, String> {
+    let toml_value = |text: &str| {
+        format!("v = {text}")
+            .parse::<toml::Table>()
+            .map(|t| t["v"].clone())
+            .map_err(|e| format!("{var}={raw:?} is not a valid value: {}", e.message().trim()))
+    };
+    let string = |text: &str| {
+        let t = text.trim();
+        let quoted = t.len() >= 2
+            && ((t.starts_with('"') && t.ends_with('"'))
+                || (t.starts_with('\'') && t.ends_with('\'')));
+        if quoted {
+            toml_value(t)
+        } else {
+            Ok(toml::Value::String(t.to_owned()))
+        }
+    };
+    match default {
+        toml::Value::String(_) => string(raw),
+        toml::Value::Array(items) if !raw.trim_start().starts_with('[') => {
+            let strings = items.first().is_none_or(toml::Value::is_str);
+            raw.split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(|p| if strings { string(p) } else { toml_value(p) })
+                .collect::<Result<Vec<_>, _>>()
+                .map(toml::Value::Array)
+        }
+        _ => toml_value(raw.trim()),
     }
-    let doc = format!("v = {raw}");
-    let parsed: toml::Table = doc.parse().map_err(|e: toml::de::Error| ConfigError::Env {
-        var: var.into(),
-        message: format!("{raw:?} is not a valid value: {}", e.message()),
-    })?;
-    Ok(parsed["v"].clone())
 }
 
 /// The default config file, if one exists.
@@ -555,6 +704,70 @@ mod tests {
         .unwrap();
         assert_eq!(c.data_dir, PathBuf::from("/from/env"));
         assert_eq!(c.queue.poll_interval, Dur(Duration::from_millis(250)));
+    }
+
+    #[test]
+    fn env_values_may_be_plain_or_toml() {
+        let load = |pairs: &[(&str, &str)]| Config::load(None, env(pairs));
+        for (raw, want) in [
+            ("eng", vec!["eng"]),
+            ("\"eng\"", vec!["eng"]),
+            ("eng,deu", vec!["eng", "deu"]),
+            (" eng , deu ", vec!["eng", "deu"]),
+            ("[\"eng\", \"deu\"]", vec!["eng", "deu"]),
+        ] {
+            let c = load(&[("HOME", "/x"), ("QUIRE_OCR_LANGUAGES", raw)]).unwrap();
+            assert_eq!(c.ocr.languages, want, "{raw}");
+        }
+        let c = load(&[
+            ("HOME", "/x"),
+            ("QUIRE_OCR_MODE", "force"),
+            ("QUIRE_QUEUE_WORKERS", "4"),
+        ]);
+        let c = c.unwrap();
+        assert_eq!((c.ocr.mode, c.queue.workers), (OcrMode::Force, 4));
+        let c = load(&[("HOME", "/x"), ("QUIRE_OUTPUT_SIDECAR_TEXT", "true")]).unwrap();
+        assert!(c.output.sidecar_text);
+    }
+
+    #[test]
+    fn a_misspelt_variable_is_an_error_naming_the_closest() {
+        let e = Config::load(None, env(&[("HOME", "/x"), ("QUIRE_QEUE_WORKERS", "4")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("QUIRE_QEUE_WORKERS") && e.contains("did you mean QUIRE_QUEUE_WORKERS"),
+            "{e}"
+        );
+        // Other programs' variables are none of quire's business.
+        assert!(Config::load(None, env(&[("HOME", "/x"), ("QUIREFOO", "1")])).is_ok());
+    }
+
+    #[test]
+    fn every_problem_of_a_file_is_reported_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(
+            &p,
+            "data_dri = \"/x\"\n[queue]\nworkers = \"many\"\nmax_atempts = 2\n[ocr]\nmode = \"fast\"\n",
+        )
+        .unwrap();
+        let e = Config::load(Some(&p), env(&[("QUIRE_QUEUE_STALE_TIMEOUT", "soon")]))
+            .unwrap_err()
+            .to_string();
+        for part in [
+            "unknown key `data_dri`; did you mean `data_dir`?",
+            "unknown key `queue.max_atempts`; did you mean `queue.max_attempts`?",
+            "queue.workers",
+            "ocr.mode",
+            "QUIRE_QUEUE_STALE_TIMEOUT",
+        ] {
+            assert!(e.contains(part), "{part} missing from: {e}");
+        }
+        // A missing file says so once.
+        let e = Config::load(Some(Path::new("/no/such.toml")), env(&[])).unwrap_err();
+        let chain = format!("{:#}", anyhow::Error::new(e));
+        assert_eq!(chain.matches("No such file").count(), 1, "{chain}");
     }
 
     #[test]

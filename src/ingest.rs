@@ -36,14 +36,14 @@ pub enum Ingested {
 /// Why a file could not be ingested. The file is where it was.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    #[error("{path}: {what}: {source}")]
+    #[error("{path}: {what}: {error}")]
     Io {
         path: PathBuf,
         what: &'static str,
-        source: io::Error,
+        error: io::Error,
     },
-    #[error("{path}: {source}")]
-    Db { path: PathBuf, source: QueueError },
+    #[error("{path}: {error}")]
+    Db { path: PathBuf, error: QueueError },
     #[error(
         "{path}: a document with the same content was made and removed again while this \
          file was being taken; it stays where it is and is taken at the next rescan"
@@ -55,7 +55,7 @@ impl IngestError {
     /// True when the source file vanished before it could be taken (renamed or
     /// deleted by someone else): nothing to report but a log line.
     pub fn is_gone(&self) -> bool {
-        matches!(self, IngestError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
+        matches!(self, IngestError::Io { error, .. } if error.kind() == io::ErrorKind::NotFound)
     }
 }
 
@@ -69,15 +69,15 @@ pub fn ingest(
     priority: Priority,
 ) -> Result<Ingested, IngestError> {
     let io_err = |what| {
-        move |source| IngestError::Io {
+        move |error| IngestError::Io {
             path: src.to_path_buf(),
             what,
-            source,
+            error,
         }
     };
-    let db_err = |source: QueueError| IngestError::Db {
+    let db_err = |error: QueueError| IngestError::Db {
         path: src.to_path_buf(),
-        source,
+        error,
     };
     let (sha, size, head) = hash_file(src).map_err(io_err("cannot read the file"))?;
     let kind = detect::detect(&head);

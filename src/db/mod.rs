@@ -72,10 +72,12 @@ impl From<PathBuf> for Location {
 /// Errors from opening or using the database.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
+    // The inner errors are in the message and not also a `source`: `{:#}`
+    // would print them twice.
     #[error("database error: {0}")]
-    Sqlite(#[from] sqlite::Error),
+    Sqlite(sqlite::Error),
     #[error("database connection pool: {0}")]
-    Pool(#[from] r2d2::Error),
+    Pool(r2d2::Error),
     #[error(
         "the database {location} has schema version {found}, newer than this quire understands \
          ({known}); upgrade quire, or point --data-dir at another database"
@@ -86,22 +88,38 @@ pub enum DbError {
         known: i64,
     },
     #[error(
-        "cannot open the database {location}: {source}; check that the data dir exists and is writable"
+        "cannot open the database {location}: {error}; check that the data dir exists and is writable"
     )]
     Open {
         location: Location,
-        source: sqlite::Error,
+        error: sqlite::Error,
     },
     #[error(
         "no quire database at {0}; run `quire serve` or `quire enqueue FILE` first, \
          or pass --data-dir"
     )]
     Missing(Location),
-    #[error("cannot take the lock {path}: {source}; check the data dir's permissions")]
+    /// A search in the engine's own syntax (`--raw`) that it cannot run;
+    /// the message says why in quire's words.
+    #[error("{0}")]
+    BadQuery(String),
+    #[error("cannot take the lock {path}: {error}; check the data dir's permissions")]
     Lock {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
+}
+
+impl From<sqlite::Error> for DbError {
+    fn from(e: sqlite::Error) -> DbError {
+        DbError::Sqlite(e)
+    }
+}
+
+impl From<r2d2::Error> for DbError {
+    fn from(e: r2d2::Error) -> DbError {
+        DbError::Pool(e)
+    }
 }
 
 /// The engine behind a [`Db`].

@@ -18,9 +18,9 @@ impl SqliteDb {
     pub fn try_leader_lock(&self, role: &str) -> Result<Option<FileLock>, DbError> {
         let dir = self.path().parent().unwrap_or(std::path::Path::new("."));
         let path = dir.join(format!("{role}.lock"));
-        let io_err = |source| DbError::Lock {
+        let io_err = |error| DbError::Lock {
             path: path.clone(),
-            source,
+            error,
         };
         let file = File::options()
             .create(true)

@@ -39,9 +39,9 @@ impl SqliteDb {
     /// Opens (creating if needed) the database at `path`, switches it to WAL, applies
     /// pending migrations and builds a pool of at most `max_connections`.
     pub fn open(path: &Path, max_connections: u32) -> Result<SqliteDb, DbError> {
-        let open_err = |source| DbError::Open {
+        let open_err = |error| DbError::Open {
             location: Location::Sqlite(path.to_path_buf()),
-            source,
+            error,
         };
         // WAL is set once here, on a setup connection: setting it in every pooled
         // connection's init races for an exclusive lock.
