@@ -89,6 +89,7 @@ fn main() {
                 .store
                 .search(&query, &SearchFilter::default(), 20)
                 .unwrap()
+                .hits
                 .len();
             times.push(t.elapsed());
         }

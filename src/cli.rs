@@ -129,12 +129,16 @@ pub struct ProcessArgs {
 /// `quire search`
 #[derive(Debug, Args)]
 pub struct SearchArgs {
-    /// Words to find; "quoted phrases" and word* prefixes work
+    /// Words to find, all on one page: "a phrase", pay* (prefix), a OR b,
+    /// -word or NOT word (exclude); see QUERY SYNTAX in the man page
     #[arg(value_name = "QUERY", required = true, num_args = 1..)]
     pub query: Vec<String>,
-    /// At most this many hits
-    #[arg(long, default_value_t = 20)]
+    /// At most this many results (documents, or pages with --pages)
+    #[arg(long, value_name = "N", default_value_t = 20)]
     pub limit: usize,
+    /// One result per matching page instead of per document
+    #[arg(long)]
+    pub pages: bool,
     /// Print JSON
     #[arg(long)]
     pub json: bool,
@@ -195,6 +199,75 @@ pub struct TextArgs {
     /// Only this page (1-based)
     #[arg(long, value_name = "N")]
     pub page: Option<i64>,
+}
+
+impl Command {
+    /// True for the commands that drive OCR child processes through pipes:
+    /// for them a closed pipe must stay an error they handle (a child that
+    /// died), not a signal that kills them.
+    pub fn drives_children(&self) -> bool {
+        matches!(
+            self,
+            Command::Serve(_)
+                | Command::Process(_)
+                | Command::Export(_)
+                | Command::Doctor
+                | Command::OcrChild
+        )
+    }
+}
+
+/// The command line with `quire search`'s exclusions made safe for the
+/// parser: an argument of `search` that starts with a dash and a letter,
+/// digit or quote (`-zebrafish`, `-"red herring"`) is a word to exclude, not
+/// an option, and is passed on as `NOT zebrafish`. Options (`--json`,
+/// `--limit N`, `-v`, `-q`, `-h`) and everything after `--` are left alone.
+pub fn with_search_exclusions(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    // Options that take a value, globally and of `search`.
+    const VALUED: &[&str] = &[
+        "--data-dir",
+        "--config",
+        "--limit",
+        "--since",
+        "--until",
+        "--status",
+    ];
+    let mut out = Vec::with_capacity(args.len());
+    let mut it = args.into_iter();
+    out.extend(it.next()); // the program
+    let mut in_search = false;
+    while let Some(arg) = it.next() {
+        let text = arg.to_string_lossy().into_owned();
+        if text == "--" {
+            out.push(arg);
+            out.extend(it);
+            break;
+        }
+        if VALUED.contains(&text.as_str()) {
+            out.push(arg);
+            out.extend(it.next());
+            continue;
+        }
+        let short_flag = text.len() > 1 && text[1..].chars().all(|c| "vqhV".contains(c));
+        let word = text.len() > 1
+            && text.starts_with('-')
+            && text[1..].starts_with(|c: char| c.is_alphanumeric() || c == '"');
+        if in_search && word && !short_flag {
+            out.push(format!("NOT {}", &text[1..]).into());
+            continue;
+        }
+        if !text.starts_with('-') && !in_search {
+            // The first plain word is the subcommand.
+            in_search = text == "search";
+            if !in_search {
+                out.push(arg);
+                out.extend(it);
+                break;
+            }
+        }
+        out.push(arg);
+    }
+    out
 }
 
 /// `quire export`
@@ -275,6 +348,75 @@ impl From<TaskTypeArg> for TaskType {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn search_exclusions_are_words_not_options() {
+        let args = |a: &[&str]| -> Vec<String> {
+            let os = a.iter().map(std::ffi::OsString::from).collect();
+            with_search_exclusions(os)
+                .into_iter()
+                .map(|s| s.into_string().unwrap())
+                .collect()
+        };
+        assert_eq!(
+            args(&[
+                "quire",
+                "--data-dir",
+                "-odd",
+                "search",
+                "invoice",
+                "-zebrafish",
+                "--limit",
+                "-5",
+                "-v"
+            ]),
+            [
+                "quire",
+                "--data-dir",
+                "-odd",
+                "search",
+                "invoice",
+                "NOT zebrafish",
+                "--limit",
+                "-5",
+                "-v"
+            ]
+        );
+        assert_eq!(
+            args(&["quire", "search", "-\"red herring\"", "tax", "--", "-kept"]),
+            [
+                "quire",
+                "search",
+                "NOT \"red herring\"",
+                "tax",
+                "--",
+                "-kept"
+            ]
+        );
+        // Only search's arguments.
+        assert_eq!(
+            args(&["quire", "list", "-zebra"]),
+            ["quire", "list", "-zebra"]
+        );
+        assert_eq!(
+            args(&["quire", "enqueue", "search", "-x1"]),
+            ["quire", "enqueue", "search", "-x1"]
+        );
+        let via_clap = Cli::try_parse_from(args(&[
+            "quire",
+            "search",
+            "invoice",
+            "-zebrafish",
+            "--pages",
+        ]));
+        let Command::Search(s) = via_clap.unwrap().command else {
+            panic!("not search");
+        };
+        assert_eq!(
+            (s.query.join(" "), s.pages),
+            ("invoice NOT zebrafish".to_string(), true)
+        );
+    }
 
     #[test]
     fn the_cli_definition_is_consistent() {

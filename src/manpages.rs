@@ -29,6 +29,7 @@ pub fn render_man_pages(cmd: Command) -> Vec<(String, Vec<u8>)> {
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
         let man = new_man(&cmd, sub);
         let mut extra = Roff::new();
+        command_sections(&mut extra, sub.get_name());
         see_also(&mut extra, &cmd, Some(sub.get_name()));
         pages.push((man.get_filename(), render_page(&man, sub, &extra)));
     }
@@ -284,6 +285,98 @@ fn key_help(key: &str) -> Option<(String, String)> {
         }
     }
     None
+}
+
+/// Sections of one subcommand's page beyond its options: the query syntax
+/// of `search`, and EXIT STATUS where a command's differs from quire(1)'s.
+fn command_sections(r: &mut Roff, name: &str) {
+    let codes: &[(&str, &str)] = match name {
+        "search" => {
+            query_syntax_section(r);
+            &[
+                ("0", "Something matched."),
+                (
+                    "1",
+                    "Nothing matched (as grep(1) does), or a runtime failure.",
+                ),
+                (
+                    "2",
+                    "A usage error: a bad date or status, a raw query the index cannot run, \
+                     or a query with nothing to look for.",
+                ),
+            ]
+        }
+        "text" => &[
+            ("0", "The text was printed."),
+            (
+                "1",
+                "The document has no text: it failed (the reason is printed) or is not read yet.",
+            ),
+            ("2", "A usage error."),
+        ],
+        _ => return,
+    };
+    r.control("SH", ["EXIT STATUS"]);
+    for (code, text) in codes {
+        r.control("TP", []);
+        r.text([bold(*code)]);
+        r.text([roman(*text)]);
+    }
+}
+
+/// `quire search`'s QUERY SYNTAX, with examples.
+fn query_syntax_section(r: &mut Roff) {
+    r.control("SH", ["QUERY SYNTAX"]);
+    r.text([roman(
+        "Every word must appear on the same page; case and accents do not matter. \
+         Results come one per document, its best page first, with its other matching pages \
+         (--pages lists every page).",
+    )]);
+    for (form, meaning) in [
+        ("word1 word2", "pages with both words"),
+        ("\"a phrase\"", "the words together, in this order"),
+        ("pay*", "any word that starts with pay"),
+        (
+            "a OR b",
+            "either; OR joins the two terms beside it, so tax 2023 OR 2024 is tax and one of the years",
+        ),
+        (
+            "-word, NOT word, -\"a phrase\"",
+            "leave out pages that have it",
+        ),
+        ("AND", "may be written; changes nothing"),
+    ] {
+        r.control("TP", []);
+        r.text([bold(form)]);
+        r.text([roman(meaning)]);
+    }
+    r.control("PP", []);
+    r.text([roman(
+        "Anything else (hyphens inside words, colons, stray quotes, OR, AND or NOT with nothing \
+         to act on) is searched as words. --raw passes the query to SQLite FTS5 unchanged.",
+    )]);
+    r.control("SS", ["Examples"]);
+    for (what, command) in [
+        ("Invoices that mention 4711:", "quire search invoice 4711"),
+        ("Either spelling:", "quire search colour OR color"),
+        ("Contracts, but not drafts:", "quire search contract -draft"),
+        (
+            "A phrase, from 2024 on, as JSON:",
+            "quire search '\"terms of payment\"' --since 2024-01-01 --json",
+        ),
+        (
+            "Every page, not just the best of each document:",
+            "quire search invoice --pages --limit 100",
+        ),
+    ] {
+        r.control("PP", []);
+        r.text([roman(what)]);
+        r.control("RS", ["4"]);
+        r.control("nf", []);
+        r.text([roman(command)]);
+        r.control("fi", []);
+        r.control("RE", []);
+    }
 }
 
 fn exit_status_section(r: &mut Roff) {

@@ -148,3 +148,87 @@ fn doctor_reads_a_page_through_an_ocr_child_and_says_when_it_cannot() {
     );
     assert!(said.contains("raise ocr.max_memory_mb"), "{said}");
 }
+
+#[test]
+fn a_closed_pipe_ends_every_printing_command_quietly() {
+    let env = Env::new();
+    let dir = env.dir.path().join("many");
+    std::fs::create_dir_all(&dir).unwrap();
+    for i in 0..40 {
+        text_pdf(
+            &dir.join(format!("d{i:02}.pdf")),
+            &[&format!("invoice number {i}\n").repeat(40)],
+        );
+    }
+    env.ok(&["process", dir.join("d00.pdf").to_str().unwrap()]);
+    let many = dir.to_str().unwrap();
+    for command in [
+        format!("enqueue {many}"),
+        "list".into(),
+        "show 1".into(),
+        "search invoice --pages".into(),
+        "text 1".into(),
+        "stats".into(),
+        "list --json".into(),
+        "doctor".into(),
+    ] {
+        for _ in 0..5 {
+            // `quire ... | head -c 1`: head exits after one byte.
+            let script =
+                format!("\"$QUIRE\" {command} | head -c 1 >/dev/null; echo \"${{PIPESTATUS[0]}}\"");
+            let out = std::process::Command::new("bash")
+                .args(["-c", &script])
+                .envs(env.cmd().get_envs().filter_map(|(k, v)| Some((k, v?))))
+                .env("QUIRE", env!("CARGO_BIN_EXE_quire"))
+                .output()
+                .unwrap();
+            let status = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            let err = String::from_utf8_lossy(&out.stderr);
+            // 0, or 141: ended by SIGPIPE, as cat and grep are.
+            assert!(
+                status == "0" || status == "141",
+                "{command}: exit {status}: {err}"
+            );
+            assert!(
+                !err.contains("panicked") && !err.contains("Broken pipe"),
+                "{command}: {err}"
+            );
+        }
+    }
+}
+
+#[test]
+fn environment_values_work_plain_and_a_typo_is_named() {
+    let env = Env::new()
+        .set("QUIRE_OCR_LANGUAGES", "eng")
+        .set("QUIRE_QUEUE_WORKERS", "4");
+    let png = env.dir.path().join("a.png");
+    text_png(&png, &["plain environment values"]);
+    env.ok(&["process", png.to_str().unwrap()]);
+    let typo = Env::new().set("QUIRE_QEUE_WORKERS", "4");
+    let out = typo.run(&["stats"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("did you mean QUIRE_QUEUE_WORKERS"), "{err}");
+    // A missing config file says so once.
+    let out = env.run(&["--config", "/no/such/quire.toml", "stats"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+}
+
+#[test]
+fn text_of_a_failed_document_says_why_and_exits_1() {
+    let env = Env::new();
+    let empty = env.dir.path().join("empty.pdf");
+    std::fs::write(&empty, b"").unwrap();
+    env.ok(&["enqueue", empty.to_str().unwrap()]);
+    assert_eq!(env.run(&["process", "1"]).status.code(), Some(1));
+    let out = env.run(&["text", "1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("has no text: it failed: the file is empty"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}

@@ -36,8 +36,8 @@ fn stemming_is_configurable_and_changing_it_rebuilds_the_index() {
         &["The runners were running daily in the connected parks"],
     );
     env.ok(&["process", pdf.to_str().unwrap()]);
-    assert_eq!(env.json(&["search", "runs"]).as_array().unwrap().len(), 0);
-    assert_eq!(env.json(&["search", "running"])[0]["id"], 1);
+    assert_eq!(env.search(&["runs"]).as_array().unwrap().len(), 0);
+    assert_eq!(env.search(&["running"])[0]["id"], 1);
 
     let porter = Env {
         dir: env.dir,
@@ -50,13 +50,7 @@ fn stemming_is_configurable_and_changing_it_rebuilds_the_index() {
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(out.status.success(), "{err}");
     assert!(err.contains("quire serve rebuilds it"), "{err}");
-    assert!(
-        porter
-            .json(&["search", "runs"])
-            .as_array()
-            .unwrap()
-            .is_empty()
-    );
+    assert!(porter.search(&["runs"]).as_array().unwrap().is_empty());
     // ...the daemon rebuilds it.
     let daemon = porter.serve(&["--workers", "1"]);
     assert!(
@@ -66,7 +60,7 @@ fn stemming_is_configurable_and_changing_it_rebuilds_the_index() {
     );
     // Both documents, the one indexed before the switch too, are stemmed now.
     for (q, want) in [("runs", 2), ("connecting", 2), ("daily", 1)] {
-        let hits = porter.json(&["search", q]);
+        let hits = porter.search(&[q]);
         assert_eq!(hits.as_array().unwrap().len(), want, "{q}: {hits}");
     }
 }
@@ -90,7 +84,8 @@ fn reindexing_leaves_exactly_one_copy_of_each_page() {
     env.ok(&["enqueue", "--reprocess", "1"]);
     env.ok(&["process", "1"]);
     assert_eq!(index_rows(&env), first);
-    assert_eq!(env.json(&["search", "ledger"]).as_array().unwrap().len(), 3);
+    let pages = env.search(&["ledger", "--pages"]);
+    assert_eq!(pages.as_array().unwrap().len(), 3);
 }
 
 #[test]
@@ -140,4 +135,128 @@ fn an_indexing_task_killed_mid_way_resumes_to_the_same_index() {
     let details = env.json(&["show", "1"])["indexing_details"].clone();
     assert_eq!(details["phase"], "done", "{details}");
     assert_eq!(details["indexed_pages"], PAGES, "{details}");
+}
+
+/// Three documents: `a.pdf` mentions invoice on pages 1 and 3 (page 1 with
+/// zebrafish too), `b.pdf` an invoice, `c.pdf` zebrafish.
+fn three_documents() -> Env {
+    let env = Env::new();
+    for (name, pages) in [
+        (
+            "a.pdf",
+            &[
+                "invoice for the zebrafish tank",
+                "nothing to see",
+                "a second invoice page",
+            ][..],
+        ),
+        ("b.pdf", &["invoice from the bakery"][..]),
+        ("c.pdf", &["zebrafish care guide"][..]),
+    ] {
+        let pdf = env.dir.path().join(name);
+        text_pdf(&pdf, pages);
+        env.ok(&["process", pdf.to_str().unwrap()]);
+    }
+    env
+}
+
+/// `(id, page)` of each hit.
+fn ids_and_pages(hits: &serde_json::Value) -> Vec<(i64, i64)> {
+    let mut v: Vec<(i64, i64)> = hits
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["id"].as_i64().unwrap(), h["page"].as_i64().unwrap()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn results_come_one_per_document_with_its_other_pages() {
+    let env = three_documents();
+    let hits = env.search(&["invoice"]);
+    assert_eq!(hits.as_array().unwrap().len(), 2, "{hits}");
+    let a = hits
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["id"] == 1)
+        .unwrap();
+    assert_eq!(a["matching_pages"], 2);
+    let other = a["other_pages"][0].as_i64().unwrap();
+    let best = a["page"].as_i64().unwrap();
+    assert_eq!([best.min(other), best.max(other)], [1, 3]);
+    // The original, by its absolute path.
+    let path = std::path::Path::new(a["path"].as_str().unwrap());
+    assert!(path.is_absolute() && path.is_file(), "{path:?}");
+    assert!(a["name"].as_str().unwrap().ends_with("a.pdf"), "{a}");
+    // The human form names the other pages.
+    let out = env.ok(&["search", "invoice"]);
+    assert!(
+        out.contains(&format!("page {best}, also {other}:")),
+        "{out}"
+    );
+    // --pages: today's one row per page.
+    let pages = env.search(&["invoice", "--pages"]);
+    assert_eq!(ids_and_pages(&pages), [(1, 1), (1, 3), (2, 1)]);
+    // --limit says how many more there were.
+    let limited = env.run(&["search", "invoice", "--limit", "1"]);
+    assert!(limited.status.success());
+    let err = String::from_utf8_lossy(&limited.stderr);
+    assert!(err.contains("1 more matching document(s)"), "{err}");
+    assert_eq!(String::from_utf8_lossy(&limited.stdout).lines().count(), 1);
+}
+
+#[test]
+fn or_and_exclusion_work_in_the_default_syntax() {
+    let env = three_documents();
+    let either = env.search(&["invoice", "OR", "zebrafish"]);
+    assert_eq!(either.as_array().unwrap().len(), 3, "{either}");
+    // Exclusion is by page: a.pdf's third page has an invoice and no fish.
+    for q in [
+        &["invoice", "-zebrafish"][..],
+        &["invoice", "NOT", "zebrafish"][..],
+    ] {
+        let hits = env.search(&[q, &["--pages"]].concat());
+        assert_eq!(ids_and_pages(&hits), [(1, 3), (2, 1)], "{q:?}");
+    }
+    let fish_only = env.search(&["zebrafish -invoice"]);
+    assert_eq!(ids_and_pages(&fish_only), [(3, 1)]);
+    let phrase = env.search(&["invoice", "-\"the bakery\"", "--pages"]);
+    assert_eq!(ids_and_pages(&phrase), [(1, 1), (1, 3)]);
+}
+
+#[test]
+fn exit_codes_say_found_not_found_and_misuse() {
+    let env = three_documents();
+    // Nothing found: 1, like grep.
+    let none = env.run(&["search", "platypus"]);
+    assert_eq!(none.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no matches"));
+    // Usage errors: 2, with quire's own words.
+    for (args, says) in [
+        (
+            &["search", "--raw", "mail:foo"][..],
+            "unknown column 'mail'",
+        ),
+        (
+            &["search", "--raw", "\"unclosed"][..],
+            "a quote is not closed",
+        ),
+        (&["search", "--since", "yesterday", "x"][..], "YYYY-MM-DD"),
+        (&["search", "--status", "bogus", "x"][..], "unknown status"),
+        (&["search", "-zebrafish"][..], "nothing to search for"),
+        (&["list", "--status", "bogus"][..], "unknown status"),
+        (&["search"][..], "QUERY"),
+    ] {
+        let out = env.run(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(
+            !err.contains("no such column") && !err.contains("fts5"),
+            "{args:?}: {err}"
+        );
+    }
 }

@@ -1,8 +1,6 @@
 //! Dates as the commands show and read them: UTC, `YYYY-MM-DD`, by Howard
 //! Hinnant's civil-date algorithms (no time-zone database needed).
 
-use anyhow::bail;
-
 /// Formats Unix milliseconds as `YYYY-MM-DD HH:MM:SS` UTC.
 pub(crate) fn format_time(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
@@ -33,10 +31,14 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 pub(crate) fn parse_date(s: &str, flag: &str) -> anyhow::Result<i64> {
     let parts: Vec<i64> = s.split('-').filter_map(|p| p.parse().ok()).collect();
     let [y, m, d] = parts[..] else {
-        bail!("{flag} {s:?}: write the date as YYYY-MM-DD")
+        return Err(super::usage(format!(
+            "{flag} {s:?}: write the date as YYYY-MM-DD"
+        )));
     };
     if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        bail!("{flag} {s:?}: write the date as YYYY-MM-DD");
+        return Err(super::usage(format!(
+            "{flag} {s:?}: write the date as YYYY-MM-DD"
+        )));
     }
     // Days from civil, after Howard Hinnant's algorithm.
     let y = if m <= 2 { y - 1 } else { y };

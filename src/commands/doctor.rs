@@ -2,6 +2,7 @@
 //! problem prints the command that fixes it. Exits 1 when anything is wrong.
 
 use std::ffi::CString;
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -30,13 +31,15 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         check_inotify(config),
     ];
     let mut failed = false;
+    // Written, not println!: a closed pipe is an error that ends quietly.
+    let mut out = std::io::stdout().lock();
     for verdict in checks {
         match verdict {
-            Verdict::Ok(what) => println!("ok    {what}"),
-            Verdict::Warn(what, fix) => println!("warn  {what}\n      fix: {fix}"),
+            Verdict::Ok(what) => writeln!(out, "ok    {what}")?,
+            Verdict::Warn(what, fix) => writeln!(out, "warn  {what}\n      fix: {fix}")?,
             Verdict::Fail(what, fix) => {
                 failed = true;
-                println!("FAIL  {what}\n      fix: {fix}");
+                writeln!(out, "FAIL  {what}\n      fix: {fix}")?;
             }
         }
     }

@@ -28,13 +28,27 @@ pub(crate) fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A mistake in how a command was called (a bad flag value, a query that
+/// cannot run): `quire` exits 2 for it, as for clap's own usage errors.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// A [`UsageError`] saying `why`.
+pub(crate) fn usage(why: impl Into<String>) -> anyhow::Error {
+    UsageError(why.into()).into()
+}
+
 /// Parses a `--status` value; the error lists the statuses there are.
 pub(crate) fn parse_status(status: Option<&str>) -> anyhow::Result<Option<DocumentStatus>> {
     status
         .map(|s| {
             s.parse().map_err(|_| {
                 let all: Vec<_> = DocumentStatus::ALL.iter().map(|s| s.as_str()).collect();
-                anyhow::anyhow!("unknown status {s:?}; use one of: {}", all.join(", "))
+                usage(format!(
+                    "unknown status {s:?}; use one of: {}",
+                    all.join(", ")
+                ))
             })
         })
         .transpose()

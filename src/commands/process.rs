@@ -1,6 +1,7 @@
 //! `quire process`: run OCR and indexing for one document in the foreground,
 //! for people who do not run the daemon.
 
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 
@@ -78,14 +79,17 @@ pub fn run(config: &Config, args: &ProcessArgs) -> anyhow::Result<ExitCode> {
         .store
         .document(doc_id)?
         .ok_or_else(|| anyhow!("document {doc_id} vanished"))?;
-    println!(
+    // Written, not println!: a closed pipe is an error that ends quietly.
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
         "document {doc_id}: {} ({} page(s)) {}",
         doc.status,
         doc.pages.unwrap_or(0),
         doc.name
-    );
+    )?;
     if let Some(pdf) = &doc.searchable_pdf {
-        println!("searchable PDF: {pdf}");
+        writeln!(out, "searchable PDF: {pdf}")?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,17 +1,21 @@
-//! `quire search`: ranked full-text search over every page.
+//! `quire search`: ranked full-text search, one result per document (its
+//! best page first) or, with `--pages`, one per page.
 
 use std::io::Write;
+use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use serde::Serialize;
 
 use crate::app::App;
 use crate::cli::SearchArgs;
 use crate::config::Config;
-use crate::store::{Query, SearchFilter};
+use crate::db::DbError;
+use crate::store::{Hit, Query, SearchFilter};
 
-/// A hit as printed by `--json`.
+/// A result as printed by `--json`: the page's fields (as before results
+/// were grouped), the original file's absolute path and, by document, how
+/// many pages match and which others.
 #[derive(Serialize)]
 struct JsonHit<'a> {
     id: i64,
@@ -19,11 +23,20 @@ struct JsonHit<'a> {
     page: i64,
     snippet: String,
     score: f64,
+    path: &'a Path,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    matching_pages: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    other_pages: Option<&'a [i64]>,
 }
 
-/// Runs `quire search`.
+/// A result, for either form: the (best) page's hit and, by document, the
+/// number of matching pages and the other pages.
+type Row = (Hit, Option<i64>, Vec<i64>);
+
+/// Runs `quire search`. Exits 1 when nothing matches (as grep does), 2 on a
+/// usage error (a bad date, status or raw query).
 pub fn run(config: &Config, args: &SearchArgs) -> anyhow::Result<ExitCode> {
-    let app = App::open_existing(config)?;
     let text = args.query.join(" ");
     let query = if args.raw {
         Some(Query::Raw(text.clone()))
@@ -43,46 +56,100 @@ pub fn run(config: &Config, args: &SearchArgs) -> anyhow::Result<ExitCode> {
             .transpose()?,
         status: super::parse_status(args.status.as_deref())?,
     };
-    let hits = match &query {
-        Some(q) => app.store.search(q, &filter, args.limit).with_context(|| {
-            if args.raw {
-                format!("the raw query {text:?} is not valid; drop --raw to search it as words")
-            } else {
-                format!("searching {text:?}")
-            }
-        })?,
-        None => vec![],
+    let Some(query) = query else {
+        return Err(super::usage(format!(
+            "{text:?} has nothing to search for: give at least one word that must match \
+             (exclusions alone, -word or NOT word, match nothing)"
+        )));
+    };
+    let app = App::open_existing(config)?;
+    let bad_query = |e: DbError| match e {
+        DbError::BadQuery(why) => super::usage(why),
+        e => anyhow::Error::new(e).context(format!("searching {text:?}")),
+    };
+    let (results, total): (Vec<Row>, usize) = if args.pages {
+        let found = app
+            .store
+            .search(&query, &filter, args.limit)
+            .map_err(bad_query)?;
+        let hits = found.hits.into_iter().map(|h| (h, None, vec![])).collect();
+        (hits, found.total)
+    } else {
+        let found = app
+            .store
+            .search_documents(&query, &filter, args.limit)
+            .map_err(bad_query)?;
+        let hits = found
+            .hits
+            .into_iter()
+            .map(|d| (d.best, Some(d.matching_pages), d.other_pages))
+            .collect();
+        (hits, found.total)
     };
     if args.json {
-        let hits: Vec<JsonHit> = hits
+        let absolute: Vec<_> = results
             .iter()
-            .map(|h| JsonHit {
+            .map(|(h, ..)| std::path::absolute(&h.path).unwrap_or_else(|_| h.path.clone()))
+            .collect();
+        let hits: Vec<JsonHit> = results
+            .iter()
+            .zip(&absolute)
+            .map(|((h, pages, others), path)| JsonHit {
                 id: h.id,
                 name: &h.name,
                 page: h.page,
                 snippet: h.snippet.replace(['\x02', '\x03'], ""),
                 score: h.score,
+                path,
+                matching_pages: *pages,
+                other_pages: pages.map(|_| others.as_slice()),
             })
             .collect();
         super::print_json(&hits)?;
-        return Ok(ExitCode::SUCCESS);
+    } else {
+        print_human(&results)?;
     }
+    let unit = if args.pages { "page" } else { "document" };
+    if results.is_empty() {
+        eprintln!("no matches");
+        return Ok(ExitCode::from(1));
+    }
+    if total > results.len() {
+        eprintln!(
+            "{} more matching {unit}(s); --limit {total} shows them all",
+            total - results.len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ID:NAME page P, also Q, R (N pages match): snippet`, the matched words
+/// in bold on a terminal.
+fn print_human(results: &[Row]) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     let (on, off) = if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
         ("\x1b[1m", "\x1b[0m")
     } else {
         ("", "")
     };
-    for h in &hits {
+    for (h, pages, others) in results {
         let snippet = h
             .snippet
             .replace('\n', " ")
             .replace('\x02', on)
             .replace('\x03', off);
-        writeln!(out, "{}:{} page {}: {snippet}", h.id, h.name, h.page)?;
+        let mut at = format!("page {}", h.page);
+        if !others.is_empty() {
+            let list: Vec<String> = others.iter().map(i64::to_string).collect();
+            at += &format!(", also {}", list.join(", "));
+        }
+        match pages {
+            Some(n) if *n as usize > others.len() + 1 => {
+                at += &format!(" ({n} pages match)");
+            }
+            _ => {}
+        }
+        writeln!(out, "{}:{} {at}: {snippet}", h.id, h.name)?;
     }
-    if hits.is_empty() {
-        eprintln!("no matches");
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

@@ -28,7 +28,7 @@ pub use layout::{Affine, Layout, Line, PixelBox, Word};
 pub use pages::{
     POOR_CONFIDENCE, Page, PageDetail, PageReading, PageSource, PageStatus, is_poor_reading,
 };
-pub use search::{Hit, Query, SearchFilter, Term};
+pub use search::{DocumentHit, Found, Hit, Query, SearchFilter, Term};
 
 /// Where a document is in the pipeline. The queue writes it: it follows the
 /// document's tasks (see [`crate::queue::Queue`]).
@@ -327,17 +327,42 @@ impl Store {
         }
     }
 
-    /// Searches every indexed page: at most `limit` hits, most relevant first,
-    /// newest document first on ties. Fails only for a [`Query::Raw`] the
-    /// engine cannot parse.
+    /// Searches every indexed page: at most `limit` pages, most relevant
+    /// first, newest document first on ties, and how many match in all.
+    /// Fails only for a [`Query::Raw`] the engine cannot run
+    /// ([`DbError::BadQuery`], saying why).
     pub fn search(
         &self,
         query: &Query,
         filter: &SearchFilter,
         limit: usize,
-    ) -> Result<Vec<Hit>, DbError> {
-        match self.db.engine() {
+    ) -> Result<Found<Hit>, DbError> {
+        let mut found = match self.db.engine() {
             Engine::Sqlite(db) => db.read(|c| sqlite::search::search(c, query, filter, limit)),
+        }?;
+        for h in &mut found.hits {
+            h.path = self.data_dir.join(&h.path);
         }
+        Ok(found)
+    }
+
+    /// [`Store::search`] by document: at most `limit` documents, ranked by
+    /// their best page, each with its number of matching pages and its next
+    /// best pages; and how many documents match in all.
+    pub fn search_documents(
+        &self,
+        query: &Query,
+        filter: &SearchFilter,
+        limit: usize,
+    ) -> Result<Found<DocumentHit>, DbError> {
+        let mut found = match self.db.engine() {
+            Engine::Sqlite(db) => {
+                db.read(|c| sqlite::search::search_documents(c, query, filter, limit))
+            }
+        }?;
+        for h in &mut found.hits {
+            h.best.path = self.data_dir.join(&h.best.path);
+        }
+        Ok(found)
     }
 }

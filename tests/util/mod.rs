@@ -92,6 +92,24 @@ impl Env {
         serde_json::from_str(&self.ok(&a)).unwrap()
     }
 
+    /// Runs `quire search ARGS --json`: its hits, none when it exits 1
+    /// (nothing matched, as grep does); any other failure fails the test.
+    pub fn search(&self, args: &[&str]) -> Value {
+        let out = self
+            .cmd()
+            .arg("search")
+            .args(args)
+            .arg("--json")
+            .output()
+            .unwrap();
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "quire search {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
     /// Starts `quire serve ARGS`, logging to a file in the temp dir.
     pub fn serve(&self, args: &[&str]) -> Daemon {
         let n = std::fs::read_dir(self.dir.path()).unwrap().count();
