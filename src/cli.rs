@@ -64,6 +64,10 @@ pub enum Command {
     Text(TextArgs),
     /// Copy a document's original file, or its searchable PDF, out of the store
     Export(ExportArgs),
+    /// Print the path of a document's original file, or open it (--view)
+    Open(OpenArgs),
+    /// Remove documents: their tasks, pages and search entries; originals go to trash/
+    Rm(RmArgs),
     /// Put failed or cancelled tasks back in the queue
     Retry(RetryArgs),
     /// Cancel pending or running tasks
@@ -270,6 +274,27 @@ pub fn with_search_exclusions(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::Os
     out
 }
 
+/// `quire open`
+#[derive(Debug, Args)]
+pub struct OpenArgs {
+    /// The document id
+    pub id: i64,
+    /// Open it with the desktop's viewer (xdg-open) instead of printing its path
+    #[arg(long)]
+    pub view: bool,
+}
+
+/// `quire rm`
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// The document ids
+    #[arg(value_name = "ID", required = true)]
+    pub ids: Vec<i64>,
+    /// Delete the original files instead of moving them to <data_dir>/trash/
+    #[arg(long)]
+    pub purge: bool,
+}
+
 /// `quire export`
 #[derive(Debug, Args)]
 pub struct ExportArgs {
@@ -292,10 +317,13 @@ pub struct ExportArgs {
 #[derive(Debug, Args)]
 pub struct RetryArgs {
     /// Task ids to retry
-    #[arg(value_name = "TASK_ID", required_unless_present = "all_failed")]
+    #[arg(value_name = "TASK_ID", required_unless_present_any = ["all_failed", "docs"])]
     pub tasks: Vec<i64>,
+    /// A document whose failed or cancelled tasks to retry (repeatable)
+    #[arg(long = "doc", value_name = "ID")]
+    pub docs: Vec<i64>,
     /// Retry every failed task
-    #[arg(long, conflicts_with = "tasks")]
+    #[arg(long, conflicts_with_all = ["tasks", "docs"])]
     pub all_failed: bool,
 }
 
@@ -303,8 +331,11 @@ pub struct RetryArgs {
 #[derive(Debug, Args)]
 pub struct CancelArgs {
     /// Task ids to cancel
-    #[arg(value_name = "TASK_ID", required = true)]
+    #[arg(value_name = "TASK_ID", required_unless_present = "docs")]
     pub tasks: Vec<i64>,
+    /// A document whose pending and running tasks to cancel (repeatable)
+    #[arg(long = "doc", value_name = "ID")]
+    pub docs: Vec<i64>,
 }
 
 /// A priority on the command line.

@@ -76,6 +76,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Show(args) => commands::show::run(&config, &args),
         Command::Text(args) => commands::text::run(&config, &args),
         Command::Export(args) => commands::export::run(&config, &args),
+        Command::Open(args) => commands::open::run(&config, &args),
+        Command::Rm(args) => commands::rm::run(&config, &args),
         Command::Retry(args) => commands::retry::run(&config, &args),
         Command::Cancel(args) => commands::cancel::run(&config, &args),
         Command::Doctor => commands::doctor::run(&config),

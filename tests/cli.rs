@@ -232,3 +232,58 @@ fn text_of_a_failed_document_says_why_and_exits_1() {
     );
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn open_and_rm_while_a_daemon_runs() {
+    let env = Env::new();
+    let _daemon = env.serve(&["--workers", "1"]);
+    for (name, text) in [
+        ("keep.pdf", "a document to keep"),
+        ("gone.pdf", "a zanzibar ledger"),
+    ] {
+        let pdf = env.dir.path().join(name);
+        text_pdf(&pdf, &[text]);
+        std::fs::rename(&pdf, env.inbox().join(name)).unwrap();
+    }
+    env.wait_settled(2);
+    let docs = env.docs();
+    let id_of = |name: &str| {
+        docs.iter().find(|d| d["name"] == name).unwrap()["id"]
+            .as_i64()
+            .unwrap()
+            .to_string()
+    };
+    let (keep, gone) = (id_of("keep.pdf"), id_of("gone.pdf"));
+    // open: the original's absolute path.
+    let path = env.ok(&["open", &gone]);
+    let path = std::path::PathBuf::from(path.trim());
+    assert!(path.is_absolute() && path.is_file(), "{path:?}");
+    let original = std::fs::read(&path).unwrap();
+    // rm: gone from list, search and the store; the file moved to trash/.
+    let out = env.ok(&["rm", &gone]);
+    assert!(out.contains("trash"), "{out}");
+    assert!(!path.exists());
+    let trashed = env.data().join("trash").join(format!("{gone}-gone.pdf"));
+    assert_eq!(std::fs::read(&trashed).unwrap(), original);
+    assert_eq!(env.docs().len(), 1);
+    assert_eq!(env.run(&["search", "zanzibar"]).status.code(), Some(1));
+    assert!(
+        env.app()
+            .queue
+            .tasks_of(gone.parse().unwrap())
+            .unwrap()
+            .is_empty()
+    );
+    // The other is untouched; --purge deletes the file.
+    let kept = std::path::PathBuf::from(env.ok(&["open", &keep]).trim());
+    env.ok(&["rm", "--purge", &keep]);
+    assert!(!kept.exists());
+    assert_eq!(
+        std::fs::read_dir(env.data().join("trash")).unwrap().count(),
+        1
+    );
+    // A removed id is an error, exit 1.
+    let again = env.run(&["rm", &keep]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no document with id"));
+}

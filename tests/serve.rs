@@ -276,3 +276,35 @@ fn ctrl_c_to_the_daemons_process_group_does_not_fail_the_page_being_read() {
         "a page was failed by the Ctrl-C: {show}"
     );
 }
+
+#[test]
+fn a_cancel_stops_the_running_task_at_once_and_a_retry_reads_no_page_twice() {
+    let env = Env::new();
+    let daemon = env.serve(&["--workers", "1"]);
+    let pdf = env.dir.path().join("long.pdf");
+    scanned_pdf(&pdf, 6);
+    std::fs::rename(&pdf, env.inbox().join("long.pdf")).unwrap();
+    wait_until("page 2 to be read", || daemon.log_contains("page 2/6:"));
+    // By document id, as a person would.
+    let cancelled = env.ok(&["cancel", "--doc", "1"]);
+    assert!(cancelled.contains("cancelled"), "{cancelled}");
+    wait_until("the daemon to stop the task", || {
+        daemon.log_contains("of document 1 was cancelled; stopping it")
+    });
+    assert_eq!(env.json(&["show", "1"])["status"], "cancelled");
+    let retried = env.ok(&["retry", "--doc", "1"]);
+    assert!(retried.contains("is pending again"), "{retried}");
+    env.wait_settled(1);
+    wait_until("indexed", || {
+        env.json(&["show", "1"])["status"] == "indexed"
+    });
+    let log = daemon.log_text();
+    for n in 1..=6 {
+        let reads = log.matches(&format!("page {n}/6:")).count();
+        assert_eq!(reads, 1, "page {n} was read {reads} times:\n{log}");
+    }
+    // Nothing left to cancel or retry by document: exit 1, saying so.
+    let none = env.run(&["cancel", "--doc", "1"]);
+    assert_eq!(none.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no pending or running task"));
+}

@@ -224,7 +224,9 @@ fn check_ocr_child(c: &Config) -> Verdict {
         child
             .open(page.path(), crate::detect::Kind::Pnm, timeout)
             .map_err(fail)?;
-        child.page(1, timeout).map_err(fail)
+        child
+            .page(1, timeout, &std::sync::atomic::AtomicBool::new(false))
+            .map_err(fail)
     })();
     match result {
         Ok(_) => Verdict::Ok("an OCR child process starts and reads a page".into()),

@@ -18,6 +18,8 @@ struct Shown<'a> {
     duplicates: i64,
     page_list: Vec<PageLine<'a>>,
     tasks: &'a [Task],
+    /// The stored copy of the original, absolute.
+    file: std::path::PathBuf,
 }
 
 /// A page without its text.
@@ -43,6 +45,10 @@ pub fn run(config: &Config, args: &ShowArgs) -> anyhow::Result<ExitCode> {
         duplicates: app.store.count_duplicates_of(doc.id)?,
         page_list: pages.iter().map(page_line).collect(),
         tasks: &tasks,
+        file: {
+            let f = app.store.file_of(&doc);
+            std::path::absolute(&f).unwrap_or(f)
+        },
     };
     if args.json {
         super::print_json(&shown)?;
@@ -73,7 +79,7 @@ fn print_human(s: &Shown<'_>, pages: &[Page]) {
         "  kind:    {} ({} bytes, sha256 {})",
         d.kind, d.size, d.sha256
     );
-    println!("  stored:  {}", d.stored_path);
+    println!("  stored:  {}", s.file.display());
     if let Some(pdf) = &d.searchable_pdf {
         println!("  output:  {pdf}");
     }

@@ -113,6 +113,30 @@ pub struct NewDocument<'a> {
     pub kind: &'a str,
 }
 
+/// What [`Store::remove`] did.
+#[derive(Debug)]
+pub struct Removed {
+    /// The document as it was.
+    pub document: Document,
+    /// Where its original went (`trash/`), unless it was purged.
+    pub trashed: Option<PathBuf>,
+}
+
+/// Why [`Store::remove`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoveError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(
+        "the document is removed, but its file {path} could not be moved or deleted: {error}; \
+         remove it by hand"
+    )]
+    File {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+}
+
 /// Documents and their files.
 #[derive(Clone)]
 pub struct Store {
@@ -213,6 +237,54 @@ impl Store {
                 sqlite::pages::save_page(tx, document_id, number, reading, detail, now)
             }),
         }
+    }
+
+    /// Removes a document for good: its row, tasks, pages and index rows in
+    /// one transaction (a daemon running one of its tasks loses the claim
+    /// and stops), then its stored original, moved into `trash/` (named
+    /// `ID-NAME`) or, with `purge`, deleted. The database goes first: a
+    /// crash in between leaves a file in `originals/`, never a document
+    /// without its file. `None` when there was no such document.
+    pub fn remove(&self, document_id: i64, purge: bool) -> Result<Option<Removed>, RemoveError> {
+        let Some(doc) = self.document(document_id)? else {
+            return Ok(None);
+        };
+        let removed = match self.db.engine() {
+            Engine::Sqlite(db) => db.write(|tx| sqlite::documents::remove(tx, document_id)),
+        }?;
+        if !removed {
+            return Ok(None); // removed by another process meanwhile
+        }
+        let file = self.file_of(&doc);
+        let trashed = if purge {
+            match std::fs::remove_file(&file) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(RemoveError::File {
+                        path: file,
+                        error: e,
+                    });
+                }
+                _ => None,
+            }
+        } else {
+            let name = Path::new(&doc.name)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "document".into());
+            let trash = self.data_dir.join("trash");
+            let to = trash.join(format!("{document_id}-{name}"));
+            std::fs::create_dir_all(&trash)
+                .and_then(|()| files::move_file(&file, &to))
+                .map_err(|e| RemoveError::File {
+                    path: file.clone(),
+                    error: e,
+                })?;
+            Some(to)
+        };
+        Ok(Some(Removed {
+            document: doc,
+            trashed,
+        }))
     }
 
     /// Records that the document's searchable PDF is at `path` (absolute).

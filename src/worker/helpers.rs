@@ -1,6 +1,6 @@
 //! The pool's helper threads: the heartbeater, which keeps this process's
 //! claims alive, and the waker, which wakes idle workers when another process
-//! commits to the database.
+//! commits to the database, and stops running tasks that were cancelled.
 
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
@@ -10,7 +10,7 @@ use crossbeam_channel::Receiver;
 
 use super::pool::{Active, Wake};
 use crate::app::App;
-use crate::queue::QueueError;
+use crate::queue::{QueueError, TaskStatus};
 
 /// How often the waker asks whether another process committed (on SQLite a
 /// read of shared memory, no I/O).
@@ -43,8 +43,49 @@ pub(super) fn spawn_heartbeater(app: App, active: Active, stop_rx: Receiver<()>)
         .expect("spawn heartbeat thread")
 }
 
-/// Wakes workers when another process commits to the database.
-pub(super) fn spawn_waker(app: App, wake: Wake, n: usize, stop_rx: Receiver<()>) -> JoinHandle<()> {
+/// Sets the stop flag of every running task this process no longer holds
+/// (cancelled, or released and taken elsewhere), saying why.
+fn stop_lost_claims(app: &App, active: &Active) {
+    let running: Vec<_> = active.lock().unwrap().values().cloned().collect();
+    for (claim, stop) in running {
+        if stop.load(Ordering::SeqCst) {
+            continue;
+        }
+        let why = match app.queue.task(claim.task_id) {
+            Ok(t)
+                if t.status == TaskStatus::Claimed
+                    && t.claimed_by.as_deref() == Some(claim.worker.as_str()) =>
+            {
+                None
+            }
+            Ok(t) if t.status == TaskStatus::Cancelled => Some("was cancelled".to_string()),
+            Ok(t) => Some(format!("is {} elsewhere", t.status)),
+            Err(QueueError::TaskNotFound(_)) => Some("was removed (quire rm)".to_string()),
+            Err(_) => None, // the heartbeat will tell
+        };
+        if let Some(why) = why {
+            log::info!(
+                "task {} ({}) of document {} {why}; stopping it",
+                claim.task_id,
+                claim.task_type,
+                claim.document_id
+            );
+            stop.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Wakes workers when another process commits to the database; on each
+/// such commit also checks this process's running tasks (one indexed read
+/// each), so that a `quire cancel` stops its task within a fraction of a
+/// second instead of at the next heartbeat.
+pub(super) fn spawn_waker(
+    app: App,
+    wake: Wake,
+    n: usize,
+    active: Active,
+    stop_rx: Receiver<()>,
+) -> JoinHandle<()> {
     std::thread::Builder::new()
         .name("waker".into())
         .spawn(move || {
@@ -61,6 +102,7 @@ pub(super) fn spawn_waker(app: App, wake: Wake, n: usize, stop_rx: Receiver<()>)
             {
                 if watcher.changed() {
                     wake.notify_many(n);
+                    stop_lost_claims(&app, &active);
                 }
             }
         })

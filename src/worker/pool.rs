@@ -94,7 +94,7 @@ impl Pool {
         let wake = Wake(wake_tx);
         let helpers = vec![
             spawn_heartbeater(app.clone(), active.clone(), stop_rx.clone()),
-            spawn_waker(app.clone(), wake.clone(), n, stop_rx),
+            spawn_waker(app.clone(), wake.clone(), n, active.clone(), stop_rx),
         ];
         log::info!(
             "started {n} worker(s) as {}",

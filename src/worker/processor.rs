@@ -84,6 +84,12 @@ impl<'a> TaskContext<'a> {
     pub fn should_stop(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
     }
+
+    /// The flag behind [`TaskContext::should_stop`], for work that waits
+    /// (an OCR child reading a page) and must give up as soon as it is set.
+    pub fn stop_flag(&self) -> &AtomicBool {
+        self.stop
+    }
 }
 
 /// The processor for each task type.

@@ -114,6 +114,10 @@ fn run_task(s: &Shared, claim: Claim) {
     };
     match finished {
         Ok(()) => {}
+        // Stopped because it was cancelled (already said): nothing to add.
+        Err(e @ QueueError::LostClaim { .. }) if stop.load(Ordering::SeqCst) => {
+            log::debug!("{e}")
+        }
         Err(e @ QueueError::LostClaim { .. }) => log::warn!("{e}"),
         Err(e) => log::error!(
             "task {}: cannot record its result: {e}; it will be released as stale",

@@ -35,6 +35,13 @@ fn doc_from_row(r: &Row<'_>) -> rusqlite::Result<Document> {
     })
 }
 
+/// Deletes a document's row; its tasks, pages, duplicates and staged index
+/// rows go with it (ON DELETE CASCADE), its index rows by trigger. False
+/// when there was no such document.
+pub(crate) fn remove(tx: &Connection, id: i64) -> Result<bool, DbError> {
+    Ok(tx.execute("DELETE FROM documents WHERE id = ?1", [id])? == 1)
+}
+
 /// Records where the document's searchable PDF was written.
 pub(crate) fn set_searchable_pdf(tx: &Connection, id: i64, path: &str) -> Result<(), DbError> {
     tx.execute(

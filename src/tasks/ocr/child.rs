@@ -15,6 +15,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -150,6 +151,16 @@ const MAX_REPLY: usize = 64 << 20;
 /// to 6 times, and the reply must stay under [`MAX_REPLY`]).
 const MAX_TEXT: usize = MAX_REPLY / 8;
 
+/// How often a wait for the child looks at its stop flag.
+const STOP_CHECK: Duration = Duration::from_millis(100);
+
+/// What a wait for the child's reply ended with.
+enum Readable {
+    Yes,
+    TimedOut,
+    Stopped,
+}
+
 /// The daemon's handle on one child.
 pub struct Child {
     process: std::process::Child,
@@ -249,7 +260,7 @@ impl Child {
             path: path.to_owned(),
             kind: kind.as_str().into(),
         };
-        match self.call(&req, timeout)? {
+        match self.call(&req, timeout, None)? {
             Reply::Opened { pages } => {
                 self.open = Some(path.to_owned());
                 Ok(pages)
@@ -264,10 +275,16 @@ impl Child {
         self.open.as_deref() == Some(path)
     }
 
-    /// Reads page `n` of the open document.
-    pub fn page(&mut self, n: usize, timeout: Duration) -> Result<PageText, Failure> {
+    /// Reads page `n` of the open document. Setting `stop` kills the child
+    /// within a tenth of a second (the task was cancelled).
+    pub fn page(
+        &mut self,
+        n: usize,
+        timeout: Duration,
+        stop: &AtomicBool,
+    ) -> Result<PageText, Failure> {
         self.pages += 1;
-        match self.call(&Request::Page { n }, timeout)? {
+        match self.call(&Request::Page { n }, timeout, Some(stop))? {
             Reply::Page(p) => Ok(p),
             Reply::Error(e) => Err(Failure::Error(e)),
             other => Err(Failure::Died(format!("unexpected reply {other:?}"))),
@@ -285,16 +302,22 @@ impl Child {
             out: out.to_owned(),
             pages,
         };
-        match self.call(&req, timeout)? {
+        match self.call(&req, timeout, None)? {
             Reply::Written { pages } => Ok(pages),
             Reply::Error(e) => Err(Failure::Error(e)),
             other => Err(Failure::Died(format!("unexpected reply {other:?}"))),
         }
     }
 
-    /// Sends one request and waits up to `timeout` for the whole reply. On a
-    /// timeout or a broken child the child is killed; the caller drops it.
-    fn call(&mut self, req: &Request, timeout: Duration) -> Result<Reply, Failure> {
+    /// Sends one request and waits up to `timeout` for the whole reply, or
+    /// until `stop` is set. On a timeout, a stop or a broken child the child
+    /// is killed; the caller drops it.
+    fn call(
+        &mut self,
+        req: &Request,
+        timeout: Duration,
+        stop: Option<&AtomicBool>,
+    ) -> Result<Reply, Failure> {
         let sent = serde_json::to_writer(&mut self.stdin, req)
             .map_err(std::io::Error::from)
             .and_then(|()| self.stdin.write_all(b"\n"))
@@ -305,9 +328,18 @@ impl Child {
         let deadline = Instant::now() + timeout;
         let mut line = vec![];
         loop {
-            if !self.wait_readable(deadline) {
-                self.kill();
-                return Err(Failure::TimedOut(timeout));
+            match self.wait_readable(deadline, stop) {
+                Readable::Yes => {}
+                Readable::TimedOut => {
+                    self.kill();
+                    return Err(Failure::TimedOut(timeout));
+                }
+                Readable::Stopped => {
+                    self.kill();
+                    return Err(Failure::Died(
+                        "it was stopped (the task was cancelled)".into(),
+                    ));
+                }
             }
             // Data is there: this read does not block.
             let chunk = match self.stdout.fill_buf() {
@@ -337,13 +369,19 @@ impl Child {
         })
     }
 
-    /// Waits until the child's stdout has data (or closed), until `deadline`.
-    fn wait_readable(&mut self, deadline: Instant) -> bool {
+    /// Waits until the child's stdout has data (or closed), until `deadline`
+    /// or until `stop` is set (looked at every [`STOP_CHECK`]).
+    fn wait_readable(&mut self, deadline: Instant, stop: Option<&AtomicBool>) -> Readable {
         if !self.stdout.buffer().is_empty() {
-            return true;
+            return Readable::Yes;
         }
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
+            if stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
+                return Readable::Stopped;
+            }
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .min(STOP_CHECK);
             let mut fd = libc::pollfd {
                 fd: self.stdout.get_ref().as_raw_fd(),
                 events: libc::POLLIN,
@@ -352,10 +390,11 @@ impl Child {
             let ms = left.as_millis().min(i32::MAX as u128) as i32;
             // SAFETY: one valid pollfd for the duration of the call.
             match unsafe { libc::poll(&mut fd, 1, ms) } {
-                n if n > 0 => return true,
-                0 => return false,
+                n if n > 0 => return Readable::Yes,
+                0 if Instant::now() >= deadline => return Readable::TimedOut,
+                0 => {}
                 _ if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {}
-                _ => return true, // let the read report the error
+                _ => return Readable::Yes, // let the read report the error
             }
         }
     }

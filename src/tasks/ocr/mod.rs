@@ -84,13 +84,20 @@ impl OcrProcessor {
         self.with_child(|c| c.open(path, kind, self.timeout()))
     }
 
-    /// Reads page `n`, (re)opening the document in the child if needed.
-    fn page(&self, path: &Path, kind: Kind, n: usize) -> Result<PageText, Failure> {
+    /// Reads page `n`, (re)opening the document in the child if needed;
+    /// gives up (killing the child) as soon as `stop` is set.
+    fn page(
+        &self,
+        path: &Path,
+        kind: Kind,
+        n: usize,
+        stop: &std::sync::atomic::AtomicBool,
+    ) -> Result<PageText, Failure> {
         self.with_child(|c| {
             if !c.has_open(path) {
                 c.open(path, kind, self.timeout())?;
             }
-            c.page(n, self.timeout())
+            c.page(n, self.timeout(), stop)
         })
     }
 }
@@ -134,7 +141,8 @@ impl Processor for OcrProcessor {
             {
                 continue;
             }
-            let result = match self.page(&path, kind, n) {
+            let started = std::time::Instant::now();
+            let result = match self.page(&path, kind, n, ctx.stop_flag()) {
                 Ok(p) => Ok(p),
                 Err(Failure::Spawn(e)) => return Err(TaskError::transient(e)),
                 // Stopping: the page was cut short, not read; leave no checkpoint.
@@ -178,6 +186,19 @@ impl Processor for OcrProcessor {
             // keep a task that dies every time alive for ever.
             if reading.is_some() {
                 ctx.record_progress()?;
+            }
+            if let Ok(p) = &result {
+                // -v: a line a page.
+                log::debug!(
+                    "document {doc_id} {:?} page {n}/{pages}: {}, {} chars{}, {} ms",
+                    doc.name,
+                    p.source,
+                    detail.chars,
+                    p.confidence
+                        .map(|c| format!(", confidence {c:.0}"))
+                        .unwrap_or_default(),
+                    started.elapsed().as_millis()
+                );
             }
             if detail.poor {
                 log::warn!(
