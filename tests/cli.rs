@@ -95,7 +95,9 @@ fn a_bad_config_file_names_the_key_and_file() {
 #[test]
 fn a_database_from_a_newer_quire_is_refused() {
     let env = Env::new();
-    env.ok(&["doctor"]);
+    let pdf = env.dir.path().join("a.pdf");
+    text_pdf(&pdf, &["a first document makes the database"]);
+    env.ok(&["enqueue", pdf.to_str().unwrap()]);
     // The schema version is the engine's own marker: SQLite's user_version.
     let db = rusqlite::Connection::open(env.data().join("quire.db")).unwrap();
     db.pragma_update(None, "user_version", 999).unwrap();
@@ -132,6 +134,18 @@ fn stats_watch_prints_the_live_view_when_not_on_a_terminal() {
 #[test]
 fn doctor_reads_a_page_through_an_ocr_child_and_says_when_it_cannot() {
     let env = Env::new();
+    // A data dir that does not exist is reported, not created.
+    let out = env.run(&["doctor"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("there is no data dir at"), "{said}");
+    assert!(said.contains("there is no quire database at"), "{said}");
+    assert!(!env.data().exists(), "doctor created {:?}", env.data());
+    // A real one (made by enqueue) with its inbox: all well.
+    let png = env.dir.path().join("a.png");
+    text_png(&png, &["doctor"]);
+    env.ok(&["enqueue", png.to_str().unwrap()]);
+    std::fs::create_dir_all(env.inbox()).unwrap();
     let ok = env.ok(&["doctor"]);
     assert!(
         ok.contains("ok    an OCR child process starts and reads a page"),
@@ -161,6 +175,7 @@ fn a_closed_pipe_ends_every_printing_command_quietly() {
         );
     }
     env.ok(&["process", dir.join("d00.pdf").to_str().unwrap()]);
+    std::fs::create_dir_all(env.inbox()).unwrap(); // for doctor's sake
     let many = dir.to_str().unwrap();
     for command in [
         format!("enqueue {many}"),
@@ -286,4 +301,24 @@ fn open_and_rm_while_a_daemon_runs() {
     let again = env.run(&["rm", &keep]);
     assert_eq!(again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&again.stderr).contains("no document with id"));
+}
+
+#[test]
+fn a_missing_ocr_language_fails_doctor_and_stops_serve() {
+    // zzz: no such traineddata anywhere; eng loads, so tesseract alone
+    // would start and quietly read in English.
+    let env = Env::new().set("QUIRE_OCR_LANGUAGES", "eng,zzz");
+    std::fs::create_dir_all(env.inbox()).unwrap();
+    let out = env.run(&["doctor"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("cannot load the OCR language(s) zzz"),
+        "{said}"
+    );
+    assert!(said.contains("apt-get install tesseract-ocr-zzz"), "{said}");
+    let out = env.run(&["serve", "--workers", "1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("tesseract-ocr-zzz"), "{err}");
 }

@@ -52,10 +52,13 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
 
 fn check_data_dir(c: &Config) -> Verdict {
     let dir = &c.data_dir;
-    if let Err(e) = std::fs::create_dir_all(dir) {
+    // Doctor looks; it creates nothing (a mistyped --data-dir must not
+    // become a fresh, empty, "healthy" data dir).
+    if !dir.is_dir() {
         return Verdict::Fail(
-            format!("data dir {}: {e}", dir.display()),
-            format!("sudo install -d -o $USER {}", dir.display()),
+            format!("there is no data dir at {}", dir.display()),
+            "check --data-dir (or QUIRE_DATA_DIR, data_dir); `quire serve` creates a new one"
+                .into(),
         );
     }
     let probe = dir.join(".quire-doctor");
@@ -73,6 +76,12 @@ fn check_data_dir(c: &Config) -> Verdict {
 
 fn check_database(c: &Config) -> Verdict {
     let location = Location::from(c.db_path());
+    if !location.exists() {
+        return Verdict::Fail(
+            format!("there is no quire database at {location}"),
+            "check --data-dir; `quire serve` or `quire enqueue FILE` creates one".into(),
+        );
+    }
     match Db::open(location.clone(), 1).and_then(|db| db.check()) {
         Ok(h) if h.problem.is_none() && h.schema_version == h.known_schema_version => {
             Verdict::Ok(format!(
@@ -97,10 +106,16 @@ fn check_database(c: &Config) -> Verdict {
 
 fn check_inbox(c: &Config) -> Verdict {
     let inbox = c.inbox_dir();
-    if let Err(e) = std::fs::create_dir_all(&inbox) {
+    if !inbox.is_dir() {
         return Verdict::Fail(
-            format!("inbox {}: {e}", inbox.display()),
-            format!("sudo install -d -o $USER {}", inbox.display()),
+            format!(
+                "the inbox {} is missing: files dropped there are not picked up",
+                inbox.display()
+            ),
+            format!(
+                "mkdir -p {} (quire serve also creates it at start)",
+                inbox.display()
+            ),
         );
     }
     let probe = inbox.join(".quire-doctor");
@@ -119,8 +134,13 @@ fn check_inbox(c: &Config) -> Verdict {
 fn check_same_filesystem(c: &Config) -> Verdict {
     use std::os::unix::fs::MetadataExt;
     let dev = |p: &Path| std::fs::metadata(p).map(|m| m.dev()).ok();
+    // The data dir stands in for originals/ when that is not there yet.
     let (inbox, store) = (c.inbox_dir(), c.data_dir.join("originals"));
-    let _ = std::fs::create_dir_all(&store);
+    let store = if store.is_dir() {
+        store
+    } else {
+        c.data_dir.clone()
+    };
     match (dev(&inbox), dev(&store)) {
         (Some(a), Some(b)) if a == b => {
             Verdict::Ok("inbox and store are on one filesystem (files are moved by rename)".into())
@@ -169,24 +189,32 @@ fn check_free_space(c: &Config) -> Verdict {
 
 fn check_languages(c: &Config) -> Verdict {
     let langs = c.ocr.languages.join("+");
-    match crate::tasks::ocr::engine::init(&langs) {
-        Ok(_) => Verdict::Ok(format!(
+    let missing = crate::tasks::ocr::engine::missing_languages(&langs);
+    if missing.is_empty() {
+        return Verdict::Ok(format!(
             "tesseract {} loads the languages {langs}",
             tesseract_version()
-        )),
-        Err(e) => Verdict::Fail(
-            e,
-            format!(
-                "apt-get install {}",
-                c.ocr
-                    .languages
-                    .iter()
-                    .map(|l| format!("tesseract-ocr-{}", l.to_lowercase().replace('_', "-")))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            ),
-        ),
+        ));
     }
+    Verdict::Fail(
+        format!(
+            "tesseract cannot load the OCR language(s) {} (ocr.languages = {langs})",
+            missing.join(", ")
+        ),
+        language_fix(&missing),
+    )
+}
+
+/// The command that installs tesseract's `languages` on Debian/Ubuntu.
+pub fn language_fix(languages: &[String]) -> String {
+    let packages: Vec<String> = languages
+        .iter()
+        .map(|l| format!("tesseract-ocr-{}", l.to_lowercase().replace('_', "-")))
+        .collect();
+    format!(
+        "apt-get install {}, or change ocr.languages",
+        packages.join(" ")
+    )
 }
 
 /// The orientation model that turns pages fed sideways or upside down; without

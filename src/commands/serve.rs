@@ -27,9 +27,35 @@ pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     } else {
         0
     };
+    if workers > 0 {
+        check_languages(&config)?;
+    }
     let app = App::open(&config, workers as u32 + 4)?;
     crate::tasks::index::prepare(&app, true)?;
     serve(&app, crate::tasks::processors(&app), !args.no_watch)
+}
+
+/// Refuses to start workers that would fail every page: asks an OCR child
+/// (tesseract never runs in the daemon) which configured languages are
+/// missing.
+fn check_languages(config: &Config) -> anyhow::Result<()> {
+    let mut child = crate::tasks::ocr::child::Child::spawn(&config.ocr)
+        .map_err(|e| anyhow::anyhow!("cannot check the OCR languages: {e}"))?;
+    let missing = child
+        .missing_languages(config.ocr.page_timeout.0)
+        .map_err(|f| {
+            anyhow::anyhow!("cannot check the OCR languages: {}", f.message("the check"))
+        })?;
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "tesseract cannot load the OCR language(s) {} (ocr.languages = {}); every page \
+             would fail: {}",
+            missing.join(", "),
+            config.ocr.languages.join("+"),
+            super::doctor::language_fix(&missing)
+        );
+    }
+    Ok(())
 }
 
 /// Runs the daemon on `app` until SIGINT or SIGTERM. `watch` asks to own the

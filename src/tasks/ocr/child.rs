@@ -33,6 +33,9 @@ pub enum Request {
     Open { path: PathBuf, kind: String },
     /// Reads page `n` (1-based) of the open document; answered by `Page`.
     Page { n: usize },
+    /// Which of the configured OCR languages tesseract cannot load;
+    /// answered by `Languages`.
+    Languages,
     /// Writes the open document's searchable PDF to `out`; answered by `Written`.
     WritePdf {
         out: PathBuf,
@@ -50,6 +53,9 @@ pub enum Reply {
     Page(PageText),
     Written {
         pages: usize,
+    },
+    Languages {
+        missing: Vec<String>,
     },
     /// The request failed; the message is for the user.
     Error(String),
@@ -100,6 +106,9 @@ pub fn child_main() -> anyhow::Result<()> {
                     Err(e) => Reply::Error(e),
                 },
                 None => Reply::Error("no document is open".into()),
+            },
+            Request::Languages => Reply::Languages {
+                missing: super::engine::missing_languages(&config.languages.join("+")),
             },
             Request::WritePdf { out, pages } => match &doc {
                 Some(d) => {
@@ -286,6 +295,15 @@ impl Child {
         self.pages += 1;
         match self.call(&Request::Page { n }, timeout, Some(stop))? {
             Reply::Page(p) => Ok(p),
+            Reply::Error(e) => Err(Failure::Error(e)),
+            other => Err(Failure::Died(format!("unexpected reply {other:?}"))),
+        }
+    }
+
+    /// The configured OCR languages that tesseract cannot load.
+    pub fn missing_languages(&mut self, timeout: Duration) -> Result<Vec<String>, Failure> {
+        match self.call(&Request::Languages, timeout, None)? {
+            Reply::Languages { missing } => Ok(missing),
             Reply::Error(e) => Err(Failure::Error(e)),
             other => Err(Failure::Died(format!("unexpected reply {other:?}"))),
         }

@@ -122,3 +122,46 @@ pub fn init(languages: &str) -> Result<TessBaseApi, String> {
     api.set_page_seg_mode(tesseract::plumbing::tesseract_sys::TessPageSegMode_PSM_AUTO);
     Ok(api)
 }
+
+/// The languages of `languages` (e.g. `eng+spa`) that tesseract cannot load.
+/// Tesseract starts with whatever part of a list it finds, so a successful
+/// [`init`] does not mean every language is there; this asks it which
+/// ones it loaded.
+pub fn missing_languages(languages: &str) -> Vec<String> {
+    use tesseract::plumbing::tesseract_sys as sys;
+    struct Api(*mut sys::TessBaseAPI);
+    impl Drop for Api {
+        fn drop(&mut self) {
+            // SAFETY: created by TessBaseAPICreate, deleted once.
+            unsafe { sys::TessBaseAPIDelete(self.0) };
+        }
+    }
+    let wanted: Vec<String> = languages.split('+').map(str::to_owned).collect();
+    let Ok(lang) = CString::new(languages) else {
+        return wanted;
+    };
+    // SAFETY: a fresh handle, initialised, then read; the array it returns
+    // is freed with TessDeleteTextArray.
+    let loaded: Vec<String> = unsafe {
+        let api = Api(sys::TessBaseAPICreate());
+        if sys::TessBaseAPIInit3(api.0, std::ptr::null(), lang.as_ptr()) != 0 {
+            return wanted;
+        }
+        let list = sys::TessBaseAPIGetLoadedLanguagesAsVector(api.0);
+        let mut loaded = vec![];
+        let mut i = 0;
+        while !list.is_null() && !(*list.add(i)).is_null() {
+            loaded.push(
+                std::ffi::CStr::from_ptr(*list.add(i))
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+            i += 1;
+        }
+        if !list.is_null() {
+            sys::TessDeleteTextArray(list);
+        }
+        loaded
+    };
+    wanted.into_iter().filter(|w| !loaded.contains(w)).collect()
+}
