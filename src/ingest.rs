@@ -113,7 +113,15 @@ pub fn ingest(
         kind: kind.as_str(),
     };
     let (document_id, new) = match queue.create_document_with_task(&doc, priority) {
-        Ok(Some((id, task))) => (id, Some(task)),
+        Ok(Some((id, task))) => {
+            // Said here, before the inbox file is removed: from the commit
+            // on a worker may claim it, and its "claimed" line must not come
+            // first. (Commands that copy files in say it themselves.)
+            if how == Placement::Move {
+                log::info!("ingested {name:?} as document {id} ({kind})");
+            }
+            (id, Some(task))
+        }
         // Another process made the same document between our check and insert.
         Ok(None) => match store.by_sha256(&sha).map_err(|e| db_err(e.into()))? {
             Some(d) => (d.id, None),

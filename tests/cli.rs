@@ -34,7 +34,8 @@ fn list_show_cancel_retry_and_reprocess() {
     env.ok(&["enqueue", "--priority", "low", a.to_str().unwrap()]);
     let docs = env.docs();
     assert_eq!(docs[0]["status"], "queued");
-    assert_eq!(docs[0]["name"], a.to_str().unwrap());
+    // Named by the file's name, as an inbox file is.
+    assert_eq!(docs[0]["name"], "a.pdf");
     let show = env.json(&["show", "1"]);
     let task = show["tasks"][0]["id"].as_i64().unwrap().to_string();
     assert_eq!(show["tasks"][0]["priority"], "low");
@@ -321,4 +322,23 @@ fn a_missing_ocr_language_fails_doctor_and_stops_serve() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("tesseract-ocr-zzz"), "{err}");
+}
+
+#[test]
+fn documents_from_a_folder_are_named_relative_to_it() {
+    let env = Env::new();
+    let top = env.dir.path().join("scans");
+    std::fs::create_dir_all(top.join("2024/may")).unwrap();
+    text_pdf(&top.join("2024/may/bill.pdf"), &["a bill"]);
+    text_pdf(&top.join("letter.pdf"), &["a letter"]);
+    let single = env.dir.path().join("single.pdf");
+    text_pdf(&single, &["one file"]);
+    env.ok(&["enqueue", top.to_str().unwrap(), single.to_str().unwrap()]);
+    let mut names: Vec<String> = env
+        .docs()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["2024/may/bill.pdf", "letter.pdf", "single.pdf"]);
 }

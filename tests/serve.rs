@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use crate::util::{Daemon, Env, corpus, scanned_pdf, text_pdf, text_png, wait_until};
+use crate::util::{Daemon, Env, corpus, scanned_pdf, text_pdf, text_png, wait_until, wait_within};
 
 #[test]
 fn copied_moved_slow_and_folder_drops_are_ingested_once_and_ignored_names_stay() {
@@ -307,4 +307,46 @@ fn a_cancel_stops_the_running_task_at_once_and_a_retry_reads_no_page_twice() {
     let none = env.run(&["cancel", "--doc", "1"]);
     assert_eq!(none.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&none.stderr).contains("no pending or running task"));
+}
+
+#[test]
+fn a_dropped_folder_is_taken_and_then_removed_from_the_inbox() {
+    let env = Env::new();
+    let _daemon = env.serve(&["--workers", "1"]);
+    let staging = env.dir.path().join("batch");
+    std::fs::create_dir_all(staging.join("sub")).unwrap();
+    text_pdf(&staging.join("one.pdf"), &["first of the batch"]);
+    text_pdf(&staging.join("sub/two.pdf"), &["second of the batch"]);
+    std::fs::rename(&staging, env.inbox().join("batch")).unwrap();
+    env.wait_settled(2);
+    let mut names: Vec<String> = env
+        .docs()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap().into())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["batch/one.pdf", "batch/sub/two.pdf"]);
+    wait_until("the emptied folders to go", || {
+        !env.inbox().join("batch").exists()
+    });
+    assert!(env.inbox().is_dir(), "the inbox itself stays");
+}
+
+#[test]
+fn an_inbox_removed_and_made_again_is_watched_again_at_once() {
+    let env = Env::new();
+    let daemon = env.serve(&["--workers", "1"]);
+    std::fs::remove_dir_all(env.inbox()).unwrap();
+    wait_until("a warning", || daemon.log_contains("is gone"));
+    std::fs::create_dir_all(env.inbox()).unwrap();
+    wait_until("the watch renewed", || {
+        daemon.log_contains("watching it again")
+    });
+    let pdf = env.dir.path().join("after.pdf");
+    text_pdf(&pdf, &["dropped into the new inbox"]);
+    std::fs::rename(&pdf, env.inbox().join("after.pdf")).unwrap();
+    // Well within the 5-minute rescan: the new folder is watched.
+    wait_within("the file to be taken", Duration::from_secs(20), || {
+        env.docs().len() == 1
+    });
 }

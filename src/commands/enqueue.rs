@@ -1,6 +1,7 @@
 //! `quire enqueue`: add files or folders as documents (copied into the store),
 //! or re-run a step for an existing document.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -26,22 +27,22 @@ pub fn run(config: &Config, args: &EnqueueArgs) -> anyhow::Result<ExitCode> {
     let files = collect_files(&args.paths)?;
     let bar = progress(files.len());
     let mut failed = 0;
-    for file in &files {
-        let name = file.to_string_lossy();
+    let mut out = std::io::stdout().lock();
+    for (file, name) in &files {
         bar.set_message(name.to_string());
         match ingest(
             &app.store,
             &app.queue,
             file,
-            &name,
+            name,
             Placement::Copy,
             args.priority.into(),
         ) {
             Ok(Ingested::New {
                 document_id, kind, ..
-            }) => bar.suspend(|| println!("added document {document_id} ({kind}): {name}")),
+            }) => bar.suspend(|| writeln!(out, "added document {document_id} ({kind}): {name}"))?,
             Ok(Ingested::Duplicate { document_id, .. }) => {
-                bar.suspend(|| println!("already document {document_id}: {name}"))
+                bar.suspend(|| writeln!(out, "already document {document_id}: {name}"))?
             }
             Err(e) => {
                 failed += 1;
@@ -75,15 +76,33 @@ fn reprocess(
 }
 
 /// The files named, with folders walked recursively (hidden entries skipped,
-/// symlinks inside folders not followed), in a stable order.
-fn collect_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+/// symlinks inside folders not followed), in a stable order, each with its
+/// document name: a file's own name, or for a file found in a folder its
+/// path relative to that folder (as inbox files are named relative to the
+/// inbox).
+fn collect_files(paths: &[PathBuf]) -> anyhow::Result<Vec<(PathBuf, String)>> {
     let mut out = vec![];
     for p in paths {
         let meta = std::fs::metadata(p).with_context(|| format!("cannot read {}", p.display()))?;
         if meta.is_dir() {
-            walk(p, &mut out).with_context(|| format!("cannot read the folder {}", p.display()))?;
+            let mut found = vec![];
+            walk(p, &mut found)
+                .with_context(|| format!("cannot read the folder {}", p.display()))?;
+            out.extend(found.into_iter().map(|f| {
+                let name = f
+                    .strip_prefix(p)
+                    .unwrap_or(&f)
+                    .to_string_lossy()
+                    .into_owned();
+                (f, name)
+            }));
         } else {
-            out.push(p.clone());
+            let name = p
+                .file_name()
+                .unwrap_or(p.as_os_str())
+                .to_string_lossy()
+                .into_owned();
+            out.push((p.clone(), name));
         }
     }
     Ok(out)

@@ -26,7 +26,10 @@ pub fn run(config: &Config, args: &ProcessArgs) -> anyhow::Result<ExitCode> {
             &app.store,
             &app.queue,
             args.target.as_ref(),
-            &args.target,
+            // Named like an inbox file: by its name, not the path typed.
+            &std::path::Path::new(&args.target)
+                .file_name()
+                .map_or(args.target.clone(), |n| n.to_string_lossy().into_owned()),
             Placement::Copy,
             Priority::High,
         )

@@ -30,6 +30,14 @@ struct Inbox {
     window: Duration,
     /// Files that failed to ingest, left alone until the next full rescan.
     failed: std::collections::HashSet<PathBuf>,
+    /// The inotify watch (none in poll mode), renewed when the inbox folder
+    /// is removed and made again.
+    watcher: Option<notify::RecommendedWatcher>,
+    /// True while the inbox folder is missing (said once).
+    missing: bool,
+    /// Subfolders a file was taken from, and when: removed once empty and
+    /// unchanged for the stability window (what a folder drop leaves).
+    emptied: std::collections::HashMap<PathBuf, Instant>,
 }
 
 /// Starts watching the inbox (creating it if missing). Returns once the watch
@@ -73,6 +81,9 @@ pub fn spawn(app: App, wake: Option<Wake>, stop: Receiver<()>) -> anyhow::Result
         wake,
         tracker: Tracker::default(),
         failed: Default::default(),
+        watcher,
+        missing: false,
+        emptied: Default::default(),
     };
     log::info!(
         "watching the inbox {} ({:?} mode)",
@@ -82,7 +93,7 @@ pub fn spawn(app: App, wake: Option<Wake>, stop: Receiver<()>) -> anyhow::Result
     let handle = std::thread::Builder::new()
         .name("inbox".into())
         .spawn(move || {
-            let _keep_alive = (watcher, idle_sender);
+            let _keep_alive = idle_sender;
             inbox.run(&events, &stop);
         })
         .context("cannot start the inbox thread")?;
@@ -116,6 +127,8 @@ impl Inbox {
             for path in self.tracker.take_ready(self.window, Instant::now()) {
                 self.take(&path);
             }
+            self.check_present();
+            self.remove_emptied();
             if Instant::now() >= next_rescan {
                 self.failed.clear();
                 self.scan(&self.dir.clone(), false);
@@ -223,6 +236,81 @@ impl Inbox {
         }
     }
 
+    /// Notices the inbox folder removed (a warning, once) and made again: the
+    /// watch on it is renewed and it is scanned at once, instead of waiting
+    /// for the next rescan.
+    fn check_present(&mut self) {
+        let present = self.dir.is_dir();
+        if !present && !self.missing {
+            self.missing = true;
+            log::warn!(
+                "the inbox {} is gone: nothing is picked up until it is made again \
+                 (mkdir -p {0}); quire watches it again as soon as it is",
+                self.dir.display()
+            );
+        } else if present && self.missing {
+            self.missing = false;
+            if let Some(w) = &mut self.watcher {
+                let _ = w.unwatch(&self.dir);
+                if let Err(e) = w.watch(&self.dir, RecursiveMode::Recursive) {
+                    log::error!(
+                        "cannot watch the inbox {} again: {e}; it is scanned every \
+                         watch.rescan_interval until quire serve restarts",
+                        self.dir.display()
+                    );
+                }
+            }
+            log::info!(
+                "the inbox {} is back; watching it again",
+                self.dir.display()
+            );
+            self.scan(&self.dir.clone(), false);
+        }
+    }
+
+    /// Removes the subfolders files were taken from once they are empty and
+    /// have not changed for the stability window (a folder still being
+    /// copied in has files, or changed just now); a parent left empty is
+    /// looked at in turn. Never the inbox itself.
+    fn remove_emptied(&mut self) {
+        let now = Instant::now();
+        let due: Vec<PathBuf> = self
+            .emptied
+            .iter()
+            .filter(|(_, at)| now.duration_since(**at) >= self.window)
+            .map(|(d, _)| d.clone())
+            .collect();
+        for dir in due {
+            let empty = std::fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_none());
+            if !empty {
+                // Files in it will be taken (and note it again), or it is
+                // not ours to remove.
+                self.emptied.remove(&dir);
+                continue;
+            }
+            let quiet = std::fs::metadata(&dir)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|e| e >= self.window));
+            if !quiet {
+                continue; // looked at again next time
+            }
+            self.emptied.remove(&dir);
+            if std::fs::remove_dir(&dir).is_ok() {
+                log::debug!("removed the emptied folder {}", dir.display());
+                if let Some(parent) = dir.parent().filter(|p| *p != self.dir) {
+                    self.emptied.insert(parent.to_path_buf(), now);
+                }
+            }
+        }
+    }
+
+    /// Remembers the subfolder `file` was taken from, for [`Inbox::remove_emptied`].
+    fn note_emptied(&mut self, file: &Path) {
+        if let Some(dir) = file.parent().filter(|d| *d != self.dir) {
+            self.emptied.insert(dir.to_path_buf(), Instant::now());
+        }
+    }
+
     /// Ingests one file and wakes a worker for it.
     fn take(&mut self, path: &Path) {
         let rel = path
@@ -238,21 +326,23 @@ impl Inbox {
             Placement::Move,
             Priority::High,
         ) {
-            Ok(Ingested::New {
-                document_id, kind, ..
-            }) => {
-                log::info!("ingested {rel:?} as document {document_id} ({kind})");
+            // Logged by ingest itself, as soon as it is committed.
+            Ok(Ingested::New { .. }) => {
                 if let Some(w) = &self.wake {
                     w.notify();
                 }
+                self.note_emptied(path);
             }
             Ok(Ingested::Duplicate {
                 document_id,
                 kept_at,
-            }) => log::info!(
-                "{rel:?} has the same content as document {document_id}; not processed again, kept as {}",
-                kept_at.map(|p| p.display().to_string()).unwrap_or_default()
-            ),
+            }) => {
+                log::info!(
+                    "{rel:?} has the same content as document {document_id}; not processed again, kept as {}",
+                    kept_at.map(|p| p.display().to_string()).unwrap_or_default()
+                );
+                self.note_emptied(path);
+            }
             Err(e) if e.is_gone() => log::debug!("{rel:?} went away before it could be taken"),
             Err(e) => {
                 log::error!(
