@@ -18,6 +18,8 @@ pub enum Kind {
     Gif,
     Webp,
     Pnm,
+    /// Plain text (UTF-8, or Latin-1/Windows-1252): `.txt`, `.md`, `.csv`...
+    Text,
     /// Something quire does not read; the string says what it looks like.
     Unsupported(&'static str),
 }
@@ -34,6 +36,7 @@ impl Kind {
             Kind::Gif => "gif",
             Kind::Webp => "webp",
             Kind::Pnm => "pnm",
+            Kind::Text => "text",
             Kind::Unsupported(what) => what,
         }
     }
@@ -49,6 +52,7 @@ impl Kind {
             Kind::Gif,
             Kind::Webp,
             Kind::Pnm,
+            Kind::Text,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -59,6 +63,7 @@ impl Kind {
     pub fn extension(self) -> &'static str {
         match self {
             Kind::Jpeg => "jpg",
+            Kind::Text => "txt",
             Kind::Unsupported(_) => "bin",
             k => k.as_str(),
         }
@@ -66,7 +71,7 @@ impl Kind {
 
     /// True for raster image formats that leptonica reads.
     pub fn is_image(self) -> bool {
-        !matches!(self, Kind::Pdf | Kind::Unsupported(_))
+        !matches!(self, Kind::Pdf | Kind::Text | Kind::Unsupported(_))
     }
 }
 
@@ -142,10 +147,31 @@ pub fn detect(head: &[u8]) -> Kind {
         Kind::Unsupported("xml")
     } else if head.len() > 5 && head[..5].eq_ignore_ascii_case(b"<!doc") || starts(b"<html") {
         Kind::Unsupported("html")
-    } else if std::str::from_utf8(head).is_ok() && !head.contains(&0) {
-        Kind::Unsupported("text")
+    } else if looks_like_text(head) {
+        Kind::Text
     } else {
         Kind::Unsupported("unknown")
+    }
+}
+
+/// True for the start of a plain text file: no NUL, and UTF-8 (a character
+/// cut at the end of `head` aside) or, failing that, Windows-1252 with no
+/// control characters but tab, line ends and form feed, and none of the five
+/// bytes Windows-1252 leaves undefined.
+fn looks_like_text(head: &[u8]) -> bool {
+    if head.is_empty() || head.contains(&0) {
+        return false;
+    }
+    let controls_ok = |b: &u8| *b >= 0x20 || matches!(b, b'\t' | b'\n' | b'\r' | 0x0c);
+    match std::str::from_utf8(head) {
+        Ok(_) => head.iter().all(controls_ok),
+        // Cut inside a character within the last 3 bytes: still UTF-8.
+        Err(e) if e.error_len().is_none() && head.len() - e.valid_up_to() < 4 => {
+            head[..e.valid_up_to()].iter().all(controls_ok)
+        }
+        Err(_) => head
+            .iter()
+            .all(|b| controls_ok(b) && !matches!(b, 0x81 | 0x8d | 0x8f | 0x90 | 0x9d)),
     }
 }
 
@@ -192,7 +218,18 @@ mod tests {
         assert_eq!(detect(b"P6\n12 12\n255\n"), Kind::Pnm);
         assert_eq!(detect(b"BM\0\0\0\0\0\0\0\0\0\0\0\0\0\0"), Kind::Bmp);
         assert_eq!(detect(b""), Kind::Unsupported("empty"));
-        assert_eq!(detect(b"hello world"), Kind::Unsupported("text"));
+        assert_eq!(detect(b"hello world"), Kind::Text);
+        assert_eq!(
+            detect("caf\u{e9}, na\u{ef}ve\n\x0cpage two".as_bytes()),
+            Kind::Text
+        );
+        // Latin-1 / Windows-1252: not UTF-8, still text.
+        assert_eq!(detect(b"caf\xe9 \x93quoted\x94\r\n"), Kind::Text);
+        // A UTF-8 character cut at the end of the first KiB.
+        let mut cut = "a".repeat(1023).into_bytes();
+        cut.push(0xc3);
+        assert_eq!(detect(&cut), Kind::Text);
+        assert_eq!(detect(b"\x01\x02binary\x03"), Kind::Unsupported("unknown"));
         assert_eq!(detect(b"PK\x03\x04rest"), Kind::Unsupported("zip"));
         assert_eq!(detect(&[0u8, 1, 2, 3, 0xfe]), Kind::Unsupported("unknown"));
     }

@@ -95,7 +95,13 @@ fn draw_loop(app: &App, stop: &Receiver<()>, draw: bool) {
             crate::systemd::status(app);
             since_status = Duration::ZERO;
         }
-        if !draw {
+        // Drawn only while in the foreground: moved to the background
+        // (`quire serve &`, or ^Z then bg), logs go out as plain lines.
+        if !draw || !crate::logging::in_foreground() {
+            for bar in bars.drain(..) {
+                bar.finish_and_clear();
+                multi.remove(&bar);
+            }
             continue;
         }
         let lines = render(app);

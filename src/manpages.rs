@@ -10,7 +10,7 @@ use std::path::Path;
 
 use clap::Command;
 use clap_mangen::Man;
-use clap_mangen::roff::{Roff, bold, roman};
+use clap_mangen::roff::{Roff, bold, italic, roman};
 
 /// The man pages: `quire.1`, then one `quire-<sub>.1` per visible subcommand
 /// (hidden ones, like `man`, are skipped), as (file name, roff source).
@@ -89,6 +89,57 @@ fn new_man(root: &Command, cmd: &Command) -> Man {
         ))
 }
 
+/// SYNOPSIS, written here rather than by clap_mangen, whose synopsis leaves
+/// out the values options take (`[--limit]` for `--limit N`): each option
+/// with its value, positionals as `<NAME>`, `...` where they repeat.
+fn synopsis(cmd: &Command) -> Roff {
+    let mut r = Roff::new();
+    r.control("SH", ["SYNOPSIS"]);
+    let name = cmd.get_bin_name().unwrap_or(cmd.get_name()).to_string();
+    let mut line = vec![bold(name)];
+    for arg in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
+        let values: Vec<String> = arg
+            .get_value_names()
+            .map(|v| v.iter().map(|n| format!("<{n}>")).collect())
+            .unwrap_or_else(|| vec![format!("<{}>", arg.get_id().as_str().to_uppercase())]);
+        let repeats = arg.get_num_args().is_some_and(|n| n.max_values() > 1)
+            || matches!(
+                arg.get_action(),
+                clap::ArgAction::Append | clap::ArgAction::Count
+            );
+        let optional = !arg.is_required_set();
+        line.push(roman(if optional { " [" } else { " " }));
+        if arg.is_positional() {
+            line.push(italic(values.join(" ")));
+        } else {
+            let flag = match (arg.get_short(), arg.get_long()) {
+                (Some(s), Some(l)) => format!("-{s}|--{l}"),
+                (Some(s), None) => format!("-{s}"),
+                (None, Some(l)) => format!("--{l}"),
+                (None, None) => continue,
+            };
+            line.push(bold(flag));
+            if arg.get_action().takes_values() {
+                line.push(roman(" "));
+                line.push(italic(values.join(" ")));
+            }
+        }
+        if optional {
+            line.push(roman("]"));
+        }
+        if repeats {
+            line.push(roman("..."));
+        }
+    }
+    if cmd.get_subcommands().any(|s| !s.is_hide_set()) {
+        let name = cmd.get_subcommand_value_name().unwrap_or("COMMAND");
+        line.push(roman(" "));
+        line.push(italic(format!("<{name}>")));
+    }
+    r.text(line);
+    r
+}
+
 /// What `Man::render` writes, with `extra` inserted before VERSION and AUTHORS.
 fn render_page(man: &Man, cmd: &Command, extra: &Roff) -> Vec<u8> {
     let mut buf = Vec::new();
@@ -96,7 +147,7 @@ fn render_page(man: &Man, cmd: &Command, extra: &Roff) -> Vec<u8> {
     (|| -> std::io::Result<()> {
         man.render_title(w)?;
         man.render_name_section(w)?;
-        man.render_synopsis_section(w)?;
+        synopsis(cmd).to_writer(w)?;
         man.render_description_section(w)?;
         if cmd.get_arguments().any(|a| !a.is_hide_set()) {
             man.render_options_section(w)?;

@@ -342,3 +342,31 @@ fn documents_from_a_folder_are_named_relative_to_it() {
     names.sort();
     assert_eq!(names, ["2024/may/bill.pdf", "letter.pdf", "single.pdf"]);
 }
+
+#[test]
+fn verbose_adds_a_line_per_page_and_quiet_takes_lines_away() {
+    let env = Env::new();
+    let pdf = env.dir.path().join("two.pdf");
+    text_pdf(&pdf, &["first page", "second page"]);
+    let lines = |args: &[&str]| {
+        let out = env
+            .cmd()
+            .env_remove("RUST_LOG")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let path = pdf.to_str().unwrap();
+    let quiet = lines(&["process", path]);
+    assert!(!quiet.contains("page 1/2"), "{quiet}");
+    env.ok(&["enqueue", "--reprocess", "1"]);
+    let v = lines(&["-v", "process", "1"]);
+    assert!(v.contains("page 1/2: ") && v.contains("page 2/2: "), "{v}");
+    assert!(!v.contains("DEBUG"), "{v}");
+    // -q: warnings and errors only.
+    env.ok(&["enqueue", "--reprocess", "1"]);
+    let q = lines(&["-q", "process", "1"]);
+    assert!(!q.contains("INFO"), "{q}");
+}

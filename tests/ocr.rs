@@ -100,8 +100,8 @@ fn bad_input_fails_with_a_clear_error() {
         ("random.png", &[7u8; 4000], "unsupported file type"),
         (
             "notes.pdf",
-            b"just some words, not a pdf at all",
-            "unsupported file type: the content is text",
+            b"PK\x03\x04 a zip archive, not a pdf at all",
+            "unsupported file type: the content is zip",
         ),
         (
             "truncated.png",
@@ -493,6 +493,58 @@ fn limits_and_locked_files_fail_with_a_clear_error() {
     assert_eq!(show["status"], "indexed", "{show}");
     assert_eq!(
         show["ocr_details"]["pages"]["1"]["status"], "done",
+        "{show}"
+    );
+}
+
+#[test]
+fn plain_text_files_are_documents_too() {
+    let env = Env::new();
+    let dir = env.dir.path();
+    // UTF-8 with a byte-order mark, two pages split by a form feed.
+    let txt = dir.join("notes.txt");
+    std::fs::write(
+        &txt,
+        "\u{feff}Minutes of the caf\u{e9} committee\n\x0cPage two: the budget\n",
+    )
+    .unwrap();
+    // Windows-1252, as a spreadsheet exports it.
+    let csv = dir.join("prices.csv");
+    std::fs::write(
+        &csv,
+        b"item;price\r\ncr\xe8me br\xfbl\xe9e;4\r\n\x93special\x94;5\r\n",
+    )
+    .unwrap();
+    let md = dir.join("readme.md");
+    std::fs::write(&md, "# Heading\n\nSome *markdown* about zeppelins.\n").unwrap();
+    for f in [&txt, &csv, &md] {
+        env.ok(&["process", f.to_str().unwrap()]);
+    }
+    let docs = env.docs();
+    assert!(
+        docs.iter()
+            .all(|d| d["status"] == "indexed" && d["kind"] == "text"),
+        "{docs:?}"
+    );
+    assert_eq!(
+        env.ok(&["text", "1", "--page", "2"]).trim(),
+        "Page two: the budget"
+    );
+    assert!(env.ok(&["text", "2"]).contains("crème brûlée;4"));
+    assert!(env.ok(&["text", "2"]).contains("\u{201c}special\u{201d}"));
+    for (word, id) in [("cafe", 1), ("budget", 1), ("creme", 2), ("zeppelins", 3)] {
+        let hits = env.search(&[word]);
+        assert_eq!(hits[0]["id"], id, "{word}: {hits}");
+    }
+    // Nothing to lay a text layer over: no searchable PDF, and no failure.
+    let show = env.json(&["show", "1"]);
+    assert!(show["searchable_pdf"].is_null());
+    assert!(
+        show["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["status"] == "completed"),
         "{show}"
     );
 }

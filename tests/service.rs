@@ -159,3 +159,43 @@ fn bash_loads_the_completion_script() {
     assert!(stdout.lines().any(|l| l == "search"), "{stdout}");
     assert!(stdout.lines().any(|l| l == "serve"), "{stdout}");
 }
+
+/// Runs `script` (a terminal for the shell lines `body`, with job control)
+/// on this env's data dir; returns what the terminal showed.
+fn in_a_terminal(env: &Env, body: &str) -> String {
+    let run = env.dir.path().join("run.sh");
+    std::fs::write(&run, format!("set -m\n{body}\n")).unwrap();
+    let shown = env.dir.path().join("typescript");
+    let out = std::process::Command::new("script")
+        .args(["-qec", &format!("bash {}", run.display())])
+        .arg(&shown)
+        .envs(env.cmd().get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .env("QUIRE", env!("CARGO_BIN_EXE_quire"))
+        .env("TERM", "xterm")
+        .output()
+        .unwrap();
+    // Its status is the script's (a daemon stopped by SIGINT, a timeout's
+    // 124); what matters is what the terminal showed.
+    let _ = out;
+    std::fs::read_to_string(&shown).unwrap_or_default()
+}
+
+#[test]
+fn the_live_view_is_drawn_in_the_foreground_only() {
+    // indicatif's spinner draws braille characters.
+    let drawn = |s: &str| s.chars().any(|c| ('\u{2801}'..='\u{28ff}').contains(&c));
+    let env = Env::new();
+    let fg = in_a_terminal(
+        &env,
+        "timeout --foreground -s INT 3 \"$QUIRE\" serve --workers 1",
+    );
+    assert!(drawn(&fg), "no live view in the foreground:\n{fg}");
+    // `quire serve &` in an interactive shell: plain log lines, nothing
+    // drawn over the prompt.
+    let bg = in_a_terminal(
+        &env,
+        "\"$QUIRE\" serve --workers 1 &\nsleep 3\nkill -INT %1\nwait",
+    );
+    assert!(bg.contains("started"), "no log lines:\n{bg}");
+    assert!(!drawn(&bg), "a live view in the background:\n{bg}");
+}

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::util::{Env, cer, raw_pdf, stream};
+use crate::util::{Env, cer, corpus, raw_pdf, stream};
 
 /// A one-page PDF (Helvetica, US Letter) whose content stream is `ops`.
 fn pdf_with_content(path: &Path, ops: &str) {
@@ -145,4 +145,12 @@ fn a_pdf_with_a_broken_cross_reference_is_repaired_and_read() {
     let text = text_layer(&env, &broken);
     assert!(text.contains("the repaired line"), "{text:?}");
     assert_eq!(env.json(&["show", "1"])["status"], "indexed");
+}
+
+#[test]
+fn text_layer_pages_start_with_their_text_not_blank_lines() {
+    let env = Env::new();
+    env.ok(&["process", corpus("tagged.pdf").to_str().unwrap()]);
+    let text = env.ok(&["text", "1", "--page", "1"]);
+    assert!(text.starts_with("Table of Contents"), "{text:?}");
 }

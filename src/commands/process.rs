@@ -42,7 +42,7 @@ pub fn run(config: &Config, args: &ProcessArgs) -> anyhow::Result<ExitCode> {
     };
     let processors = crate::tasks::processors(&app);
     let worker = WorkerIdentity::current().worker(0);
-    let bar = if crate::logging::stderr_is_tty() {
+    let bar = if crate::logging::stderr_is_tty() && crate::logging::in_foreground() {
         ProgressBar::new_spinner()
     } else {
         ProgressBar::hidden()
@@ -64,7 +64,31 @@ pub fn run(config: &Config, args: &ProcessArgs) -> anyhow::Result<ExitCode> {
             })?;
         bar.set_message(format!("document {doc_id}: {step}"));
         let ctx = TaskContext::new(&app, &claim, &stop);
-        match processors.get(step).run(&ctx) {
+        // The page count beside the spinner, as the live view shows it,
+        // from the checkpoints the task writes.
+        let done = AtomicBool::new(false);
+        let result = std::thread::scope(|s| {
+            if !bar.is_hidden() {
+                s.spawn(|| {
+                    while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                        let running = app.queue.running().unwrap_or_default();
+                        if let Some(t) = running.iter().find(|t| t.task_id == claim.task_id)
+                            && let Some(total) = t.pages_total
+                        {
+                            bar.set_message(format!(
+                                "document {doc_id}: {step} page {}/{total}",
+                                t.pages_done
+                            ));
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(200));
+                    }
+                });
+            }
+            let result = processors.get(step).run(&ctx);
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            result
+        });
+        match result {
             Ok(()) => app.queue.complete(&claim)?,
             Err(TaskError::Failed { kind, message }) => {
                 app.queue.fail(&claim, kind, &message)?;

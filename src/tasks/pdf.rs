@@ -50,6 +50,13 @@ impl Processor for PdfProcessor {
             .document(id)
             .map_err(db)?
             .ok_or_else(|| TaskError::permanent("the document was deleted"))?;
+        if Kind::from_stored(&doc.kind) == Kind::Text {
+            log::debug!(
+                "document {id} {:?} is plain text: no searchable PDF to make",
+                doc.name
+            );
+            return Ok(());
+        }
         let partial_dir = self.dir.join(PARTIAL_DIR);
         std::fs::create_dir_all(&partial_dir).map_err(|e| {
             TaskError::transient(format!(
@@ -64,7 +71,7 @@ impl Processor for PdfProcessor {
         if let Err(e) = write(store, &self.ocr, &doc, &partial) {
             let _ = std::fs::remove_file(&partial);
             return Err(match e {
-                WriteError::NotRead(e) => TaskError::permanent(e),
+                WriteError::Cannot(e) => TaskError::permanent(e),
                 WriteError::Db(e) => db(e),
                 // Disk full, a crash on an odd file, a timeout: all worth
                 // retrying with backoff, up to queue.max_attempts.
@@ -109,8 +116,8 @@ impl Processor for PdfProcessor {
 /// Why a searchable PDF could not be written.
 #[derive(Debug)]
 pub enum WriteError {
-    /// The document has not been read (yet): there is no text to lay over it.
-    NotRead(String),
+    /// The document cannot have one: not read yet, or plain text.
+    Cannot(String),
     Db(crate::db::DbError),
     /// The writer failed (it says why) or died.
     Writer(String),
@@ -119,7 +126,7 @@ pub enum WriteError {
 impl std::fmt::Display for WriteError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            WriteError::NotRead(e) | WriteError::Writer(e) => f.write_str(e),
+            WriteError::Cannot(e) | WriteError::Writer(e) => f.write_str(e),
             WriteError::Db(e) => write!(f, "database: {e}"),
         }
     }
@@ -137,8 +144,14 @@ pub fn write(
     out: &Path,
 ) -> Result<usize, WriteError> {
     let id = doc.id;
+    if Kind::from_stored(&doc.kind) == Kind::Text {
+        return Err(WriteError::Cannot(format!(
+            "document {id} is plain text: it has no pages to lay a text layer over; export it \
+             without --searchable"
+        )));
+    }
     if matches!(doc.status, DocumentStatus::Queued | DocumentStatus::Ocr) || doc.pages.is_none() {
-        return Err(WriteError::NotRead(format!(
+        return Err(WriteError::Cannot(format!(
             "document {id} has not been read yet (it is {}); its searchable PDF can be written \
              once its OCR task completes",
             doc.status

@@ -189,7 +189,8 @@ impl Processor for OcrProcessor {
             }
             if let Ok(p) = &result {
                 // -v: a line a page.
-                log::debug!(
+                log::info!(
+                    target: "quire::pages",
                     "document {doc_id} {:?} page {n}/{pages}: {}, {} chars{}, {} ms",
                     doc.name,
                     p.source,

@@ -60,6 +60,8 @@ enum Source {
     /// Each page's (width, height), read from the headers.
     Image(Vec<(u64, u64)>),
     Pdf(Box<pdf::Pdf>),
+    /// A plain text file's pages (split at form feeds).
+    Text(Vec<String>),
 }
 
 impl OpenDocument {
@@ -80,6 +82,7 @@ impl OpenDocument {
                 ));
             }
             Kind::Pdf => Source::Pdf(Box::new(pdf::Pdf::load_or_repair(path, &data)?)),
+            Kind::Text => Source::Text(text_pages(&data)),
             k => Source::Image(image::page_sizes(k, &data)?),
         };
         Ok(OpenDocument {
@@ -109,7 +112,7 @@ impl OpenDocument {
     pub fn pdf(&self) -> Option<&pdf::Pdf> {
         match &self.source {
             Source::Pdf(p) => Some(p),
-            Source::Image(_) => None,
+            Source::Image(_) | Source::Text(_) => None,
         }
     }
 
@@ -118,6 +121,7 @@ impl OpenDocument {
         match &self.source {
             Source::Image(sizes) => sizes.len(),
             Source::Pdf(p) => p.page_count(),
+            Source::Text(pages) => pages.len(),
         }
     }
 
@@ -147,6 +151,19 @@ impl OpenDocument {
                 ocr_image(config, &pix, None)
             }
             Source::Pdf(p) => self.pdf_page(config, p, n as u32, started),
+            Source::Text(pages) => Ok(PageText {
+                text: pages
+                    .get(n.wrapping_sub(1))
+                    .ok_or_else(|| format!("there is no page {n}"))?
+                    .clone(),
+                source: PageSource::Text,
+                confidence: None,
+                images: 0,
+                rendered: false,
+                turned: 0,
+                deskewed: None,
+                layout: None,
+            }),
         }))
         .unwrap_or_else(|_| Err("reading the page crashed the reader".into()))
     }
@@ -165,7 +182,9 @@ impl OpenDocument {
             match doc.text_layer(&self.path, n, left.mul_f64(0.8)) {
                 Ok(t) if pdf::usable_text(&t) || config.mode == OcrMode::TextOnly => {
                     return Ok(PageText {
-                        text: t,
+                        // Extractors pad a page with blank lines before and
+                        // after its text.
+                        text: t.trim_start_matches(['\n', '\r']).trim_end().to_owned(),
                         source: PageSource::Text,
                         confidence: None,
                         images: 0,
@@ -276,6 +295,26 @@ impl OpenDocument {
 /// shows the page as a reader sees it.
 fn convincing(page: &PageText) -> bool {
     page.confidence.is_some_and(|c| c >= 40.0)
+}
+
+/// A plain text file's pages: its text decoded (UTF-8, a byte-order mark
+/// dropped; else Windows-1252, which covers Latin-1's printable range) and
+/// split at form feeds, as `pdftotext` separates pages. Never empty.
+fn text_pages(data: &[u8]) -> Vec<String> {
+    let data = data.strip_prefix(b"\xef\xbb\xbf").unwrap_or(data);
+    let text = match std::str::from_utf8(data) {
+        Ok(t) => t.to_owned(),
+        Err(_) => encoding_rs::WINDOWS_1252
+            .decode_without_bom_handling(data)
+            .0
+            .into_owned(),
+    };
+    let mut pages: Vec<String> = text.split('\x0c').map(str::to_owned).collect();
+    // A trailing form feed ends the last page; it does not start another.
+    if pages.len() > 1 && pages.last().is_some_and(|p| p.trim().is_empty()) {
+        pages.pop();
+    }
+    pages
 }
 
 /// Refuses a page over the pixel limit before it is decoded.
