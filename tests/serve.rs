@@ -350,3 +350,27 @@ fn an_inbox_removed_and_made_again_is_watched_again_at_once() {
         env.docs().len() == 1
     });
 }
+
+#[test]
+fn a_document_is_logged_as_ingested_before_its_task_is_claimed() {
+    let env = Env::new();
+    let daemon = env.serve(&["--workers", "2"]);
+    for i in 0..12 {
+        let pdf = env.dir.path().join(format!("f{i}.pdf"));
+        text_pdf(&pdf, &[&format!("file number {i}")]);
+        std::fs::rename(&pdf, env.inbox().join(format!("f{i}.pdf"))).unwrap();
+    }
+    env.wait_settled(12);
+    let log = daemon.log_text();
+    for id in 1..=12 {
+        let ingested = log.find(&format!("as document {id} ("));
+        let claimed = log.find(&format!("(ocr) claimed: document {id} "));
+        match (ingested, claimed) {
+            (Some(i), Some(c)) => assert!(
+                i < c,
+                "document {id} claimed before it was ingested:\n{log}"
+            ),
+            other => panic!("document {id}: {other:?}\n{log}"),
+        }
+    }
+}
