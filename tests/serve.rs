@@ -4,6 +4,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use crate::util::{Daemon, Env, corpus, scanned_pdf, text_pdf, text_png, wait_until, wait_within};
+use quire::queue::TaskType;
 
 #[test]
 fn copied_moved_slow_and_folder_drops_are_ingested_once_and_ignored_names_stay() {
@@ -372,5 +373,38 @@ fn a_document_is_logged_as_ingested_before_its_task_is_claimed() {
             ),
             other => panic!("document {id}: {other:?}\n{log}"),
         }
+    }
+}
+
+#[test]
+fn a_document_is_indexed_by_the_worker_that_read_it_right_after() {
+    let env = Env::new();
+    let _daemon = env.serve(&["--workers", "2"]);
+    for i in 0..8 {
+        let png = env.dir.path().join(format!("p{i}.png"));
+        text_png(&png, &[&format!("page {i} of the batch")]);
+        std::fs::rename(&png, env.inbox().join(format!("p{i}.png"))).unwrap();
+    }
+    env.wait_settled(8);
+    let app = env.app();
+    for doc in 1..=8 {
+        let tasks = app.queue.tasks_of(doc).unwrap();
+        let of = |t| tasks.iter().find(|x| x.task_type == t).unwrap();
+        let (ocr, index) = (of(TaskType::Ocr), of(TaskType::Indexing));
+        // Not left to wait behind the other documents' OCR (high priority):
+        // the same worker claimed it as soon as the OCR completed.
+        assert_eq!(
+            ocr.claimed_by, index.claimed_by,
+            "document {doc}: {tasks:?}"
+        );
+        let read_at = ocr.completed_at.unwrap();
+        let claimed_at = index.claimed_at.unwrap();
+        let other_ocr_claims_between = (1..=8)
+            .filter(|d| *d != doc)
+            .flat_map(|d| app.queue.tasks_of(d).unwrap())
+            .filter(|t| t.task_type == TaskType::Ocr && t.claimed_by == ocr.claimed_by)
+            .filter(|t| t.claimed_at.is_some_and(|c| c >= read_at && c < claimed_at))
+            .count();
+        assert_eq!(other_ocr_claims_between, 0, "document {doc}");
     }
 }

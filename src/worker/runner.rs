@@ -11,7 +11,7 @@ use crossbeam_channel::select;
 
 use super::pool::Shared;
 use super::processor::{TaskContext, TaskError};
-use crate::queue::{Claim, FailOutcome, QueueError};
+use crate::queue::{Claim, FailOutcome, QueueError, TaskType};
 
 /// A worker: claim, run, finish; sleep when there is nothing to do.
 pub(super) fn worker_loop(s: &Shared, worker: &str) {
@@ -19,7 +19,13 @@ pub(super) fn worker_loop(s: &Shared, worker: &str) {
         match s.app.queue.claim(worker, 1) {
             Ok(claims) if !claims.is_empty() => {
                 for claim in claims {
-                    run_task(s, claim);
+                    // A document just read is indexed by the same worker
+                    // at once: searchable the moment it is read, not when
+                    // its indexing task's turn in the queue comes.
+                    let mut next = Some(claim);
+                    while let Some(claim) = next {
+                        next = run_task(s, claim);
+                    }
                 }
             }
             Ok(_) => sleep_until_woken(s, s.app.config.queue.poll_interval.0),
@@ -41,7 +47,9 @@ fn sleep_until_woken(s: &Shared, timeout: Duration) {
 }
 
 /// Runs one claimed task to its end: completed, failed, or released.
-fn run_task(s: &Shared, claim: Claim) {
+/// After an OCR task completes, returns the claim of its document's indexing
+/// task (enqueued by the completion), to be run next by this worker.
+fn run_task(s: &Shared, claim: Claim) -> Option<Claim> {
     let stop = Arc::new(AtomicBool::new(false));
     s.active
         .lock()
@@ -77,6 +85,7 @@ fn run_task(s: &Shared, claim: Claim) {
     s.active.lock().unwrap().remove(&claim.task_id);
     let took = started.elapsed().as_secs_f64();
     let queue = &s.app.queue;
+    let succeeded = result.is_ok();
     let finished: Result<(), QueueError> = match result {
         Ok(()) => queue.complete(&claim).map(|()| {
             log::info!(
@@ -112,6 +121,7 @@ fn run_task(s: &Shared, claim: Claim) {
             )
         }),
     };
+    let completed = succeeded && finished.is_ok();
     match finished {
         Ok(()) => {}
         // Stopped because it was cancelled (already said): nothing to add.
@@ -124,6 +134,19 @@ fn run_task(s: &Shared, claim: Claim) {
             claim.task_id
         ),
     }
+    if !completed || claim.task_type != TaskType::Ocr || s.stopping.load(Ordering::SeqCst) {
+        return None;
+    }
+    queue
+        .claim_document(&claim.worker, claim.document_id, TaskType::Indexing)
+        .inspect_err(|e| {
+            log::warn!(
+                "cannot claim document {}'s indexing at once: {e}",
+                claim.document_id
+            )
+        })
+        .ok()
+        .flatten()
 }
 
 /// The message of a caught panic.
