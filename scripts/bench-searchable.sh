@@ -12,7 +12,7 @@ declare -A seen
 while [ ${#seen[@]} -lt $N ]; do
   now=$(date +%s.%N)
   for id in $(QUIRE_DATA_DIR=$D/data $Q list --status indexed --json 2>/dev/null | python3 -c "import json,sys; print(' '.join(str(d['id']) for d in json.load(sys.stdin)))"); do
-    [ -z "${seen[$id]}" ] && seen[$id]=$(echo "$now - $start" | bc)
+    [ -z "${seen[$id]}" ] && seen[$id]=$(awk "BEGIN {print $now - $start}")
   done
   sleep 0.1
 done
