@@ -1,8 +1,9 @@
 //! Indexing and search on a synthetic corpus: D documents of P pages of
 //! generated text (Zipf-distributed words from a 20,000-word vocabulary),
 //! indexed by the real indexing processor through the real queue, then a few
-//! hundred 1-3 word searches through the same path as `quire search`.
-//! Prints indexing pages/s and search latency p50/p99.
+//! hundred 1-3 word searches through the same path as `quire search` (by
+//! document, its default, and by page, `--pages`). Prints indexing pages/s
+//! and search latency p50/p99.
 //!
 //! Run: `cargo bench --bench index` (QUIRE_BENCH_PAGES overrides the 100,000 pages).
 
@@ -69,7 +70,13 @@ fn main() {
     // Queries of 1-3 words: words any page may hold (drawn uniformly from
     // the vocabulary), then the worst case, words drawn by their frequency in
     // the text (so mostly words found on most pages).
-    for (label, by_frequency) in [("vocabulary words", false), ("frequent words", true)] {
+    let modes = [
+        ("vocabulary words", false, false),
+        ("frequent words", true, false),
+        ("vocabulary words, by document", false, true),
+        ("frequent words, by document", true, true),
+    ];
+    for (label, by_frequency, by_document) in modes {
         let mut times = vec![];
         let mut hits = 0;
         for _ in 0..QUERIES {
@@ -84,13 +91,15 @@ fn main() {
                 })
                 .collect();
             let query = Query::parse(&words.join(" ")).unwrap();
+            let filter = SearchFilter::default();
             let t = Instant::now();
-            hits += app
-                .store
-                .search(&query, &SearchFilter::default(), 20)
-                .unwrap()
-                .hits
-                .len();
+            hits += if by_document {
+                // What `quire search` runs by default.
+                let found = app.store.search_documents(&query, &filter, 20).unwrap();
+                found.hits.len()
+            } else {
+                app.store.search(&query, &filter, 20).unwrap().hits.len()
+            };
             times.push(t.elapsed());
         }
         times.sort();

@@ -67,13 +67,13 @@ pub fn run(config: &Config, args: &SearchArgs) -> anyhow::Result<ExitCode> {
         DbError::BadQuery(why) => super::usage(why),
         e => anyhow::Error::new(e).context(format!("searching {text:?}")),
     };
-    let (results, total): (Vec<Row>, usize) = if args.pages {
+    let (results, total, at_least): (Vec<Row>, usize, bool) = if args.pages {
         let found = app
             .store
             .search(&query, &filter, args.limit)
             .map_err(bad_query)?;
         let hits = found.hits.into_iter().map(|h| (h, None, vec![])).collect();
-        (hits, found.total)
+        (hits, found.total, found.at_least)
     } else {
         let found = app
             .store
@@ -84,7 +84,7 @@ pub fn run(config: &Config, args: &SearchArgs) -> anyhow::Result<ExitCode> {
             .into_iter()
             .map(|d| (d.best, Some(d.matching_pages), d.other_pages))
             .collect();
-        (hits, found.total)
+        (hits, found.total, found.at_least)
     };
     if args.json {
         let absolute: Vec<_> = results
@@ -115,10 +115,15 @@ pub fn run(config: &Config, args: &SearchArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     if total > results.len() {
-        eprintln!(
-            "{} more matching {unit}(s); --limit {total} shows them all",
-            total - results.len()
-        );
+        let more = total - results.len();
+        if at_least {
+            eprintln!(
+                "at least {more} more matching {unit}(s) (the word is on very many pages: the \
+                 newest are ranked); add words to narrow it"
+            );
+        } else {
+            eprintln!("{more} more matching {unit}(s); --limit {total} shows them all");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -419,8 +419,10 @@ impl Store {
     }
 
     /// [`Store::search`] by document: at most `limit` documents, ranked by
-    /// their best page, each with its number of matching pages and its next
-    /// best pages; and how many documents match in all.
+    /// their best page, each with its number of matching pages and its other
+    /// matching pages; and how many documents match in all (a lower bound,
+    /// [`Found::at_least`], for a query matching a great many pages, of
+    /// which an engine may rank only the newest: SQLite ranks 10,000).
     pub fn search_documents(
         &self,
         query: &Query,

@@ -30,7 +30,7 @@ pub struct Hit {
 pub struct DocumentHit {
     pub best: Hit,
     pub matching_pages: i64,
-    /// Its next best matching pages (at most ten), best first.
+    /// Its other matching pages (the first ten), in page order.
     pub other_pages: Vec<i64>,
 }
 
@@ -39,6 +39,9 @@ pub struct DocumentHit {
 pub struct Found<T> {
     pub hits: Vec<T>,
     pub total: usize,
+    /// True when `total` is a lower bound: a query matching a great many
+    /// pages, of which only the newest are ranked (an engine's choice).
+    pub at_least: bool,
 }
 
 /// Filters for [`super::Store::search`].

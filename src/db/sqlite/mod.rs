@@ -131,7 +131,7 @@ pub fn write_tx(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
 
 /// A new database in a temp dir, for the engine's unit tests.
 #[cfg(test)]
-fn test_db() -> (tempfile::TempDir, SqliteDb) {
+pub(crate) fn test_db() -> (tempfile::TempDir, SqliteDb) {
     let dir = tempfile::tempdir().unwrap();
     let db = SqliteDb::open(&dir.path().join("q.db"), 2).unwrap();
     (dir, db)

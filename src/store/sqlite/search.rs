@@ -71,21 +71,46 @@ fn quote(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
+/// A search ranks at most this many pages: BM25 costs a computation per
+/// matching row, and a word on most of 100,000 pages took 200-240 ms (p99)
+/// to rank in full. A query matching more ranks the newest this many
+/// matching pages (highest rowids: the newest documents); counts stay exact.
+/// Rare words (the needles people search for) match far fewer pages and
+/// are ranked in full, as before.
+const RANK_AT_MOST: i64 = 10_000;
+
 /// The pages matching `:q` that pass the filter, as `FROM ... WHERE ...`
-/// over `page_index p` (joined with `documents d` only when a filter needs it).
+/// over `page_index p` (joined with `documents d` only when a filter needs
+/// it), above rowid `:floor` (see [`RANK_AT_MOST`]; -1 for all).
 fn matching(filter: &SearchFilter) -> &'static str {
     let filtered =
         filter.since_ms.is_some() || filter.until_ms.is_some() || filter.status.is_some();
     if filtered {
         "FROM page_index p JOIN documents d ON d.id = p.document_id \
-         WHERE page_index MATCH :q \
+         WHERE page_index MATCH :q AND p.rowid > :floor \
            AND (:since IS NULL OR d.created_at >= :since) \
            AND (:until IS NULL OR d.created_at < :until) \
            AND (:status IS NULL OR d.status = :status)"
     } else {
-        "FROM page_index p WHERE page_index MATCH :q \
+        "FROM page_index p WHERE page_index MATCH :q AND p.rowid > :floor \
          AND :since IS NULL AND :until IS NULL AND :status IS NULL"
     }
+}
+
+/// The rowid below which pages are not ranked: that of the newest matching
+/// page past [`RANK_AT_MOST`], or -1 when fewer match. FTS5 walks matches
+/// in rowid order, so this stops after that many, unranked.
+fn rank_floor(c: &Connection, query: &Query, filter: &SearchFilter) -> Result<i64, DbError> {
+    let from = matching(filter);
+    let floor = self::query(
+        c,
+        &format!("SELECT p.rowid {from} ORDER BY p.rowid DESC LIMIT 1 OFFSET :n"),
+        query,
+        filter,
+        &[(":floor", &-1i64), (":n", &RANK_AT_MOST)],
+        |r| r.get::<_, i64>(0),
+    )?;
+    Ok(floor.first().copied().unwrap_or(-1))
 }
 
 /// Runs `sql` (which uses `:q`, the filter's parameters and `extra`),
@@ -158,6 +183,7 @@ pub(crate) fn search(
     limit: usize,
 ) -> Result<Found<Hit>, DbError> {
     let from = matching(filter);
+    let floor = rank_floor(c, query, filter)?;
     let top = self::query(
         c,
         &format!(
@@ -166,34 +192,38 @@ pub(crate) fn search(
         ),
         query,
         filter,
-        &[(":limit", &(limit as i64))],
+        &[(":limit", &(limit as i64)), (":floor", &floor)],
         |r| Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)?)),
     )?;
-    let total = if top.len() < limit {
+    let total = if top.len() < limit && floor < 0 {
         top.len()
     } else {
-        let count = self::query(
-            c,
-            &format!("SELECT count(*) {from}"),
-            query,
-            filter,
-            &[],
-            |r| r.get::<_, i64>(0),
-        )?;
+        // Counting is a walk of the matches without ranking them.
+        let sql = format!("SELECT count(*) {from}");
+        let count = self::query(c, &sql, query, filter, &[(":floor", &-1i64)], |r| {
+            r.get::<_, i64>(0)
+        })?;
         count.first().copied().unwrap_or(0) as usize
     };
     let hits = top
         .into_iter()
         .map(|(rowid, rank)| hit(c, query, rowid, rank))
         .collect::<Result<_, _>>()?;
-    Ok(Found { hits, total })
+    Ok(Found {
+        hits,
+        total,
+        at_least: false,
+    })
 }
 
 /// How many of a document's other matching pages a hit lists.
 const OTHER_PAGES: i64 = 10;
 
 /// Documents, by their best page's BM25, newest first on ties: each with its
-/// best page's hit, its number of matching pages and its next best pages.
+/// best page's hit, its number of matching pages and its other matching
+/// pages in page order. Only the one ranking query computes BM25: FTS5's
+/// BM25 walks every match of each term for its statistics, so ranking
+/// again per document would cost that walk per document.
 pub(crate) fn search_documents(
     c: &Connection,
     query: &Query,
@@ -201,38 +231,54 @@ pub(crate) fn search_documents(
     limit: usize,
 ) -> Result<Found<DocumentHit>, DbError> {
     let from = matching(filter);
+    let floor = rank_floor(c, query, filter)?;
     // SQLite's min() gives the other bare columns of the row it picked: the
     // best page's rowid.
     let mut docs = self::query(
         c,
         &format!(
-            "SELECT p.rowid / {ROWID_STRIDE} AS doc, min(p.rank), p.rowid, count(*) {from} \
-             GROUP BY doc"
+            "SELECT p.rowid / {ROWID_STRIDE} AS doc, min(p.rank), p.rowid {from} GROUP BY doc"
         ),
         query,
         filter,
-        &[],
+        &[(":floor", &floor)],
         |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, f64>(1)?,
                 r.get::<_, i64>(2)?,
-                r.get::<_, i64>(3)?,
             ))
         },
     )?;
     docs.sort_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)));
+    // Counting every matching document exactly would cost what the bound
+    // saves (a distinct count over all matches): past the bound the count is
+    // of the ranked documents, a lower bound.
     let total = docs.len();
+    let at_least = floor >= 0;
     let hits = docs
         .into_iter()
         .take(limit)
-        .map(|(doc, rank, best, pages)| {
+        .map(|(doc, rank, best)| {
             let lo = doc * ROWID_STRIDE;
+            // Counted over the whole document, ranked part or not.
+            let pages = self::query(
+                c,
+                "SELECT count(*) FROM page_index WHERE page_index MATCH :q \
+                 AND rowid BETWEEN :lo AND :hi",
+                query,
+                &SearchFilter::default(),
+                &[(":lo", &lo), (":hi", &(lo + ROWID_STRIDE - 1))],
+                |r| r.get::<_, i64>(0),
+            )?
+            .first()
+            .copied()
+            .unwrap_or(1);
             let others = self::query(
                 c,
                 "SELECT rowid % 1000000 FROM page_index \
                  WHERE page_index MATCH :q AND rowid BETWEEN :lo AND :hi AND rowid != :best \
-                 ORDER BY rank, rowid LIMIT :n",
+                 ORDER BY rowid LIMIT :n",
                 query,
                 &SearchFilter::default(),
                 &[
@@ -250,7 +296,11 @@ pub(crate) fn search_documents(
             })
         })
         .collect::<Result<_, DbError>>()?;
-    Ok(Found { hits, total })
+    Ok(Found {
+        hits,
+        total,
+        at_least,
+    })
 }
 
 #[cfg(test)]
@@ -259,6 +309,55 @@ mod tests {
 
     fn fts(text: &str) -> Option<String> {
         Query::parse(text).map(|q| fts_expression(&q))
+    }
+
+    /// A word on more pages than [`RANK_AT_MOST`] ranks the newest of them;
+    /// a rare word on an old page is still found; counts say what they are.
+    #[test]
+    fn very_frequent_words_rank_a_bounded_set_and_needles_are_still_found() {
+        let (_dir, db) = crate::db::sqlite::test_db();
+        let pages_per_doc = 50;
+        let docs = RANK_AT_MOST / pages_per_doc + 5;
+        db.write(|tx| {
+            for d in 1..=docs {
+                tx.execute(
+                    "INSERT INTO documents (id, original_name, stored_path, size, sha256, kind, \
+                     status, created_at, updated_at) VALUES (?1, ?1, ?1, 1, ?1, 'pdf', 'indexed', 0, 0)",
+                    [d],
+                )?;
+                for p in 1..=pages_per_doc {
+                    let text = if d == 1 && p == 7 { "alpha needle" } else { "alpha beta" };
+                    tx.execute(
+                        "INSERT INTO page_index (rowid, text, document_id, page_number) \
+                         VALUES (?1, ?2, ?3, ?4)",
+                        rusqlite::params![d * ROWID_STRIDE + p, text, d, p],
+                    )?;
+                }
+            }
+            Ok::<_, DbError>(())
+        })
+        .unwrap();
+        let all = SearchFilter::default();
+        let alpha = Query::parse("alpha").unwrap();
+        let found = db.read(|c| search_documents(c, &alpha, &all, 10)).unwrap();
+        assert_eq!(found.hits.len(), 10);
+        assert!(found.at_least && found.total >= RANK_AT_MOST as usize / 50);
+        // The newest documents are the ones ranked; their counts are exact.
+        assert!(found.hits.iter().all(|h| h.best.id > 5), "{:?}", found.hits);
+        assert!(found.hits.iter().all(|h| h.matching_pages == pages_per_doc));
+        let pages = db.read(|c| search(c, &alpha, &all, 10)).unwrap();
+        assert_eq!(
+            (pages.total, pages.at_least),
+            ((docs * pages_per_doc) as usize, false)
+        );
+        // A needle on the oldest document, ranked in full.
+        let needle = Query::parse("needle alpha").unwrap();
+        let found = db.read(|c| search_documents(c, &needle, &all, 10)).unwrap();
+        assert_eq!(
+            (found.hits.len(), found.total, found.at_least),
+            (1, 1, false)
+        );
+        assert_eq!((found.hits[0].best.id, found.hits[0].best.page), (1, 7));
     }
 
     #[test]
