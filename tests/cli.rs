@@ -275,6 +275,17 @@ fn open_and_rm_while_a_daemon_runs() {
     let path = std::path::PathBuf::from(path.trim());
     assert!(path.is_absolute() && path.is_file(), "{path:?}");
     let original = std::fs::read(&path).unwrap();
+    // export: the original under its own name, beside us.
+    let out = env.dir.path().join("exported");
+    std::fs::create_dir_all(&out).unwrap();
+    let exported = env
+        .cmd()
+        .current_dir(&out)
+        .args(["export", &gone])
+        .output()
+        .unwrap();
+    assert!(exported.status.success());
+    assert_eq!(std::fs::read(out.join("gone.pdf")).unwrap(), original);
     // rm: gone from list, search and the store; the file moved to trash/.
     let out = env.ok(&["rm", &gone]);
     assert!(out.contains("trash"), "{out}");

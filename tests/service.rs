@@ -198,4 +198,26 @@ fn the_live_view_is_drawn_in_the_foreground_only() {
     );
     assert!(bg.contains("started"), "no log lines:\n{bg}");
     assert!(!drawn(&bg), "a live view in the background:\n{bg}");
+    // `quire process` in the foreground shows its page count.
+    let pdf = env.dir.path().join("three.pdf");
+    crate::util::scanned_pdf(&pdf, 3);
+    let shown = in_a_terminal(&env, &format!("\"$QUIRE\" process {}", pdf.display()));
+    assert!(shown.contains("ocr page "), "no page progress:\n{shown}");
+}
+
+#[test]
+fn man_pages_show_what_options_take_and_how_to_search() {
+    let page = |name: &str| {
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("man").join(name))
+            .unwrap()
+    };
+    let search = page("quire-search.1");
+    assert!(
+        search.contains("\\fB\\-\\-limit\\fR \\fI<N>\\fR"),
+        "{search}"
+    );
+    for section in ["QUERY SYNTAX", "EXIT STATUS", "Examples"] {
+        assert!(search.contains(section), "{section} missing");
+    }
+    assert!(page("quire-text.1").contains("EXIT STATUS"));
 }
