@@ -1,6 +1,9 @@
 //! Queue throughput: N no-op tasks enqueued in one batch, then drained by W
 //! worker threads doing claim + complete, on a real SQLite file. Prints
-//! tasks/s for W = 1, 2, 4, 8 (and for a claim batch of 16).
+//! tasks/s for W = 1, 2, 4, 8: claims one at a time, one at a time with the
+//! fused complete-and-claim the workers use (one commit per task), and in
+//! batches of 16; then, as the baseline, a plain rusqlite claim + complete
+//! loop on a bare table with the same pragmas, and the ratios.
 //!
 //! Run: `cargo bench --bench queue` (QUIRE_BENCH_TASKS overrides N).
 
@@ -18,18 +21,92 @@ fn main() {
         "queue throughput, {n} tasks, claim + complete per task, SQLite WAL on {}",
         std::env::temp_dir().display()
     );
-    for batch in [1, 16] {
+    let base_single = baseline(n, 1);
+    let base_batch = baseline(n, 16);
+    println!(
+        "baseline, plain rusqlite: claim + complete {base_single:.0} tasks/s one at a time, \
+         {base_batch:.0} in batches of 16"
+    );
+    for (label, batch, fused) in [
+        ("claim 1", 1, false),
+        ("fused 1", 1, true),
+        ("batch 16", 16, false),
+    ] {
         for workers in [1, 2, 4, 8] {
-            let (enq, drained) = run(n, workers, batch);
+            let (enq, drained) = run(n, workers, batch, fused);
+            let base = if batch == 1 { base_single } else { base_batch };
             println!(
-                "workers {workers}, claim batch {batch:>2}: enqueue {enq:>8.0} tasks/s, drain {drained:>8.0} tasks/s"
+                "workers {workers}, {label:<8}: enqueue {enq:>8.0} tasks/s, drain {drained:>8.0} tasks/s \
+                 = {:.2}x the baseline",
+                drained / base
             );
         }
     }
 }
 
+/// The plain rusqlite loop: a bare task table, WAL and synchronous=NORMAL as
+/// quire sets them, one worker claiming `batch` tasks (UPDATE ... RETURNING,
+/// BEGIN IMMEDIATE) and completing each in its own transaction.
+fn baseline(n: usize, batch: usize) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = rusqlite::Connection::open(dir.path().join("plain.db")).unwrap();
+    c.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+         CREATE TABLE t (id INTEGER PRIMARY KEY, status TEXT NOT NULL, priority INTEGER NOT NULL, \
+                         run_after INTEGER NOT NULL, claimed_by TEXT); \
+         CREATE INDEX t_claim ON t (priority, run_after, id) WHERE status = 'pending';",
+    )
+    .unwrap();
+    let tx = c.transaction().unwrap();
+    for _ in 0..n {
+        tx.execute(
+            "INSERT INTO t (status, priority, run_after) VALUES ('pending', 1, 0)",
+            [],
+        )
+        .unwrap();
+    }
+    tx.commit().unwrap();
+    let t = Instant::now();
+    let mut done = 0;
+    loop {
+        let tx = c
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .unwrap();
+        let ids: Vec<i64> = tx
+            .prepare_cached(
+                "UPDATE t SET status = 'claimed', claimed_by = 'w' WHERE id IN \
+                 (SELECT id FROM t WHERE status = 'pending' ORDER BY priority, run_after, id LIMIT ?1) \
+                 RETURNING id",
+            )
+            .unwrap()
+            .query_map([batch as i64], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        tx.commit().unwrap();
+        if ids.is_empty() {
+            break;
+        }
+        for id in ids {
+            let tx = c
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .unwrap();
+            tx.prepare_cached(
+                "UPDATE t SET status = 'completed' WHERE id = ?1 AND claimed_by = 'w'",
+            )
+            .unwrap()
+            .execute([id])
+            .unwrap();
+            tx.commit().unwrap();
+            done += 1;
+        }
+    }
+    assert_eq!(done, n);
+    n as f64 / t.elapsed().as_secs_f64()
+}
+
 /// Returns (enqueue rate, drain rate) in tasks per second.
-fn run(n: usize, workers: usize, batch: usize) -> (f64, f64) {
+fn run(n: usize, workers: usize, batch: usize, fused: bool) -> (f64, f64) {
     let dir = tempfile::tempdir().unwrap();
     let queue = Queue::new(
         Db::open(dir.path().join("quire.db"), workers as u32 + 1).unwrap(),
@@ -52,9 +129,17 @@ fn run(n: usize, workers: usize, batch: usize) -> (f64, f64) {
                     let id = format!("bench-w{w}");
                     let mut done = 0;
                     loop {
-                        let claims = q.claim(&id, batch).unwrap();
+                        let mut claims = q.claim(&id, batch).unwrap();
                         if claims.is_empty() {
                             return done;
+                        }
+                        if fused {
+                            // As the workers do: each completion claims the next.
+                            while let Some(c) = claims.pop() {
+                                claims.extend(q.complete_and_claim(&c, 1).unwrap());
+                                done += 1;
+                            }
+                            continue;
                         }
                         for c in &claims {
                             q.complete(c).unwrap();

@@ -242,6 +242,36 @@ impl Queue {
         }
     }
 
+    /// [`Queue::complete`], then the worker's next work, in the same write
+    /// transaction (one commit where two were): after an OCR task, its
+    /// document's indexing task (so that a document is searchable the moment
+    /// it is read); otherwise up to `limit` due tasks, as [`Queue::claim`].
+    /// Fenced like `complete`: a lost claim completes and claims nothing.
+    pub fn complete_and_claim(
+        &self,
+        claim: &Claim,
+        limit: usize,
+    ) -> Result<Vec<Claim>, QueueError> {
+        match self.db.engine() {
+            Engine::Sqlite(db) => db.write(|tx| {
+                let now = self.now_ms();
+                sqlite::lease::do_complete(tx, claim, &self.policy, now)?;
+                if claim.task_type == TaskType::Ocr
+                    && let Some(next) = sqlite::claim::do_claim_document(
+                        tx,
+                        &claim.worker,
+                        claim.document_id,
+                        TaskType::Indexing,
+                        now,
+                    )?
+                {
+                    return Ok(vec![next]);
+                }
+                sqlite::claim::do_claim(tx, &claim.worker, limit, now)
+            }),
+        }
+    }
+
     /// Records a failure: transient failures go back to pending with backoff
     /// until `max_attempts`; permanent ones (and the last attempt) fail the task
     /// and its document with `error`. Fenced.

@@ -11,21 +11,25 @@ use crossbeam_channel::select;
 
 use super::pool::Shared;
 use super::processor::{TaskContext, TaskError};
-use crate::queue::{Claim, FailOutcome, QueueError, TaskType};
+use crate::queue::{Claim, FailOutcome, QueueError};
 
 /// A worker: claim, run, finish; sleep when there is nothing to do.
 pub(super) fn worker_loop(s: &Shared, worker: &str) {
     while !s.stopping.load(Ordering::SeqCst) {
         match s.app.queue.claim(worker, 1) {
-            Ok(claims) if !claims.is_empty() => {
-                for claim in claims {
-                    // A document just read is indexed by the same worker
-                    // at once: searchable the moment it is read, not when
-                    // its indexing task's turn in the queue comes.
-                    let mut next = Some(claim);
-                    while let Some(claim) = next {
-                        next = run_task(s, claim);
+            Ok(mut claims) if !claims.is_empty() => {
+                // Each completion claims the next task in the same
+                // transaction (after OCR: that document's indexing, so it is
+                // searchable the moment it is read): one commit per task.
+                while let Some(claim) = claims.pop() {
+                    if s.stopping.load(Ordering::SeqCst) {
+                        // Claimed with the last completion; not started.
+                        if let Err(e) = s.app.queue.release(&claim) {
+                            log::warn!("task {}: cannot release it: {e}", claim.task_id);
+                        }
+                        continue;
                     }
+                    claims.extend(run_task(s, claim));
                 }
             }
             Ok(_) => sleep_until_woken(s, s.app.config.queue.poll_interval.0),
@@ -47,9 +51,9 @@ fn sleep_until_woken(s: &Shared, timeout: Duration) {
 }
 
 /// Runs one claimed task to its end: completed, failed, or released.
-/// After an OCR task completes, returns the claim of its document's indexing
-/// task (enqueued by the completion), to be run next by this worker.
-fn run_task(s: &Shared, claim: Claim) -> Option<Claim> {
+/// Returns the worker's next claim when the completion took one (see
+/// [`crate::queue::Queue::complete_and_claim`]); none while stopping.
+fn run_task(s: &Shared, claim: Claim) -> Vec<Claim> {
     let stop = Arc::new(AtomicBool::new(false));
     s.active
         .lock()
@@ -85,16 +89,25 @@ fn run_task(s: &Shared, claim: Claim) -> Option<Claim> {
     s.active.lock().unwrap().remove(&claim.task_id);
     let took = started.elapsed().as_secs_f64();
     let queue = &s.app.queue;
-    let succeeded = result.is_ok();
+    let mut next = vec![];
     let finished: Result<(), QueueError> = match result {
-        Ok(()) => queue.complete(&claim).map(|()| {
-            log::info!(
-                "task {} ({}) completed in {took:.2}s: document {} {name:?}",
-                claim.task_id,
-                claim.task_type,
-                claim.document_id
-            )
-        }),
+        Ok(()) => {
+            let completed = if s.stopping.load(Ordering::SeqCst) {
+                queue.complete(&claim)
+            } else {
+                queue
+                    .complete_and_claim(&claim, 1)
+                    .map(|claims| next = claims)
+            };
+            completed.map(|()| {
+                log::info!(
+                    "task {} ({}) completed in {took:.2}s: document {} {name:?}",
+                    claim.task_id,
+                    claim.task_type,
+                    claim.document_id
+                )
+            })
+        }
         Err(TaskError::Failed { kind, message }) => {
             queue
                 .fail(&claim, kind, &message)
@@ -121,7 +134,6 @@ fn run_task(s: &Shared, claim: Claim) -> Option<Claim> {
             )
         }),
     };
-    let completed = succeeded && finished.is_ok();
     match finished {
         Ok(()) => {}
         // Stopped because it was cancelled (already said): nothing to add.
@@ -134,19 +146,7 @@ fn run_task(s: &Shared, claim: Claim) -> Option<Claim> {
             claim.task_id
         ),
     }
-    if !completed || claim.task_type != TaskType::Ocr || s.stopping.load(Ordering::SeqCst) {
-        return None;
-    }
-    queue
-        .claim_document(&claim.worker, claim.document_id, TaskType::Indexing)
-        .inspect_err(|e| {
-            log::warn!(
-                "cannot claim document {}'s indexing at once: {e}",
-                claim.document_id
-            )
-        })
-        .ok()
-        .flatten()
+    next
 }
 
 /// The message of a caught panic.

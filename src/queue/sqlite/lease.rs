@@ -143,6 +143,37 @@ mod tests {
     use crate::queue::*;
 
     #[test]
+    fn complete_and_claim_takes_the_next_work_in_the_same_step() {
+        let f = fixture();
+        let (a, b) = (f.document("a"), f.document("b"));
+        f.queue.enqueue(a, TaskType::Ocr, Priority::High).unwrap();
+        f.queue.enqueue(b, TaskType::Ocr, Priority::High).unwrap();
+        let first = f.claim_one("w");
+        // After OCR: that document's indexing, ahead of b's OCR (high).
+        let next = f.queue.complete_and_claim(&first, 1).unwrap();
+        assert_eq!(next.len(), 1);
+        assert_eq!(
+            (next[0].document_id, next[0].task_type),
+            (first.document_id, TaskType::Indexing)
+        );
+        assert_eq!(f.doc_status(first.document_id), DocumentStatus::Indexing);
+        // After indexing: the queue's next by priority (b's OCR).
+        let after = f.queue.complete_and_claim(&next[0], 1).unwrap();
+        assert_eq!(after[0].task_type, TaskType::Ocr);
+        assert_ne!(after[0].document_id, first.document_id);
+        assert_eq!(f.doc_status(first.document_id), DocumentStatus::Indexed);
+        // A lost claim completes and claims nothing.
+        f.queue.cancel(after[0].task_id).unwrap();
+        let lost = f.queue.complete_and_claim(&after[0], 1);
+        assert!(
+            matches!(lost, Err(QueueError::LostClaim { .. })),
+            "{lost:?}"
+        );
+        let pending = f.queue.stats().unwrap().tasks.claimed;
+        assert_eq!(pending, 0);
+    }
+
+    #[test]
     fn a_failed_or_cancelled_pdf_task_leaves_the_document_indexed() {
         let f = fixture();
         let doc = f.document("a");
