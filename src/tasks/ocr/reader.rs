@@ -48,6 +48,23 @@ pub struct PageText {
     pub layout: Option<Layout>,
 }
 
+impl PageText {
+    /// A page's text that did not come from OCR (a text layer, a plain text
+    /// file, or nothing at all with `ocr.mode = text-only`); `images` on it.
+    fn not_ocr(text: String, images: usize) -> PageText {
+        PageText {
+            text,
+            source: PageSource::Text,
+            confidence: None,
+            images,
+            rendered: false,
+            turned: 0,
+            deskewed: None,
+            layout: None,
+        }
+    }
+}
+
 /// A document opened for reading (in the OCR child).
 pub struct OpenDocument {
     path: PathBuf,
@@ -135,35 +152,18 @@ impl OpenDocument {
                     .ok_or_else(|| format!("there is no page {n}"))?;
                 if config.mode == OcrMode::TextOnly {
                     // Never OCR: an image has no text layer, so the page stays empty.
-                    return Ok(PageText {
-                        text: String::new(),
-                        source: PageSource::Text,
-                        confidence: None,
-                        images: 1,
-                        rendered: false,
-                        turned: 0,
-                        deskewed: None,
-                        layout: None,
-                    });
+                    return Ok(PageText::not_ocr(String::new(), 1));
                 }
                 check_pixels(w, h, config.max_pixels)?;
                 let pix = image::read_page(self.kind, &self.data, n - 1)?;
                 ocr_image(config, &pix, None)
             }
             Source::Pdf(p) => self.pdf_page(config, p, n as u32, started),
-            Source::Text(pages) => Ok(PageText {
-                text: pages
-                    .get(n.wrapping_sub(1))
-                    .ok_or_else(|| format!("there is no page {n}"))?
-                    .clone(),
-                source: PageSource::Text,
-                confidence: None,
-                images: 0,
-                rendered: false,
-                turned: 0,
-                deskewed: None,
-                layout: None,
-            }),
+            Source::Text(pages) => {
+                let text = pages.get(n.wrapping_sub(1));
+                let text = text.ok_or_else(|| format!("there is no page {n}"))?;
+                Ok(PageText::not_ocr(text.clone(), 0))
+            }
         }))
         .unwrap_or_else(|_| Err("reading the page crashed the reader".into()))
     }
@@ -181,18 +181,10 @@ impl OpenDocument {
             let left = config.page_timeout.0.saturating_sub(started.elapsed());
             match doc.text_layer(&self.path, n, left.mul_f64(0.8)) {
                 Ok(t) if pdf::usable_text(&t) || config.mode == OcrMode::TextOnly => {
-                    return Ok(PageText {
-                        // Extractors pad a page with blank lines before and
-                        // after its text.
-                        text: t.trim_start_matches(['\n', '\r']).trim_end().to_owned(),
-                        source: PageSource::Text,
-                        confidence: None,
-                        images: 0,
-                        rendered: false,
-                        turned: 0,
-                        deskewed: None,
-                        layout: None,
-                    });
+                    // Extractors pad a page with blank lines before and after
+                    // its text.
+                    let text = t.trim_start_matches(['\n', '\r']).trim_end();
+                    return Ok(PageText::not_ocr(text.to_owned(), 0));
                 }
                 Err(e) if config.mode == OcrMode::TextOnly => return Err(e),
                 Err(e) => log::debug!("page {n}: {e}; reading it with OCR instead"),
