@@ -252,12 +252,12 @@ pub fn with_search_exclusions(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::Os
             out.extend(it.next());
             continue;
         }
-        let short_flag = text.len() > 1 && text[1..].chars().all(|c| "vqhV".contains(c));
-        let word = text.len() > 1
-            && text.starts_with('-')
-            && text[1..].starts_with(|c: char| c.is_alphanumeric() || c == '"');
-        if in_search && word && !short_flag {
-            out.push(format!("NOT {}", &text[1..]).into());
+        // After a leading '-' (one byte), slicing at 1 is on a char boundary.
+        let rest = text.strip_prefix('-').filter(|r| !r.is_empty());
+        let short_flag = rest.is_some_and(|r| r.chars().all(|c| "vqhV".contains(c)));
+        let word = rest.is_some_and(|r| r.starts_with(|c: char| c.is_alphanumeric() || c == '"'));
+        if let (true, Some(rest)) = (in_search && word && !short_flag, rest) {
+            out.push(format!("NOT {rest}").into());
             continue;
         }
         if !text.starts_with('-') && !in_search {
@@ -423,6 +423,11 @@ mod tests {
                 "--",
                 "-kept"
             ]
+        );
+        // Non-ASCII words, with or without a dash.
+        assert_eq!(
+            args(&["quire", "search", "été", "-éclair", "é"]),
+            ["quire", "search", "été", "NOT éclair", "é"]
         );
         // Only search's arguments.
         assert_eq!(
