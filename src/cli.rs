@@ -305,7 +305,7 @@ pub struct ExportArgs {
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// The searchable PDF instead of the original: the one in output.dir, or
-    /// made now (for documents read before, or with output.searchable_pdf off)
+    /// made now (for documents read with output.searchable_pdf off)
     #[arg(long)]
     pub searchable: bool,
     /// Replace FILE if it exists

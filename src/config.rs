@@ -94,6 +94,10 @@ pub struct WatchConfig {
     pub rescan_interval: Dur,
     /// Glob patterns (`*`, `?`) of file names left alone; hidden files always are.
     pub ignore: Vec<String>,
+    /// Remove subfolders of the inbox once every file in them is taken (what
+    /// a folder drop leaves). Off for scanners or shares that write into
+    /// subfolders of their own.
+    pub remove_emptied_folders: bool,
 }
 
 /// How PDF pages get their text.
@@ -221,6 +225,7 @@ impl Default for WatchConfig {
             poll_interval: Dur::secs(2),
             stability_window: Dur::secs(2),
             rescan_interval: Dur::secs(300),
+            remove_emptied_folders: true,
             ignore: [
                 "*.part",
                 "*.partial",
@@ -351,6 +356,13 @@ impl Config {
         if self.index.batch_pages == 0 {
             return bad("index.batch_pages must be at least 1");
         }
+        let inbox = std::path::absolute(self.inbox_dir()).unwrap_or_else(|_| self.inbox_dir());
+        if self.output.searchable_pdf && self.output_dir().starts_with(&inbox) {
+            return bad(
+                "output.dir is inside the inbox: every PDF written there would be taken as a new \
+                 document; choose a folder outside it",
+            );
+        }
         Ok(())
     }
 
@@ -363,13 +375,15 @@ impl Config {
         }
     }
 
-    /// The folder searchable PDFs are written to.
+    /// The folder searchable PDFs are written to, absolute (a relative
+    /// `output.dir` is taken from the current folder, once).
     pub fn output_dir(&self) -> PathBuf {
-        if self.output.dir.as_os_str().is_empty() {
+        let dir = if self.output.dir.as_os_str().is_empty() {
             self.data_dir.join("output")
         } else {
             self.output.dir.clone()
-        }
+        };
+        std::path::absolute(&dir).unwrap_or(dir)
     }
 
     /// The database file.

@@ -427,6 +427,16 @@ fn export_gives_the_original_or_the_searchable_pdf_made_on_demand() {
     let piped = export(&["1", "--searchable", "-o", "-"]);
     assert!(piped.status.success());
     assert!(piped.stdout.starts_with(b"%PDF-"));
+    // A document OCR'd before quire kept word positions: read it again.
+    let db = rusqlite::Connection::open(env.data().join("quire.db")).unwrap();
+    db.execute("UPDATE pages SET layout = NULL WHERE document_id = 1", [])
+        .unwrap();
+    drop(db);
+    let old = export(&["1", "--searchable", "-o", "old.pdf"]);
+    assert_eq!(old.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&old.stderr);
+    assert!(err.contains("quire enqueue --reprocess 1"), "{err}");
+    assert!(!out.join("old.pdf").exists());
     // A document not read yet has nothing to lay over its pages.
     let other = png.with_file_name("other.png");
     text_png(&other, &["not read yet"]);

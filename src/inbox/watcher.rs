@@ -304,8 +304,12 @@ impl Inbox {
         }
     }
 
-    /// Remembers the subfolder `file` was taken from, for [`Inbox::remove_emptied`].
+    /// Remembers the subfolder `file` was taken from, for
+    /// [`Inbox::remove_emptied`] (with `watch.remove_emptied_folders`).
     fn note_emptied(&mut self, file: &Path) {
+        if !self.app.config.watch.remove_emptied_folders {
+            return;
+        }
         if let Some(dir) = file.parent().filter(|d| *d != self.dir) {
             self.emptied.insert(dir.to_path_buf(), Instant::now());
         }

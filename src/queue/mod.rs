@@ -299,8 +299,10 @@ impl Queue {
         }
     }
 
-    /// Cancels a pending or claimed task and marks its document cancelled. A
-    /// worker holding the claim finds it lost at its next heartbeat.
+    /// Cancels a pending or claimed task; a stage task (OCR, indexing) marks
+    /// its document cancelled. A worker holding the claim finds it lost: at
+    /// once in a daemon (its waker sees the commit), else at its next
+    /// heartbeat.
     pub fn cancel(&self, task_id: i64) -> Result<(), QueueError> {
         match self.db.engine() {
             Engine::Sqlite(db) => {

@@ -287,6 +287,17 @@ impl Store {
         }))
     }
 
+    /// True when a document other than `document_id` records `path` as its
+    /// searchable PDF.
+    pub fn pdf_taken_by_other(&self, document_id: i64, path: &Path) -> Result<bool, DbError> {
+        let path = path.to_string_lossy();
+        match self.db.engine() {
+            Engine::Sqlite(db) => {
+                db.read(|c| sqlite::documents::pdf_taken_by_other(c, document_id, &path))
+            }
+        }
+    }
+
     /// Records that the document's searchable PDF is at `path` (absolute).
     pub fn set_searchable_pdf(&self, document_id: i64, path: &Path) -> Result<(), DbError> {
         let path = path.to_string_lossy();

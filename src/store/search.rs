@@ -2,9 +2,11 @@
 //! never fails to parse, and what a search returns. Each engine turns a
 //! [`Query`] into its own syntax (SQLite: an FTS5 expression).
 //!
-//! The default syntax: plain words must all match, `"quoted phrases"` match as
-//! phrases, `word*` matches a prefix, and everything else (hyphens, colons,
-//! apostrophes, stray quotes, `AND`/`NOT`) is searched as words.
+//! The default syntax ([`Query::parse`]): plain words must all match,
+//! `"quoted phrases"` match as phrases, `word*` matches a prefix, `a OR b`
+//! either, `-word` and `NOT word` exclude; everything else (hyphens inside
+//! words, colons, apostrophes, stray quotes, operators with nothing to act
+//! on) is searched as words.
 
 use serde::Serialize;
 
@@ -39,8 +41,10 @@ pub struct DocumentHit {
 pub struct Found<T> {
     pub hits: Vec<T>,
     pub total: usize,
-    /// True when `total` is a lower bound: a query matching a great many
-    /// pages, of which only the newest are ranked (an engine's choice).
+    /// True when only part of the matches was ranked (the newest, for a
+    /// query matching a great many pages; an engine's choice): a bigger
+    /// limit would not show the rest, and a count of documents is a lower
+    /// bound (a count of pages stays exact).
     pub at_least: bool,
 }
 

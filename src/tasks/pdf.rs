@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use crate::config::{Config, OcrConfig};
 use crate::detect::Kind;
-use crate::store::{Document, DocumentStatus, Placement, Store, files};
+use crate::store::{Document, DocumentStatus, PageSource, Placement, Store, files};
 use crate::tasks::ocr::searchable::PageOverlay;
 use crate::tasks::ocr::with_child;
 use crate::worker::{Processor, TaskContext, TaskError};
@@ -57,6 +57,11 @@ impl Processor for PdfProcessor {
             );
             return Ok(());
         }
+        if matches!(doc.status, DocumentStatus::Queued | DocumentStatus::Ocr) {
+            // Being read again: its OCR completion enqueues a fresh PDF task.
+            log::debug!("document {id} is being read again; its PDF comes after");
+            return Ok(());
+        }
         let partial_dir = self.dir.join(PARTIAL_DIR);
         std::fs::create_dir_all(&partial_dir).map_err(|e| {
             TaskError::transient(format!(
@@ -64,9 +69,10 @@ impl Processor for PdfProcessor {
                 partial_dir.display()
             ))
         })?;
-        let partial = partial_dir.join(format!("{id}.pdf"));
-        // A partial file left by an attempt that died may be linked to a
-        // placed PDF already: unlinked, never written through.
+        // One name per attempt: an attempt that lost its claim and has not
+        // stopped yet never shares a file with the one that took over.
+        let claim = ctx.claim;
+        let partial = partial_dir.join(format!("{id}-{}-{}.pdf", claim.task_id, claim.attempt));
         let _ = std::fs::remove_file(&partial);
         if let Err(e) = write(store, &self.ocr, &doc, &partial) {
             let _ = std::fs::remove_file(&partial);
@@ -82,7 +88,17 @@ impl Processor for PdfProcessor {
             let _ = std::fs::remove_file(&partial);
             return Err(TaskError::Interrupted);
         }
-        let previous = doc.searchable_pdf.as_deref().map(Path::new);
+        // Its earlier PDF is replaced only where it is still this
+        // document's: under today's output.dir, and recorded by no other
+        // document (a user may have deleted it and another taken its name).
+        let previous = match doc.searchable_pdf.as_deref().map(Path::new) {
+            Some(p)
+                if p.starts_with(&self.dir) && !store.pdf_taken_by_other(id, p).map_err(db)? =>
+            {
+                Some(p)
+            }
+            _ => None,
+        };
         let placed = place(&partial, &self.dir.join(output_name(&doc)), previous);
         let _ = std::fs::remove_file(&partial);
         let path = placed.map_err(|e| {
@@ -158,7 +174,20 @@ pub fn write(
         )));
     }
     let mut pages = vec![];
+    let sources: std::collections::HashMap<i64, PageSource> = store
+        .pages(id)
+        .map_err(WriteError::Db)?
+        .into_iter()
+        .map(|p| (p.number, p.source))
+        .collect();
     for (n, layout) in store.layouts(id).map_err(WriteError::Db)? {
+        if layout.is_none() && sources.get(&n) == Some(&PageSource::Ocr) {
+            return Err(WriteError::Cannot(format!(
+                "document {id} was read before quire kept where the words are (page {n}); \
+                 read it again with `quire enqueue --reprocess {id}`, and its searchable PDF \
+                 follows"
+            )));
+        }
         let detail = store.page_detail(id, n).map_err(WriteError::Db)?;
         pages.push(PageOverlay {
             number: n as usize,

@@ -59,7 +59,12 @@ fn stop_lost_claims(app: &App, active: &Active) {
                 None
             }
             Ok(t) if t.status == TaskStatus::Cancelled => Some("was cancelled".to_string()),
-            Ok(t) => Some(format!("is {} elsewhere", t.status)),
+            // Finished by this very worker since the copy of `active` above.
+            Ok(t) if t.status == TaskStatus::Completed || t.status == TaskStatus::Failed => None,
+            Ok(t) if t.status == TaskStatus::Pending => {
+                Some("was released (its claim went stale)".to_string())
+            }
+            Ok(_) => Some("was taken by another worker".to_string()),
             Err(QueueError::TaskNotFound(_)) => Some("was removed (quire rm)".to_string()),
             Err(_) => None, // the heartbeat will tell
         };

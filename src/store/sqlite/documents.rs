@@ -42,6 +42,15 @@ pub(crate) fn remove(tx: &Connection, id: i64) -> Result<bool, DbError> {
     Ok(tx.execute("DELETE FROM documents WHERE id = ?1", [id])? == 1)
 }
 
+/// True when a document other than `id` records `path` as its searchable PDF.
+pub(crate) fn pdf_taken_by_other(c: &Connection, id: i64, path: &str) -> Result<bool, DbError> {
+    Ok(c.query_row(
+        "SELECT EXISTS (SELECT 1 FROM documents WHERE searchable_pdf = ?1 AND id != ?2)",
+        params![path, id],
+        |r| r.get(0),
+    )?)
+}
+
 /// Records where the document's searchable PDF was written.
 pub(crate) fn set_searchable_pdf(tx: &Connection, id: i64, path: &str) -> Result<(), DbError> {
     tx.execute(

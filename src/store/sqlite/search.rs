@@ -144,7 +144,9 @@ fn query<T>(
 }
 
 /// A hit for the page at index row `rowid`: its document, snippet and score.
-fn hit(c: &Connection, query: &Query, rowid: i64, rank: f64) -> Result<Hit, DbError> {
+/// `None` if the row is gone (it cannot be within one snapshot, see
+/// [`snapshot`]; skipped rather than failing the search, should it be).
+fn hit(c: &Connection, query: &Query, rowid: i64, rank: f64) -> Result<Option<Hit>, DbError> {
     let sql = "SELECT d.id, d.original_name, p.page_number, \
              snippet(page_index, 0, char(2), char(3), '…', 16), d.created_at, d.stored_path \
          FROM page_index p JOIN documents d ON d.id = p.document_id \
@@ -167,9 +169,23 @@ fn hit(c: &Connection, query: &Query, rowid: i64, rank: f64) -> Result<Hit, DbEr
             })
         },
     )?;
-    hits.into_iter()
-        .next()
-        .ok_or_else(|| DbError::BadQuery(format!("index row {rowid} vanished during the search")))
+    Ok(hits.into_iter().next())
+}
+
+/// Runs `f` in one read transaction. A search is several statements
+/// (rank, count, snippets, other pages); under WAL each would otherwise see
+/// the database as it is at that moment, and a document removed or
+/// re-indexed by the daemon in between would make them disagree.
+fn snapshot<T>(
+    c: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T, DbError>,
+) -> Result<T, DbError> {
+    c.execute_batch("BEGIN DEFERRED")?;
+    let out = f(c);
+    let end = c.execute_batch(if out.is_ok() { "COMMIT" } else { "ROLLBACK" });
+    let out = out?;
+    end?;
+    Ok(out)
 }
 
 /// Pages, best BM25 first, newest document (highest id) first on ties.
@@ -177,6 +193,15 @@ fn hit(c: &Connection, query: &Query, rowid: i64, rank: f64) -> Result<Hit, DbEr
 /// `snippet()` is costly: the best `limit` rows are picked by rank alone,
 /// then snippets are made for those rows only.
 pub(crate) fn search(
+    c: &Connection,
+    query: &Query,
+    filter: &SearchFilter,
+    limit: usize,
+) -> Result<Found<Hit>, DbError> {
+    snapshot(c, |c| search_pages(c, query, filter, limit))
+}
+
+fn search_pages(
     c: &Connection,
     query: &Query,
     filter: &SearchFilter,
@@ -207,12 +232,14 @@ pub(crate) fn search(
     };
     let hits = top
         .into_iter()
-        .map(|(rowid, rank)| hit(c, query, rowid, rank))
+        .filter_map(|(rowid, rank)| hit(c, query, rowid, rank).transpose())
         .collect::<Result<_, _>>()?;
     Ok(Found {
         hits,
         total,
-        at_least: false,
+        // The count is exact, but past the bound only the newest are ranked:
+        // a bigger --limit would not show the others.
+        at_least: floor >= 0,
     })
 }
 
@@ -225,6 +252,15 @@ const OTHER_PAGES: i64 = 10;
 /// BM25 walks every match of each term for its statistics, so ranking
 /// again per document would cost that walk per document.
 pub(crate) fn search_documents(
+    c: &Connection,
+    query: &Query,
+    filter: &SearchFilter,
+    limit: usize,
+) -> Result<Found<DocumentHit>, DbError> {
+    snapshot(c, |c| search_by_document(c, query, filter, limit))
+}
+
+fn search_by_document(
     c: &Connection,
     query: &Query,
     filter: &SearchFilter,
@@ -289,12 +325,13 @@ pub(crate) fn search_documents(
                 ],
                 |r| r.get::<_, i64>(0),
             )?;
-            Ok(DocumentHit {
-                best: hit(c, query, best, rank)?,
+            Ok(hit(c, query, best, rank)?.map(|best| DocumentHit {
+                best,
                 matching_pages: pages,
                 other_pages: others,
-            })
+            }))
         })
+        .filter_map(Result::transpose)
         .collect::<Result<_, DbError>>()?;
     Ok(Found {
         hits,
@@ -345,10 +382,11 @@ mod tests {
         // The newest documents are the ones ranked; their counts are exact.
         assert!(found.hits.iter().all(|h| h.best.id > 5), "{:?}", found.hits);
         assert!(found.hits.iter().all(|h| h.matching_pages == pages_per_doc));
+        // By page: the count is exact, the ranking still bounded.
         let pages = db.read(|c| search(c, &alpha, &all, 10)).unwrap();
         assert_eq!(
             (pages.total, pages.at_least),
-            ((docs * pages_per_doc) as usize, false)
+            ((docs * pages_per_doc) as usize, true)
         );
         // A needle on the oldest document, ranked in full.
         let needle = Query::parse("needle alpha").unwrap();
