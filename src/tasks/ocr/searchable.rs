@@ -315,7 +315,7 @@ fn images_to_pdf(doc: &OpenDocument, default_dpi: u32) -> Result<Document, Strin
 
 /// The image's resolution in pixels per inch, `default_dpi` when it has none.
 fn resolution(pix: &Pix, default_dpi: u32) -> (f64, f64) {
-    let raw = *AsRef::<*mut leptonica_sys::Pix>::as_ref(pix);
+    let raw = super::upright::raw(pix);
     // SAFETY: reads two fields of a valid Pix.
     let (x, y) = unsafe {
         (
@@ -385,7 +385,7 @@ fn jpeg_stream(data: &[u8], pix: &Pix, components: u8) -> Stream {
 /// 1-bit, colour maps and alpha go (alpha onto white), everything else is
 /// 8-bit gray or RGB.
 fn raw_stream(pix: &Pix) -> Result<Stream, String> {
-    let raw = *AsRef::<*mut leptonica_sys::Pix>::as_ref(pix);
+    let raw = super::upright::raw(pix);
     // SAFETY: each call reads a valid Pix and returns a new one (or null),
     // freed below; pixWriteMemPnm allocates the buffer we free.
     let pnm = unsafe {

@@ -31,7 +31,7 @@ fn own(ptr: *mut leptonica_sys::Pix) -> Option<OwnedPix> {
 }
 
 /// The raw pointer of `pix`, for leptonica calls that only read it.
-fn raw(pix: &Pix) -> *mut leptonica_sys::Pix {
+pub(super) fn raw(pix: &Pix) -> *mut leptonica_sys::Pix {
     *AsRef::<*mut leptonica_sys::Pix>::as_ref(pix)
 }
 
