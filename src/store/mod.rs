@@ -308,9 +308,12 @@ impl Store {
         }
     }
 
-    /// Each read page's word boxes, in page order: `None` for pages read
-    /// from a text layer (and pages OCR'd before quire kept boxes).
-    pub fn layouts(&self, document_id: i64) -> Result<Vec<(i64, Option<Layout>)>, DbError> {
+    /// Each read page's source and word boxes, in page order: no boxes for
+    /// pages read from a text layer (and pages OCR'd before quire kept them).
+    pub fn layouts(
+        &self,
+        document_id: i64,
+    ) -> Result<Vec<(i64, PageSource, Option<Layout>)>, DbError> {
         match self.db.engine() {
             Engine::Sqlite(db) => db.read(|c| sqlite::pages::layouts(c, document_id)),
         }

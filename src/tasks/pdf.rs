@@ -174,14 +174,8 @@ pub fn write(
         )));
     }
     let mut pages = vec![];
-    let sources: std::collections::HashMap<i64, PageSource> = store
-        .pages(id)
-        .map_err(WriteError::Db)?
-        .into_iter()
-        .map(|p| (p.number, p.source))
-        .collect();
-    for (n, layout) in store.layouts(id).map_err(WriteError::Db)? {
-        if layout.is_none() && sources.get(&n) == Some(&PageSource::Ocr) {
+    for (n, source, layout) in store.layouts(id).map_err(WriteError::Db)? {
+        if layout.is_none() && source == PageSource::Ocr {
             return Err(WriteError::Cannot(format!(
                 "document {id} was read before quire kept where the words are (page {n}); \
                  read it again with `quire enqueue --reprocess {id}`, and its searchable PDF \

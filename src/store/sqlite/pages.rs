@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension, named_params, params};
 
 use crate::db::DbError;
 use crate::db::sqlite::parse_col;
-use crate::store::{Layout, Page, PageDetail, PageReading};
+use crate::store::{Layout, Page, PageDetail, PageReading, PageSource};
 
 /// Starts (or resumes) OCR of a document by task `task_id`: checkpoints
 /// left by the same task are kept; those of any other task are cleared.
@@ -109,19 +109,24 @@ pub(crate) fn pages(c: &Connection, document_id: i64) -> Result<Vec<Page>, DbErr
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Each page's word boxes, in page order: `None` for pages read from a
-/// text layer (and pages OCR'd before boxes were kept). A layout that does
-/// not parse counts as none.
+/// Each page's source and word boxes, in page order: no boxes for pages
+/// read from a text layer (and pages OCR'd before boxes were kept). A
+/// layout that does not parse counts as none.
 pub(crate) fn layouts(
     c: &Connection,
     document_id: i64,
-) -> Result<Vec<(i64, Option<Layout>)>, DbError> {
+) -> Result<Vec<(i64, PageSource, Option<Layout>)>, DbError> {
     let mut st = c.prepare_cached(
-        "SELECT page_number, layout FROM pages WHERE document_id = ?1 ORDER BY page_number",
+        "SELECT page_number, source, layout FROM pages WHERE document_id = ?1 \
+         ORDER BY page_number",
     )?;
     let rows = st.query_map([document_id], |r| {
-        let raw: Option<String> = r.get(1)?;
-        Ok((r.get(0)?, raw.and_then(|s| serde_json::from_str(&s).ok())))
+        let raw: Option<String> = r.get(2)?;
+        Ok((
+            r.get(0)?,
+            parse_col(r, 1)?,
+            raw.and_then(|s| serde_json::from_str(&s).ok()),
+        ))
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
@@ -174,6 +179,9 @@ mod tests {
         let pages = store.pages(id).unwrap();
         assert_eq!(pages.len(), 1);
         assert_eq!((pages[0].number, pages[0].source), (2, PageSource::Ocr));
-        assert_eq!(store.layouts(id).unwrap(), vec![(2, Some(layout))]);
+        assert_eq!(
+            store.layouts(id).unwrap(),
+            vec![(2, PageSource::Ocr, Some(layout))]
+        );
     }
 }
