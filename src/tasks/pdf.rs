@@ -73,7 +73,9 @@ impl Processor for PdfProcessor {
         // stopped yet never shares a file with the one that took over.
         let claim = ctx.claim;
         let partial = partial_dir.join(format!("{id}-{}-{}.pdf", claim.task_id, claim.attempt));
-        let _ = std::fs::remove_file(&partial);
+        // What earlier attempts left (killed while writing) is of no use to
+        // anyone: this attempt holds the document's only live PDF task.
+        remove_partials_of(&partial_dir, id);
         if let Err(e) = write(store, &self.ocr, &doc, &partial) {
             let _ = std::fs::remove_file(&partial);
             return Err(match e {
@@ -218,6 +220,16 @@ pub fn output_name(doc: &Document) -> PathBuf {
         return PathBuf::from(format!("document-{}.pdf", doc.id));
     }
     rel.with_extension("pdf")
+}
+
+/// Removes every partial file of document `id` in `dir` (named `ID-...`).
+fn remove_partials_of(dir: &Path, id: i64) {
+    let prefix = format!("{id}-");
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Links the finished file `partial` in at `wanted`, or the first of
