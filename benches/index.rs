@@ -51,11 +51,11 @@ fn main() {
         .collect();
     app.queue.enqueue_batch(&tasks).unwrap();
     let processor = IndexProcessor::new(config.index.batch_pages);
-    let stop = AtomicBool::new(false);
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
     let t = Instant::now();
     while let Some(claim) = app.queue.claim("bench-w0", 1).unwrap().pop() {
         processor
-            .run(&TaskContext::new(&app, &claim, &stop))
+            .run(&TaskContext::new(&app, &claim, stop.clone()))
             .unwrap();
         app.queue.complete(&claim).unwrap();
     }

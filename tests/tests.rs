@@ -4,6 +4,7 @@ mod util;
 
 mod cli;
 mod ocr;
+mod parallel;
 mod procs;
 mod reliability;
 mod scans;

@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, anyhow, bail};
@@ -49,7 +50,7 @@ pub fn run(config: &Config, args: &ProcessArgs) -> anyhow::Result<ExitCode> {
     };
     bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
-    let stop = AtomicBool::new(false);
+    let stop = Arc::new(AtomicBool::new(false));
     let mut steps = vec![TaskType::Ocr, TaskType::Indexing];
     if config.output.searchable_pdf {
         steps.push(TaskType::Pdf);
@@ -63,7 +64,7 @@ pub fn run(config: &Config, args: &ProcessArgs) -> anyhow::Result<ExitCode> {
                 anyhow!("document {doc_id}'s {step} task is being run by another process")
             })?;
         bar.set_message(format!("document {doc_id}: {step}"));
-        let ctx = TaskContext::new(&app, &claim, &stop);
+        let ctx = TaskContext::new(&app, &claim, stop.clone());
         // The page count beside the spinner, as the live view shows it,
         // from the checkpoints the task writes.
         let done = AtomicBool::new(false);

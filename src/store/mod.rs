@@ -21,6 +21,7 @@ use serde::Serialize;
 
 use crate::config::Stemming;
 use crate::db::{Db, DbError, Engine};
+use crate::queue::Claim;
 use crate::text_enum::text_enum;
 
 pub use files::Placement;
@@ -222,20 +223,23 @@ impl Store {
         }
     }
 
-    /// Checkpoints one page: what was read of it (if anything) and its
-    /// details, in one transaction. Saving a page again replaces it.
+    /// Checkpoints one page of `claim`'s document: what was read of it (if
+    /// anything) and its details, in one transaction. Saving a page again
+    /// replaces it. Fenced by the claim: when `claim` no longer holds its
+    /// OCR task (cancelled, released and taken by another worker), nothing
+    /// is written and the answer is false.
     pub fn save_page(
         &self,
-        document_id: i64,
+        claim: &Claim,
         number: i64,
         reading: Option<&PageReading<'_>>,
         detail: &PageDetail,
         now: i64,
-    ) -> Result<(), DbError> {
+    ) -> Result<bool, DbError> {
         match self.db.engine() {
-            Engine::Sqlite(db) => db.write(|tx| {
-                sqlite::pages::save_page(tx, document_id, number, reading, detail, now)
-            }),
+            Engine::Sqlite(db) => {
+                db.write(|tx| sqlite::pages::save_page(tx, claim, number, reading, detail, now))
+            }
         }
     }
 

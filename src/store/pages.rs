@@ -85,6 +85,10 @@ pub struct PageDetail {
     pub poor: bool,
     pub attempts: u32,
     pub error: Option<String>,
+    /// The worker that read (or tried) it: the pages of one document are
+    /// read by several workers at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
 }
 
 /// For serde: leave a zero turn out of the details.

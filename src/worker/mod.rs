@@ -6,7 +6,10 @@ mod identity;
 mod pool;
 mod processor;
 mod runner;
+mod sharing;
 
 pub use identity::{WorkerIdentity, is_dead_local_worker};
 pub use pool::{Pool, Releaser, Wake};
-pub use processor::{Processor, Processors, TaskContext, TaskError};
+pub use processor::{Attempt, Processor, Processors, TaskContext, TaskError};
+pub use runner::panic_message;
+pub use sharing::{Divisible, Offered, Offers};

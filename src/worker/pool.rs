@@ -2,7 +2,9 @@
 //! heartbeater and waker ([`super::helpers`]), stopping them, and releasing
 //! what runs when the daemon must stop now.
 //!
-//! Idle workers sleep on a crossbeam channel. They wake at once when this
+//! A worker with no task to claim helps a running task that shares its work
+//! ([`super::sharing`]: the pages of a long document). Idle workers sleep on
+//! a crossbeam channel. They wake at once when this
 //! process enqueues work ([`Wake::notify`]), when another process commits to
 //! the database (the waker's [`crate::db::ChangeWatcher`] says so), and in any
 //! case every `poll_interval`.
@@ -19,12 +21,13 @@ use super::helpers::{spawn_heartbeater, spawn_waker};
 use super::identity::WorkerIdentity;
 use super::processor::Processors;
 use super::runner::worker_loop;
+use super::sharing::Offers;
 use crate::app::App;
 use crate::queue::Claim;
 
 /// Wakes idle workers.
 #[derive(Clone)]
-pub struct Wake(Sender<()>);
+pub struct Wake(pub(super) Sender<()>);
 
 impl Wake {
     /// Wakes one idle worker (a no-op when all are already awake or busy).
@@ -61,6 +64,8 @@ pub(super) struct Shared {
     pub(super) processors: Processors,
     pub(super) stopping: Arc<AtomicBool>,
     pub(super) active: Active,
+    /// Parts of running tasks that idle workers may do.
+    pub(super) offers: Offers,
     pub(super) wake_rx: Receiver<()>,
     pub(super) stop_rx: Receiver<()>,
 }
@@ -73,11 +78,13 @@ impl Pool {
         let stopping = Arc::new(AtomicBool::new(false));
         let active: Active = Arc::default();
         let identity = WorkerIdentity::current();
+        let wake = Wake(wake_tx);
         let shared = Arc::new(Shared {
             app: app.clone(),
             processors,
             stopping: stopping.clone(),
             active: active.clone(),
+            offers: Offers::new(wake.clone()),
             wake_rx,
             stop_rx: stop_rx.clone(),
         });
@@ -91,7 +98,6 @@ impl Pool {
                     .expect("spawn worker thread")
             })
             .collect();
-        let wake = Wake(wake_tx);
         let helpers = vec![
             spawn_heartbeater(app.clone(), active.clone(), stop_rx.clone()),
             spawn_waker(app.clone(), wake.clone(), n, active.clone(), stop_rx),

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use super::sharing::{Divisible, Offered, Offers};
 use crate::app::App;
 use crate::queue::{Claim, FailureKind, QueueError, TaskType};
 
@@ -49,46 +50,105 @@ impl TaskError {
 pub struct TaskContext<'a> {
     pub app: &'a App,
     pub claim: &'a Claim,
-    stop: &'a AtomicBool,
-    /// True once this attempt's progress is recorded.
-    progressed: AtomicBool,
+    attempt: Attempt,
+    /// Where the task may offer parts of its work to idle workers (none
+    /// outside the pool: `quire process`, tests).
+    offers: Option<&'a Offers>,
 }
 
 impl<'a> TaskContext<'a> {
     /// A context for running a processor outside the pool (`quire process`, tests).
-    pub fn new(app: &'a App, claim: &'a Claim, stop: &'a AtomicBool) -> Self {
+    pub fn new(app: &'a App, claim: &'a Claim, stop: Arc<AtomicBool>) -> Self {
         TaskContext {
             app,
             claim,
-            stop,
-            progressed: AtomicBool::new(false),
+            attempt: Attempt {
+                app: app.clone(),
+                claim: claim.clone(),
+                stop,
+                progressed: Arc::default(),
+            },
+            offers: None,
         }
     }
 
+    /// A context whose task may share its work with the pool's idle workers.
+    pub(super) fn in_pool(mut self, offers: &'a Offers) -> Self {
+        self.offers = Some(offers);
+        self
+    }
+
+    /// Records that this attempt made progress; see [`Attempt::record_progress`].
+    pub fn record_progress(&self) -> Result<(), TaskError> {
+        self.attempt.record_progress()
+    }
+
+    /// True when the task should stop at the next checkpoint.
+    pub fn should_stop(&self) -> bool {
+        self.attempt.should_stop()
+    }
+
+    /// The flag behind [`TaskContext::should_stop`], for work that waits
+    /// (an OCR child reading a page) and must give up as soon as it is set.
+    pub fn stop_flag(&self) -> &AtomicBool {
+        &self.attempt.stop
+    }
+
+    /// This attempt, owned, for the threads that help with it.
+    pub fn attempt(&self) -> Attempt {
+        self.attempt.clone()
+    }
+
+    /// Offers parts of this task to the pool's idle workers until the
+    /// returned guard is dropped (see [`Offers`]); `None` outside a pool,
+    /// where the task does all its work itself.
+    pub fn offer(&self, work: Arc<dyn Divisible>) -> Option<Offered> {
+        self.offers.map(|o| o.offer(work))
+    }
+}
+
+/// One attempt of a claimed task, owned: what a helping worker needs to do
+/// part of it on another thread.
+#[derive(Clone)]
+pub struct Attempt {
+    pub app: App,
+    pub claim: Claim,
+    stop: Arc<AtomicBool>,
+    /// True once this attempt's progress is recorded.
+    progressed: Arc<AtomicBool>,
+}
+
+impl Attempt {
     /// Records that this attempt made progress (a checkpoint that a later
     /// attempt will not redo), so that its death does not use up an attempt.
-    /// Only the first call of an attempt writes: that is all the queue needs
-    /// to know. A lost claim interrupts the task.
+    /// Only the first call of an attempt writes, from whichever thread: that
+    /// is all the queue needs to know. A lost claim interrupts the task.
     pub fn record_progress(&self) -> Result<(), TaskError> {
         if self.progressed.swap(true, Ordering::Relaxed) {
             return Ok(());
         }
-        match self.app.queue.record_progress(self.claim) {
+        match self.app.queue.record_progress(&self.claim) {
             Ok(()) => Ok(()),
             Err(QueueError::LostClaim { .. }) => Err(TaskError::Interrupted),
             Err(e) => Err(TaskError::transient(format!("database: {e}"))),
         }
     }
 
-    /// True when the task should stop at the next checkpoint.
+    /// True when the task should stop at the next checkpoint: the daemon is
+    /// stopping, or the claim was lost or cancelled.
     pub fn should_stop(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
     }
 
-    /// The flag behind [`TaskContext::should_stop`], for work that waits
-    /// (an OCR child reading a page) and must give up as soon as it is set.
+    /// The flag behind [`Attempt::should_stop`].
     pub fn stop_flag(&self) -> &AtomicBool {
-        self.stop
+        &self.stop
+    }
+
+    /// Tells every thread working on this attempt to stop (a helper that
+    /// met a fault the whole task must stop for).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
     }
 }
 

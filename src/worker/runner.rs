@@ -1,6 +1,7 @@
 //! A worker thread's loop: claim a task, run its processor (catching
-//! panics), then complete, fail or release it; sleep when there is nothing
-//! to do until woken, stopped, or the poll interval passes.
+//! panics), then complete, fail or release it; with nothing to claim, help
+//! a running task that shares its work; sleep when there is nothing to do
+//! until woken, stopped, or the poll interval passes.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -32,6 +33,9 @@ pub(super) fn worker_loop(s: &Shared, worker: &str) {
                     claims.extend(run_task(s, claim));
                 }
             }
+            // Nothing to claim: help a running task (one page of a long
+            // document), then look at the queue again.
+            Ok(_) if s.offers.help_one(worker) => {}
             Ok(_) => sleep_until_woken(s, s.app.config.queue.poll_interval.0),
             Err(e) => {
                 log::error!("{worker}: cannot claim tasks: {e}; trying again shortly");
@@ -76,7 +80,7 @@ fn run_task(s: &Shared, claim: Claim) -> Vec<Claim> {
         claim.max_attempts
     );
     let started = Instant::now();
-    let ctx = TaskContext::new(&s.app, &claim, &stop);
+    let ctx = TaskContext::new(&s.app, &claim, stop.clone()).in_pool(&s.offers);
     let result = catch_unwind(AssertUnwindSafe(|| {
         s.processors.get(claim.task_type).run(&ctx)
     }))
@@ -150,7 +154,7 @@ fn run_task(s: &Shared, claim: Claim) -> Vec<Claim> {
 }
 
 /// The message of a caught panic.
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     panic
         .downcast_ref::<&str>()
         .map(|s| s.to_string())

@@ -5,6 +5,7 @@ use rusqlite::{Connection, OptionalExtension, named_params, params};
 
 use crate::db::DbError;
 use crate::db::sqlite::parse_col;
+use crate::queue::Claim;
 use crate::store::{Layout, Page, PageDetail, PageReading, PageSource};
 
 /// Starts (or resumes) OCR of a document by task `task_id`: checkpoints
@@ -36,15 +37,26 @@ pub(crate) fn begin_ocr(
     Ok(())
 }
 
-/// Writes what was read of one page (if anything) and its details.
+/// Writes what was read of one page (if anything) and its details, if
+/// `claim` still holds its task; false (nothing written) when it does not.
 pub(crate) fn save_page(
     tx: &Connection,
-    document_id: i64,
+    claim: &Claim,
     number: i64,
     reading: Option<&PageReading<'_>>,
     detail: &PageDetail,
     now: i64,
-) -> Result<(), DbError> {
+) -> Result<bool, DbError> {
+    let held: bool = tx
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM task_queue \
+             WHERE id = ?1 AND status = 'claimed' AND claimed_by = ?2)",
+        )?
+        .query_row(params![claim.task_id, claim.worker], |r| r.get(0))?;
+    if !held {
+        return Ok(false);
+    }
+    let document_id = claim.document_id;
     if let Some(r) = reading {
         let layout = r
             .layout
@@ -74,7 +86,7 @@ pub(crate) fn save_page(
     .execute(named_params! {
         ":now": now, ":n": number, ":detail": detail, ":doc": document_id, ":poor": poor,
     })?;
-    Ok(())
+    Ok(true)
 }
 
 /// A page's recorded details, if it has been tried.
@@ -156,13 +168,14 @@ mod tests {
             .create_document_with_task(&doc, Priority::Normal)
             .unwrap()
             .unwrap();
-        store.begin_ocr(id, 1, 2).unwrap();
+        let claim = queue.claim("w", 1).unwrap().remove(0);
+        store.begin_ocr(id, claim.task_id, 2).unwrap();
         let failed = PageDetail {
             status: PageStatus::Failed,
             error: Some("took too long".into()),
             ..Default::default()
         };
-        store.save_page(id, 1, None, &failed, 20).unwrap();
+        assert!(store.save_page(&claim, 1, None, &failed, 20).unwrap());
         let done = PageDetail::default();
         let layout = Layout::from_tsv(
             "4\t1\t1\t1\t1\t0\t1\t2\t3\t4\t-1\t\n5\t1\t1\t1\t1\t1\t1\t2\t3\t4\t90\ttext\n",
@@ -173,7 +186,11 @@ mod tests {
             confidence: Some(90.0),
             layout: Some(&layout),
         };
-        store.save_page(id, 2, Some(&reading), &done, 30).unwrap();
+        assert!(
+            store
+                .save_page(&claim, 2, Some(&reading), &done, 30)
+                .unwrap()
+        );
         assert_eq!(store.page_detail(id, 1).unwrap().unwrap(), failed);
         assert_eq!(store.page_detail(id, 2).unwrap().unwrap(), done);
         let pages = store.pages(id).unwrap();
@@ -181,7 +198,18 @@ mod tests {
         assert_eq!((pages[0].number, pages[0].source), (2, PageSource::Ocr));
         assert_eq!(
             store.layouts(id).unwrap(),
-            vec![(2, PageSource::Ocr, Some(layout))]
+            vec![(2, PageSource::Ocr, Some(layout.clone()))]
         );
+
+        // A claim that no longer holds the task writes nothing.
+        queue.cancel(claim.task_id).unwrap();
+        let late = PageReading {
+            text: "late",
+            ..reading
+        };
+        assert!(!store.save_page(&claim, 2, Some(&late), &done, 40).unwrap());
+        assert!(!store.save_page(&claim, 1, Some(&late), &done, 40).unwrap());
+        assert_eq!(store.pages(id).unwrap()[0].text, "text");
+        assert_eq!(store.page_detail(id, 1).unwrap().unwrap(), failed);
     }
 }

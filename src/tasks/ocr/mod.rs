@@ -1,6 +1,8 @@
 //! The OCR processor: turns a document into page text, one page at a time,
 //! checkpointing each page (see [`crate::store::Store::save_page`]) so that a
-//! restarted task resumes at the first page not yet done.
+//! restarted task resumes at the first page not yet done. The pages of one
+//! document are read by every idle worker of the daemon at once, each in its
+//! own OCR child.
 //!
 //! Images go to tesseract; PDF pages use their text layer when it is usable and
 //! are otherwise rendered with `pdftoppm` and OCR'd. Bad input fails with a
@@ -18,16 +20,17 @@ pub mod searchable;
 mod upright;
 
 use std::cell::RefCell;
-use std::path::Path;
-use std::time::Duration;
+use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
 
 use child::{Child, Failure};
-use reader::PageText;
 
 use crate::config::OcrConfig;
 use crate::detect::Kind;
 use crate::store::{PageDetail, PageReading, PageStatus, is_poor_reading};
-use crate::worker::{Processor, TaskContext, TaskError};
+use crate::worker::{Attempt, Divisible, Processor, TaskContext, TaskError};
 
 thread_local! {
     /// This worker thread's OCR child, started on first use.
@@ -68,36 +71,10 @@ impl OcrProcessor {
         OcrProcessor { config }
     }
 
-    fn with_child<T>(
-        &self,
-        f: impl FnOnce(&mut Child) -> Result<T, Failure>,
-    ) -> Result<T, Failure> {
-        with_child(&self.config, f)
-    }
-
-    fn timeout(&self) -> Duration {
-        self.config.page_timeout.0
-    }
-
     /// Page count of the document at `path`, opened in the child.
     fn open(&self, path: &Path, kind: Kind) -> Result<usize, Failure> {
-        self.with_child(|c| c.open(path, kind, self.timeout()))
-    }
-
-    /// Reads page `n`, (re)opening the document in the child if needed;
-    /// gives up (killing the child) as soon as `stop` is set.
-    fn page(
-        &self,
-        path: &Path,
-        kind: Kind,
-        n: usize,
-        stop: &std::sync::atomic::AtomicBool,
-    ) -> Result<PageText, Failure> {
-        self.with_child(|c| {
-            if !c.has_open(path) {
-                c.open(path, kind, self.timeout())?;
-            }
-            c.page(n, self.timeout(), stop)
+        with_child(&self.config, |c| {
+            c.open(path, kind, self.config.page_timeout.0)
         })
     }
 }
@@ -106,7 +83,6 @@ impl Processor for OcrProcessor {
     fn run(&self, ctx: &TaskContext<'_>) -> Result<(), TaskError> {
         let store = &ctx.app.store;
         let doc_id = ctx.claim.document_id;
-        let db = |e: crate::db::DbError| TaskError::transient(format!("database: {e}"));
         let doc = store
             .document(doc_id)
             .map_err(db)?
@@ -126,73 +102,221 @@ impl Processor for OcrProcessor {
         store
             .begin_ocr(doc_id, ctx.claim.task_id, pages as i64)
             .map_err(db)?;
-
-        let mut failed = vec![];
+        // Pages done by an earlier attempt are kept; pages that failed are
+        // read again (a timeout or memory limit may have been raised).
+        let mut todo = VecDeque::new();
         for n in 1..=pages {
-            if ctx.should_stop() {
-                return Err(TaskError::Interrupted);
-            }
-            // Pages done by an earlier attempt are kept; pages that failed
-            // are read again (a timeout or memory limit may have been raised).
-            if store
+            let done = store
                 .page_detail(doc_id, n as i64)
                 .map_err(db)?
-                .is_some_and(|d| d.status == PageStatus::Done)
-            {
-                continue;
+                .is_some_and(|d| d.status == PageStatus::Done);
+            if !done {
+                todo.push_back(n);
             }
-            let started = std::time::Instant::now();
-            let result = match self.page(&path, kind, n, ctx.stop_flag()) {
-                Ok(p) => Ok(p),
-                Err(Failure::Spawn(e)) => return Err(TaskError::transient(e)),
-                // Stopping: the page was cut short, not read; leave no checkpoint.
-                Err(f) if f.lost_child() && ctx.should_stop() => {
-                    return Err(TaskError::Interrupted);
-                }
-                Err(f) => Err(f.message(&format!("page {n}"))),
+        }
+        let reading = Arc::new(Reading {
+            attempt: ctx.attempt(),
+            config: self.config.clone(),
+            name: doc.name,
+            path,
+            kind,
+            pages,
+            state: Mutex::new(ReadingState {
+                todo,
+                ..Default::default()
+            }),
+            returned: Condvar::new(),
+        });
+        // Idle workers read pages too; this worker reads until none are left
+        // to take, then waits for the pages its helpers are reading.
+        let offered = ctx.offer(reading.clone());
+        while reading.help(&ctx.claim.worker) {}
+        drop(offered);
+        let state = reading.wait_for_helpers();
+        if let Some(fault) = state.fault {
+            return Err(fault);
+        }
+        if !state.todo.is_empty() {
+            return Err(TaskError::Interrupted);
+        }
+        if state.failed.len() == pages {
+            let mut failed = state.failed;
+            failed.sort();
+            return Err(TaskError::permanent(format!(
+                "no page could be read: {}",
+                failed
+                    .into_iter()
+                    .map(|(_, e)| e)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The database error of a page's checkpoint, as a task error.
+fn db(e: crate::db::DbError) -> TaskError {
+    TaskError::transient(format!("database: {e}"))
+}
+
+/// One attempt at reading a document's pages, shared by the worker that
+/// claimed its OCR task and the idle workers that help it (see
+/// [`crate::worker::Divisible`]): each page is handed out once, read in the
+/// reading worker's own OCR child, and checkpointed under the task's claim.
+struct Reading {
+    attempt: Attempt,
+    config: OcrConfig,
+    name: String,
+    path: PathBuf,
+    kind: Kind,
+    pages: usize,
+    state: Mutex<ReadingState>,
+    /// Signalled whenever a page comes back.
+    returned: Condvar,
+}
+
+#[derive(Default)]
+struct ReadingState {
+    /// Pages not yet handed out, in order.
+    todo: VecDeque<usize>,
+    /// Pages being read now.
+    in_flight: usize,
+    /// Pages that failed in this attempt, with why.
+    failed: Vec<(usize, String)>,
+    /// What stops the whole attempt (stopping, a lost claim, the database,
+    /// no OCR child); the first one is kept, and no page is handed out after.
+    fault: Option<TaskError>,
+}
+
+impl Divisible for Reading {
+    /// Reads the next page not handed out yet; false when none is left or
+    /// the attempt is stopping.
+    fn help(&self, worker: &str) -> bool {
+        let n = {
+            let mut state = self.state.lock().unwrap();
+            if state.fault.is_some() {
+                return false;
+            }
+            if self.attempt.should_stop() {
+                state.fault = Some(TaskError::Interrupted);
+                return false;
+            }
+            let Some(n) = state.todo.pop_front() else {
+                return false;
             };
-            let detail = match &result {
-                Ok(p) => PageDetail {
-                    status: PageStatus::Done,
-                    source: Some(p.source),
-                    chars: p.text.chars().count(),
-                    confidence: p.confidence,
-                    images: p.images,
-                    rendered: p.rendered,
-                    turned: p.turned,
-                    deskewed: p.deskewed,
-                    poor: is_poor_reading(p.confidence, &p.text),
-                    attempts: ctx.claim.attempt as u32,
-                    error: None,
-                },
-                Err(e) => PageDetail {
-                    status: PageStatus::Failed,
-                    attempts: ctx.claim.attempt as u32,
-                    error: Some(e.clone()),
-                    ..Default::default()
-                },
-            };
-            let reading = result.as_ref().ok().map(|p| PageReading {
-                text: &p.text,
-                source: p.source,
-                confidence: p.confidence,
-                layout: p.layout.as_ref(),
+            state.in_flight += 1;
+            n
+        };
+        let outcome =
+            catch_unwind(AssertUnwindSafe(|| self.read(n, worker))).unwrap_or_else(|panic| {
+                Err(TaskError::transient(format!(
+                    "page {n}: reading it panicked: {}",
+                    crate::worker::panic_message(&panic)
+                )))
             });
-            let now = ctx.app.queue.now_ms();
-            store
-                .save_page(doc_id, n as i64, reading.as_ref(), &detail, now)
-                .map_err(db)?;
-            // Only a page read is progress: a page that failed again must not
-            // keep a task that dies every time alive for ever.
-            if reading.is_some() {
-                ctx.record_progress()?;
+        let mut state = self.state.lock().unwrap();
+        state.in_flight -= 1;
+        match outcome {
+            Ok(None) => {}
+            Ok(Some(error)) => state.failed.push((n, error)),
+            Err(fault) => {
+                // The page was not checkpointed: the next attempt reads it.
+                state.todo.push_front(n);
+                state.fault.get_or_insert(fault);
             }
-            if let Ok(p) = &result {
+        }
+        self.returned.notify_all();
+        true
+    }
+}
+
+impl Reading {
+    /// Waits until no page is being read, and gives what the attempt came to.
+    fn wait_for_helpers(&self) -> ReadingState {
+        let mut state = self.state.lock().unwrap();
+        while state.in_flight > 0 {
+            state = self.returned.wait(state).unwrap();
+        }
+        std::mem::take(&mut *state)
+    }
+
+    /// Reads page `n` in this thread's OCR child (`worker`'s) and
+    /// checkpoints it: `None`
+    /// when it was read, the page's error when it failed (recorded: one bad
+    /// page fails only itself), or the fault that stops the attempt.
+    fn read(&self, n: usize, worker: &str) -> Result<Option<String>, TaskError> {
+        let (app, claim) = (&self.attempt.app, &self.attempt.claim);
+        let doc_id = claim.document_id;
+        let started = std::time::Instant::now();
+        let timeout = self.config.page_timeout.0;
+        let result = with_child(&self.config, |c| {
+            if !c.has_open(&self.path) {
+                c.open(&self.path, self.kind, timeout)?;
+            }
+            c.page(n, timeout, self.attempt.stop_flag())
+        });
+        let result = match result {
+            Ok(p) => Ok(p),
+            Err(Failure::Spawn(e)) => return Err(TaskError::transient(e)),
+            // Stopping: the page was cut short, not read; leave no checkpoint.
+            Err(f) if f.lost_child() && self.attempt.should_stop() => {
+                return Err(TaskError::Interrupted);
+            }
+            Err(f) => Err(f.message(&format!("page {n}"))),
+        };
+        let detail = match &result {
+            Ok(p) => PageDetail {
+                status: PageStatus::Done,
+                source: Some(p.source),
+                chars: p.text.chars().count(),
+                confidence: p.confidence,
+                images: p.images,
+                rendered: p.rendered,
+                turned: p.turned,
+                deskewed: p.deskewed,
+                poor: is_poor_reading(p.confidence, &p.text),
+                attempts: claim.attempt as u32,
+                error: None,
+                worker: Some(worker.to_owned()),
+            },
+            Err(e) => PageDetail {
+                status: PageStatus::Failed,
+                attempts: claim.attempt as u32,
+                error: Some(e.clone()),
+                worker: Some(worker.to_owned()),
+                ..Default::default()
+            },
+        };
+        let reading = result.as_ref().ok().map(|p| PageReading {
+            text: &p.text,
+            source: p.source,
+            confidence: p.confidence,
+            layout: p.layout.as_ref(),
+        });
+        let now = app.queue.now_ms();
+        if !app
+            .store
+            .save_page(claim, n as i64, reading.as_ref(), &detail, now)
+            .map_err(db)?
+        {
+            // Cancelled, or released and taken elsewhere: not ours to write.
+            self.attempt.stop();
+            return Err(TaskError::Interrupted);
+        }
+        // Only a page read is progress: a page that failed again must not
+        // keep a task that dies every time alive for ever.
+        if reading.is_some() {
+            self.attempt.record_progress()?;
+        }
+        let name = &self.name;
+        let pages = self.pages;
+        match result {
+            Ok(p) => {
                 // -v: a line a page.
                 log::info!(
                     target: "quire::pages",
-                    "document {doc_id} {:?} page {n}/{pages}: {}, {} chars{}, {} ms",
-                    doc.name,
+                    "document {doc_id} {name:?} page {n}/{pages}: {}, {} chars{}, {} ms",
                     p.source,
                     detail.chars,
                     p.confidence
@@ -200,26 +324,19 @@ impl Processor for OcrProcessor {
                         .unwrap_or_default(),
                     started.elapsed().as_millis()
                 );
+                if detail.poor {
+                    log::warn!(
+                        "document {doc_id} {name:?} page {n}: a poor reading (confidence {:.0}); \
+                         the scan may be faint, blurred or not text",
+                        detail.confidence.unwrap_or(0.0)
+                    );
+                }
+                Ok(None)
             }
-            if detail.poor {
-                log::warn!(
-                    "document {doc_id} {:?} page {n}: a poor reading (confidence {:.0}); \
-                     the scan may be faint, blurred or not text",
-                    doc.name,
-                    detail.confidence.unwrap_or(0.0)
-                );
-            }
-            if let Err(e) = result {
-                log::warn!("document {doc_id} {:?}: {e}", doc.name);
-                failed.push(e);
+            Err(e) => {
+                log::warn!("document {doc_id} {name:?}: {e}");
+                Ok(Some(e))
             }
         }
-        if failed.len() == pages {
-            return Err(TaskError::permanent(format!(
-                "no page could be read: {}",
-                failed.join("; ")
-            )));
-        }
-        Ok(())
     }
 }
