@@ -58,6 +58,10 @@ pub struct QueueConfig {
     pub backoff_max: Dur,
     /// How long a stopping daemon lets running tasks finish before releasing them.
     pub shutdown_timeout: Dur,
+    /// How long an OCR task reads before it lets a waiting task of the same
+    /// or a higher priority go first, when every worker is busy (it resumes
+    /// at its next unread page).
+    pub time_slice: Dur,
 }
 
 /// `[scheduler]`: periodic maintenance.
@@ -205,6 +209,7 @@ impl Default for QueueConfig {
             backoff_base: Dur::secs(10),
             backoff_max: Dur::secs(3600),
             shutdown_timeout: Dur::secs(30),
+            time_slice: Dur::secs(30),
         }
     }
 }

@@ -158,3 +158,36 @@ fn a_small_document_dropped_after_a_long_one_is_searchable_before_the_long_one_i
     assert!(read < PAGES, "all {read} pages were read first");
     eprintln!("the small document was searchable after {read} of {PAGES} pages");
 }
+
+#[test]
+fn with_one_worker_a_long_document_gives_way_to_one_dropped_after_it_and_resumes() {
+    const PAGES: usize = 12;
+    // A time slice of nothing: the long document gives way as soon as
+    // another waits, so the test needs no clock.
+    let env = Env::new().set("QUIRE_QUEUE_TIME_SLICE", "0s");
+    let daemon = env.serve(&["-v", "--workers", "1"]);
+    drop_scan(&env, "long.pdf", PAGES);
+    wait_until("the long document's first pages to be read", || {
+        doc_named(&env, "long.pdf")
+            .is_some_and(|d| readers(&env, d["id"].as_i64().unwrap()).len() >= 2)
+    });
+    let staging = env.dir.path().join("staging");
+    text_png(&staging.join("note.png"), &["a short memo about quinces"]);
+    std::fs::rename(staging.join("note.png"), env.inbox().join("note.png")).unwrap();
+    wait_until("the small document to be searchable", || {
+        env.search(&["quinces"])
+            .as_array()
+            .is_some_and(|hits| !hits.is_empty())
+    });
+    let long = doc_named(&env, "long.pdf").unwrap();
+    let read = readers(&env, long["id"].as_i64().unwrap()).len();
+    assert!(read < PAGES, "all {read} pages were read first");
+    // The long one then resumes where it stopped, reading no page twice.
+    let docs = env.wait_settled(2);
+    let log = daemon.log_text();
+    assert!(docs.iter().all(|d| d["status"] == "indexed"), "{log}");
+    assert!(log.contains("to let a waiting task go first"), "{log}");
+    for n in 1..=PAGES {
+        assert_eq!(times_read(&log, n, PAGES), 1, "page {n}:\n{log}");
+    }
+}

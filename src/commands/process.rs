@@ -96,7 +96,7 @@ pub fn run(config: &Config, args: &ProcessArgs) -> anyhow::Result<ExitCode> {
                 bar.finish_and_clear();
                 bail!("document {doc_id}: {step} failed: {message}");
             }
-            Err(TaskError::Interrupted) => {
+            Err(TaskError::Interrupted | TaskError::Paused) => {
                 app.queue.release(&claim)?;
                 bail!("document {doc_id}: {step} was interrupted");
             }

@@ -334,6 +334,17 @@ impl Queue {
         }
     }
 
+    /// True when a task of `priority` or a higher one is due and waits
+    /// for a worker (a task running that long should give way; see
+    /// `queue.time_slice`).
+    pub fn others_waiting(&self, priority: Priority) -> Result<bool, QueueError> {
+        match self.db.engine() {
+            Engine::Sqlite(db) => {
+                db.read(|c| sqlite::claim::do_others_waiting(c, priority, self.now_ms()))
+            }
+        }
+    }
+
     /// The queue's maintenance operations (stale claims, orphans, purge).
     pub fn maintenance(&self) -> Maintenance<'_> {
         Maintenance::new(self)

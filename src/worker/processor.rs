@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use super::sharing::{Divisible, Offered, Offers};
 use crate::app::App;
@@ -26,6 +27,10 @@ pub enum TaskError {
     Failed { kind: FailureKind, message: String },
     /// It stopped because the daemon is shutting down or the claim was lost.
     Interrupted,
+    /// It stopped at a checkpoint to let waiting work go first
+    /// ([`TaskContext::should_give_way`]); it goes back to the queue, due
+    /// now, and resumes there.
+    Paused,
 }
 
 impl TaskError {
@@ -54,6 +59,8 @@ pub struct TaskContext<'a> {
     /// Where the task may offer parts of its work to idle workers (none
     /// outside the pool: `quire process`, tests).
     offers: Option<&'a Offers>,
+    /// When the task started running, for its time slice.
+    started: Instant,
 }
 
 impl<'a> TaskContext<'a> {
@@ -69,6 +76,7 @@ impl<'a> TaskContext<'a> {
                 progressed: Arc::default(),
             },
             offers: None,
+            started: Instant::now(),
         }
     }
 
@@ -92,6 +100,21 @@ impl<'a> TaskContext<'a> {
     /// (an OCR child reading a page) and must give up as soon as it is set.
     pub fn stop_flag(&self) -> &AtomicBool {
         &self.attempt.stop
+    }
+
+    /// True when the task, run by a daemon's worker, has used its time
+    /// slice (`queue.time_slice`) and a task of its priority or a higher
+    /// one waits for a worker: a long task should then stop at its next
+    /// checkpoint with [`TaskError::Paused`], to resume after. Never outside
+    /// a daemon (`quire process` runs its one task to the end).
+    pub fn should_give_way(&self) -> bool {
+        self.offers.is_some()
+            && self.started.elapsed() >= self.app.config.queue.time_slice.0
+            && self
+                .app
+                .queue
+                .others_waiting(self.claim.priority)
+                .unwrap_or(false)
     }
 
     /// This attempt, owned, for the threads that help with it.

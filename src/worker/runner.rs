@@ -130,6 +130,14 @@ fn run_task(s: &Shared, claim: Claim) -> Vec<Claim> {
                     ),
                 })
         }
+        Err(TaskError::Paused) => queue.release(&claim).map(|()| {
+            log::info!(
+                "task {} ({}) paused after {took:.0}s to let a waiting task go first; \
+                 it resumes where it stopped",
+                claim.task_id,
+                claim.task_type,
+            )
+        }),
         Err(TaskError::Interrupted) => queue.release(&claim).map(|()| {
             log::info!(
                 "task {} ({}) stopped at a checkpoint and was released",

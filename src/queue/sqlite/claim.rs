@@ -53,6 +53,19 @@ pub(crate) fn do_claim(
     Ok(claims.into_iter().map(|(_, c)| c).collect())
 }
 
+/// Whether a pending task of `priority` or higher is due.
+pub(crate) fn do_others_waiting(
+    c: &Connection,
+    priority: Priority,
+    now: i64,
+) -> Result<bool, QueueError> {
+    Ok(c.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM task_queue \
+         WHERE status = 'pending' AND priority <= ?1 AND run_after <= ?2)",
+    )?
+    .query_row(rusqlite::params![priority.rank(), now], |r| r.get(0))?)
+}
+
 /// Claims the pending task of `task_type` for one document, due or not.
 pub(crate) fn do_claim_document(
     tx: &Connection,
@@ -126,6 +139,26 @@ mod tests {
         let order: Vec<i64> = (0..4).map(|_| f.claim_one("w").task_id).collect();
         assert_eq!(order, vec![high, normal_old, normal_new, low]);
         assert!(f.queue.claim("w", 1).unwrap().is_empty());
+    }
+
+    #[test]
+    fn others_waiting_counts_due_tasks_of_the_same_or_a_higher_priority() {
+        let f = fixture();
+        let (a, b) = (f.document("a"), f.document("b"));
+        assert!(!f.queue.others_waiting(Priority::Low).unwrap());
+        f.queue.enqueue(a, TaskType::Ocr, Priority::Normal).unwrap();
+        assert!(f.queue.others_waiting(Priority::Normal).unwrap());
+        assert!(f.queue.others_waiting(Priority::Low).unwrap());
+        assert!(!f.queue.others_waiting(Priority::High).unwrap());
+        // Claimed, it no longer waits; a retry not yet due does not either.
+        let claim = f.claim_one("w");
+        assert!(!f.queue.others_waiting(Priority::Low).unwrap());
+        f.queue
+            .fail(&claim, FailureKind::Transient, "try later")
+            .unwrap();
+        assert!(!f.queue.others_waiting(Priority::Low).unwrap());
+        f.queue.enqueue(b, TaskType::Ocr, Priority::High).unwrap();
+        assert!(f.queue.others_waiting(Priority::High).unwrap());
     }
 
     #[test]

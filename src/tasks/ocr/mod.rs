@@ -128,16 +128,27 @@ impl Processor for OcrProcessor {
             returned: Condvar::new(),
         });
         // Idle workers read pages too; this worker reads until none are left
-        // to take, then waits for the pages its helpers are reading.
+        // to take (or it should give way to a waiting document), then waits
+        // for the pages its helpers are reading.
         let offered = ctx.offer(reading.clone());
-        while reading.help(&ctx.claim.worker) {}
+        let mut paused = false;
+        while reading.help(&ctx.claim.worker) {
+            if ctx.should_give_way() {
+                paused = true;
+                break;
+            }
+        }
         drop(offered);
         let state = reading.wait_for_helpers();
         if let Some(fault) = state.fault {
             return Err(fault);
         }
         if !state.todo.is_empty() {
-            return Err(TaskError::Interrupted);
+            return Err(if paused {
+                TaskError::Paused
+            } else {
+                TaskError::Interrupted
+            });
         }
         if state.failed.len() == pages {
             let mut failed = state.failed;
