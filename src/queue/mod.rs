@@ -242,6 +242,31 @@ impl Queue {
         }
     }
 
+    /// Completes many claimed tasks in one transaction (one commit where
+    /// there were as many as tasks), each as [`Queue::complete`] does and
+    /// each fenced on its own: the answer says, in input order, which were
+    /// completed and which claims were lost (those change nothing). A
+    /// database error completes none.
+    pub fn complete_batch(
+        &self,
+        claims: &[Claim],
+    ) -> Result<Vec<Result<(), QueueError>>, QueueError> {
+        match self.db.engine() {
+            Engine::Sqlite(db) => db.write(|tx| {
+                let now = self.now_ms();
+                claims
+                    .iter()
+                    .map(
+                        |c| match sqlite::lease::do_complete(tx, c, &self.policy, now) {
+                            Err(e @ QueueError::LostClaim { .. }) => Ok(Err(e)),
+                            other => other.map(Ok),
+                        },
+                    )
+                    .collect()
+            }),
+        }
+    }
+
     /// [`Queue::complete`], then the worker's next work, in the same write
     /// transaction (one commit where two were): after an OCR task, its
     /// document's indexing task (so that a document is searchable the moment

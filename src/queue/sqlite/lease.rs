@@ -143,6 +143,38 @@ mod tests {
     use crate::queue::*;
 
     #[test]
+    fn a_batch_completes_each_held_claim_and_changes_nothing_for_a_lost_one() {
+        let f = fixture();
+        let docs: Vec<i64> = ["a", "b", "c"].iter().map(|n| f.document(n)).collect();
+        for &d in &docs {
+            f.queue
+                .enqueue(d, TaskType::Indexing, Priority::Normal)
+                .unwrap();
+        }
+        let claims = f.queue.claim("w", 3).unwrap();
+        assert_eq!(claims.len(), 3);
+        f.queue.cancel(claims[1].task_id).unwrap();
+        let results = f.queue.complete_batch(&claims).unwrap();
+        assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+        assert!(
+            matches!(results[1], Err(QueueError::LostClaim { .. })),
+            "{results:?}"
+        );
+        let status = |c: &Claim| f.queue.task(c.task_id).unwrap().status;
+        assert_eq!(status(&claims[0]), TaskStatus::Completed);
+        assert_eq!(status(&claims[1]), TaskStatus::Cancelled);
+        assert_eq!(f.doc_status(claims[0].document_id), DocumentStatus::Indexed);
+        assert_eq!(
+            f.doc_status(claims[1].document_id),
+            DocumentStatus::Cancelled
+        );
+        assert_eq!(f.doc_status(claims[2].document_id), DocumentStatus::Indexed);
+        // Completing them again: every claim is gone.
+        let again = f.queue.complete_batch(&claims).unwrap();
+        assert!(again.iter().all(|r| r.is_err()));
+    }
+
+    #[test]
     fn complete_and_claim_takes_the_next_work_in_the_same_step() {
         let f = fixture();
         let (a, b) = (f.document("a"), f.document("b"));
