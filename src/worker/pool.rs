@@ -84,7 +84,7 @@ impl Pool {
             processors,
             stopping: stopping.clone(),
             active: active.clone(),
-            offers: Offers::new(wake.clone()),
+            offers: Offers::new(wake.clone(), n),
             wake_rx,
             stop_rx: stop_rx.clone(),
         });

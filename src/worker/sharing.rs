@@ -27,24 +27,23 @@ pub trait Divisible: Send + Sync {
 pub struct Offers {
     open: Arc<Mutex<Vec<Arc<dyn Divisible>>>>,
     wake: Wake,
+    /// Workers in the pool: how many may be asleep.
+    workers: usize,
 }
 
 impl Offers {
-    pub(super) fn new(wake: Wake) -> Offers {
+    pub(super) fn new(wake: Wake, workers: usize) -> Offers {
         Offers {
             open: Arc::default(),
             wake,
+            workers,
         }
     }
 
-    /// Puts `work` on offer, waking idle workers, until the guard drops.
+    /// Puts `work` on offer, waking every idle worker, until the guard drops.
     pub fn offer(&self, work: Arc<dyn Divisible>) -> Offered {
-        let n = {
-            let mut open = self.open.lock().unwrap();
-            open.push(work.clone());
-            open.len()
-        };
-        self.wake.notify_many(n.max(2));
+        self.open.lock().unwrap().push(work.clone());
+        self.wake.notify_many(self.workers);
         Offered {
             open: self.open.clone(),
             work,
@@ -124,7 +123,7 @@ mod tests {
     }
 
     fn offers() -> Offers {
-        Offers::new(Wake(crossbeam_channel::bounded(4).0))
+        Offers::new(Wake(crossbeam_channel::bounded(4).0), 2)
     }
 
     #[test]
