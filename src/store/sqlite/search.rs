@@ -104,10 +104,10 @@ fn rank_floor(c: &Connection, query: &Query, filter: &SearchFilter) -> Result<i6
     let from = matching(filter);
     let floor = self::query(
         c,
-        &format!("SELECT p.rowid {from} ORDER BY p.rowid DESC LIMIT 1 OFFSET :n"),
+        &format!("SELECT p.rowid {from} ORDER BY p.rowid DESC LIMIT 1 OFFSET {RANK_AT_MOST}"),
         query,
         filter,
-        &[(":floor", &-1i64), (":n", &RANK_AT_MOST)],
+        &[(":floor", &-1i64)],
         |r| r.get::<_, i64>(0),
     )?;
     Ok(floor.first().copied().unwrap_or(-1))
@@ -209,15 +209,17 @@ fn search_pages(
 ) -> Result<Found<Hit>, DbError> {
     let from = matching(filter);
     let floor = rank_floor(c, query, filter)?;
+    // The limit is written into the statement: a bound LIMIT makes SQLite
+    // prepare the statement again on every run (see queue::sqlite::claim).
     let top = self::query(
         c,
         &format!(
             "SELECT p.rowid, p.rank {from} \
-             ORDER BY p.rank, p.rowid / {ROWID_STRIDE} DESC, p.rowid LIMIT :limit"
+             ORDER BY p.rank, p.rowid / {ROWID_STRIDE} DESC, p.rowid LIMIT {limit}"
         ),
         query,
         filter,
-        &[(":limit", &(limit as i64)), (":floor", &floor)],
+        &[(":floor", &floor)],
         |r| Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)?)),
     )?;
     let total = if top.len() < limit && floor < 0 {
@@ -312,16 +314,17 @@ fn search_by_document(
             .unwrap_or(1);
             let others = self::query(
                 c,
-                "SELECT rowid % 1000000 FROM page_index \
-                 WHERE page_index MATCH :q AND rowid BETWEEN :lo AND :hi AND rowid != :best \
-                 ORDER BY rowid LIMIT :n",
+                &format!(
+                    "SELECT rowid % 1000000 FROM page_index \
+                     WHERE page_index MATCH :q AND rowid BETWEEN :lo AND :hi AND rowid != :best \
+                     ORDER BY rowid LIMIT {OTHER_PAGES}"
+                ),
                 query,
                 &SearchFilter::default(),
                 &[
                     (":lo", &lo),
                     (":hi", &(lo + ROWID_STRIDE - 1)),
                     (":best", &best),
-                    (":n", &OTHER_PAGES),
                 ],
                 |r| r.get::<_, i64>(0),
             )?;
