@@ -253,16 +253,7 @@ impl Queue {
     ) -> Result<Vec<Result<(), QueueError>>, QueueError> {
         match self.db.engine() {
             Engine::Sqlite(db) => db.write(|tx| {
-                let now = self.now_ms();
-                claims
-                    .iter()
-                    .map(
-                        |c| match sqlite::lease::do_complete(tx, c, &self.policy, now) {
-                            Err(e @ QueueError::LostClaim { .. }) => Ok(Err(e)),
-                            other => other.map(Ok),
-                        },
-                    )
-                    .collect()
+                sqlite::lease::do_complete_batch(tx, claims, &self.policy, self.now_ms())
             }),
         }
     }

@@ -4,8 +4,8 @@
 
 use rusqlite::{Connection, named_params};
 
-use super::set_document_status;
-use crate::queue::{Claim, Priority, QueueError, TaskType};
+use super::{set_document_status, set_documents_status};
+use crate::queue::{Claim, DocumentStatus, Priority, QueueError, TaskType};
 
 /// Claims up to `limit` due pending tasks for `worker`, counting an attempt on
 /// each, and moves their documents to the matching status.
@@ -45,9 +45,24 @@ pub(crate) fn do_claim(
         .collect::<Result<_, _>>()?;
     // RETURNING gives no order guarantee: restore the claim order.
     claims.sort_by_key(|(run_after, c)| (c.priority, *run_after, c.task_id));
-    for (_, c) in &claims {
+    if let [(_, c)] = claims.as_slice() {
         if let Some(status) = c.task_type.document_status() {
             set_document_status(tx, c.document_id, status, None, now)?;
+        }
+    } else {
+        // A batch: one statement per status, not per document.
+        let mut by_status: Vec<(DocumentStatus, Vec<i64>)> = vec![];
+        for (_, c) in &claims {
+            let Some(status) = c.task_type.document_status() else {
+                continue;
+            };
+            match by_status.iter_mut().find(|(s, _)| *s == status) {
+                Some((_, docs)) => docs.push(c.document_id),
+                None => by_status.push((status, vec![c.document_id])),
+            }
+        }
+        for (status, docs) in by_status {
+            set_documents_status(tx, &docs, status, now)?;
         }
     }
     Ok(claims.into_iter().map(|(_, c)| c).collect())

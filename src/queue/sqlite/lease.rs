@@ -6,7 +6,7 @@
 
 use rusqlite::{Connection, named_params};
 
-use super::{enqueue, set_document_status};
+use super::{enqueue, set_document_status, set_documents_status};
 use crate::queue::{Claim, DocumentStatus, FailOutcome, FailureKind, Policy, QueueError, TaskType};
 
 /// Fails with `LostClaim` unless exactly one row was touched.
@@ -81,6 +81,65 @@ pub(crate) fn do_complete(
         TaskType::Pdf => {}
     }
     Ok(())
+}
+
+/// Completes `claims` (see [`do_complete`]) in the caller's transaction;
+/// each result says whether that claim was still held. Indexing tasks, the
+/// many small ones, go in two statements per worker whatever their number
+/// (the tasks, then their documents); the others one by one.
+pub(crate) fn do_complete_batch(
+    tx: &Connection,
+    claims: &[Claim],
+    policy: &Policy,
+    now: i64,
+) -> Result<Vec<Result<(), QueueError>>, QueueError> {
+    let mut results: Vec<Option<Result<(), QueueError>>> =
+        std::iter::repeat_with(|| None).take(claims.len()).collect();
+    let mut by_worker: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
+    for (i, c) in claims.iter().enumerate() {
+        if c.task_type == TaskType::Indexing {
+            by_worker.entry(&c.worker).or_default().push(i);
+        } else {
+            results[i] = Some(match do_complete(tx, c, policy, now) {
+                Err(e @ QueueError::LostClaim { .. }) => Err(e),
+                other => Ok(other?),
+            });
+        }
+    }
+    for (worker, indices) in by_worker {
+        let ids: Vec<i64> = indices.iter().map(|&i| claims[i].task_id).collect();
+        let ids = serde_json::to_string(&ids).expect("ids serialize");
+        let done: std::collections::HashSet<i64> = tx
+            .prepare_cached(
+                "UPDATE task_queue SET status = 'completed', completed_at = :now, heartbeat_at = :now \
+                 WHERE id IN (SELECT value FROM json_each(:ids)) \
+                   AND status = 'claimed' AND claimed_by = :worker \
+                 RETURNING id",
+            )?
+            .query_map(
+                named_params! { ":now": now, ":ids": ids, ":worker": worker },
+                |r| r.get(0),
+            )?
+            .collect::<Result<_, _>>()?;
+        let docs: Vec<i64> = indices
+            .iter()
+            .map(|&i| &claims[i])
+            .filter(|c| done.contains(&c.task_id))
+            .map(|c| c.document_id)
+            .collect();
+        set_documents_status(tx, &docs, DocumentStatus::Indexed, now)?;
+        for i in indices {
+            results[i] = Some(if done.contains(&claims[i].task_id) {
+                Ok(())
+            } else {
+                fenced(0, &claims[i])
+            });
+        }
+    }
+    Ok(results
+        .into_iter()
+        .map(|r| r.expect("every claim has its result"))
+        .collect())
 }
 
 /// Records a failed attempt. Transient failures with attempts left go back to
@@ -172,6 +231,32 @@ mod tests {
         // Completing them again: every claim is gone.
         let again = f.queue.complete_batch(&claims).unwrap();
         assert!(again.iter().all(|r| r.is_err()));
+    }
+
+    #[test]
+    fn a_batch_of_mixed_types_and_workers_moves_each_document_on() {
+        let f = fixture();
+        let (a, b, c) = (f.document("a"), f.document("b"), f.document("c"));
+        f.queue.enqueue(a, TaskType::Ocr, Priority::Normal).unwrap();
+        f.queue
+            .enqueue(b, TaskType::Indexing, Priority::Normal)
+            .unwrap();
+        f.queue
+            .enqueue(c, TaskType::Indexing, Priority::Normal)
+            .unwrap();
+        let mut claims = f.queue.claim("w1", 2).unwrap();
+        claims.extend(f.queue.claim("w2", 1).unwrap());
+        let results = f.queue.complete_batch(&claims).unwrap();
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        // The OCR completion enqueued a's indexing; b and c are indexed.
+        let a_tasks = f.queue.tasks_of(a).unwrap();
+        assert!(
+            a_tasks
+                .iter()
+                .any(|t| t.task_type == TaskType::Indexing && t.status == TaskStatus::Pending)
+        );
+        assert_eq!(f.doc_status(b), DocumentStatus::Indexed);
+        assert_eq!(f.doc_status(c), DocumentStatus::Indexed);
     }
 
     #[test]

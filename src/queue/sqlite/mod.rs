@@ -83,6 +83,25 @@ fn set_document_status(
     Ok(())
 }
 
+/// [`set_document_status`] for many documents in one statement (no error
+/// to record): what a batch of claims or completions moves on.
+fn set_documents_status(
+    c: &Connection,
+    documents: &[i64],
+    status: DocumentStatus,
+    now: i64,
+) -> Result<(), QueueError> {
+    c.prepare_cached(
+        "UPDATE documents SET status = :status, last_error = NULL, updated_at = :now \
+         WHERE id IN (SELECT value FROM json_each(:ids))",
+    )?
+    .execute(named_params! {
+        ":status": status.as_str(), ":now": now,
+        ":ids": serde_json::to_string(documents).expect("ids serialize"),
+    })?;
+    Ok(())
+}
+
 #[cfg(test)]
 pub(crate) mod testing {
     //! A fresh database with documents in it, for the queue's unit tests.
