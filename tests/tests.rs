@@ -12,4 +12,5 @@ mod search;
 mod searchable;
 mod serve;
 mod service;
+mod storm;
 mod textlayer;
