@@ -20,6 +20,10 @@ use crate::queue::Priority;
 use crate::store::Placement;
 use crate::worker::Wake;
 
+/// How often, at most, waiting files are looked at and the inbox folder
+/// checked (and how often while files wait, when no event comes).
+const CHORES_EVERY: Duration = Duration::from_millis(100);
+
 /// The watcher's state.
 struct Inbox {
     app: App,
@@ -110,11 +114,12 @@ impl Inbox {
         };
         self.scan(&self.dir.clone(), false);
         let mut next_rescan = Instant::now() + rescan_every;
+        let mut next_chores = Instant::now();
         loop {
             let tick = if self.tracker.is_empty() {
                 Duration::from_secs(1)
             } else {
-                Duration::from_millis(100)
+                CHORES_EVERY
             };
             select! {
                 recv(events) -> ev => match ev {
@@ -124,11 +129,17 @@ impl Inbox {
                 recv(stop) -> _ => return,
                 default(tick) => {}
             }
-            for path in self.tracker.take_ready(self.window, Instant::now()) {
-                self.take(&path);
+            // At most once a tick, not after every event: in a storm of
+            // thousands of events, re-reading every waiting file after each
+            // one would cost events x waiting files.
+            if Instant::now() >= next_chores {
+                for path in self.tracker.take_ready(self.window, Instant::now()) {
+                    self.take(&path);
+                }
+                self.check_present();
+                self.remove_emptied();
+                next_chores = Instant::now() + CHORES_EVERY;
             }
-            self.check_present();
-            self.remove_emptied();
             if Instant::now() >= next_rescan {
                 self.failed.clear();
                 self.scan(&self.dir.clone(), false);
