@@ -1,6 +1,7 @@
 //! The inbox: a watched folder whose complete files are moved into the store
 //! as documents with an OCR task. See [`watcher`] for how "complete" is decided.
 
+mod backlog;
 mod filter;
 mod tracker;
 mod watcher;

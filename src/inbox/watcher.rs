@@ -1,16 +1,17 @@
 //! The watcher thread: turns inotify events (or, in poll mode, periodic scans)
 //! into ingests. Also scans the whole inbox at start and every
-//! `rescan_interval`, and whenever notify reports that it lost events.
+//! `rescan_interval`, and whenever events were lost (see [`super::backlog`]).
 
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use crossbeam_channel::{Receiver, select, unbounded};
+use crossbeam_channel::{Receiver, select};
 use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RenameMode};
 use notify::{Event, EventKind, RecursiveMode, Watcher};
 
+use super::backlog::{self, Backlog, Forward};
 use super::filter::Filter;
 use super::tracker::{Tracker, looks_complete};
 use crate::app::App;
@@ -37,6 +38,11 @@ struct Inbox {
     /// The inotify watch (none in poll mode), renewed when the inbox folder
     /// is removed and made again.
     watcher: Option<notify::RecommendedWatcher>,
+    /// Notify's events, bounded.
+    backlog: Backlog,
+    /// In poll mode nothing sends events, but a sender must live as long as
+    /// the loop: a disconnected channel would end it after the first scan.
+    _idle_sender: Option<Forward>,
     /// True while the inbox folder is missing (said once).
     missing: bool,
     /// Subfolders a file was taken from, and when: removed once empty and
@@ -47,72 +53,79 @@ struct Inbox {
 /// Starts watching the inbox (creating it if missing). Returns once the watch
 /// is in place, so that a file dropped after this returns is seen.
 pub fn spawn(app: App, wake: Option<Wake>, stop: Receiver<()>) -> anyhow::Result<JoinHandle<()>> {
-    let dir = app.config.inbox_dir();
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("cannot create the inbox {}", dir.display()))?;
-    let dir = dir
-        .canonicalize()
-        .with_context(|| format!("cannot resolve the inbox {}", dir.display()))?;
-    let (tx, events) = unbounded();
-    // In poll mode nothing sends events, but the sender must live as long as
-    // the loop: a disconnected channel would end it after the first scan.
-    let mut idle_sender = None;
-    let watcher = match app.config.watch.mode {
-        WatchMode::Notify => {
-            let mut w = notify::recommended_watcher(move |e| {
-                let _ = tx.send(e);
-            })
-            .context("cannot start the inbox watcher")?;
-            w.watch(&dir, RecursiveMode::Recursive).with_context(|| {
-                format!(
-                    "cannot watch the inbox {}; if the limit of inotify watches is reached, raise \
-                     fs.inotify.max_user_watches, or set watch.mode = \"poll\"",
-                    dir.display()
-                )
-            })?;
-            Some(w)
-        }
-        WatchMode::Poll => {
-            idle_sender = Some(tx);
-            None
-        }
-    };
-    let mut inbox = Inbox {
-        filter: Filter::new(&app.config.watch.ignore),
-        window: app.config.watch.stability_window.0,
-        app,
-        dir,
-        wake,
-        tracker: Tracker::default(),
-        failed: Default::default(),
-        watcher,
-        missing: false,
-        emptied: Default::default(),
-    };
-    log::info!(
-        "watching the inbox {} ({:?} mode)",
-        inbox.dir.display(),
-        inbox.app.config.watch.mode
-    );
+    let mut inbox = Inbox::open(app, wake, backlog::CAPACITY)?;
     let handle = std::thread::Builder::new()
         .name("inbox".into())
-        .spawn(move || {
-            let _keep_alive = idle_sender;
-            inbox.run(&events, &stop);
-        })
+        .spawn(move || inbox.run(&stop))
         .context("cannot start the inbox thread")?;
     Ok(handle)
 }
 
 impl Inbox {
-    /// The event loop.
-    fn run(&mut self, events: &Receiver<notify::Result<Event>>, stop: &Receiver<()>) {
+    /// Creates the inbox if missing and watches it, with at most `backlog`
+    /// events waiting for [`Inbox::run`].
+    fn open(app: App, wake: Option<Wake>, backlog: usize) -> anyhow::Result<Inbox> {
+        let dir = app.config.inbox_dir();
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create the inbox {}", dir.display()))?;
+        let dir = dir
+            .canonicalize()
+            .with_context(|| format!("cannot resolve the inbox {}", dir.display()))?;
+        let (forward, backlog) = backlog::backlog(backlog);
+        let mut idle_sender = None;
+        let watcher = match app.config.watch.mode {
+            WatchMode::Notify => {
+                let mut w = notify::recommended_watcher(forward)
+                    .context("cannot start the inbox watcher")?;
+                w.watch(&dir, RecursiveMode::Recursive).with_context(|| {
+                    format!(
+                        "cannot watch the inbox {}; if the limit of inotify watches is reached, \
+                         raise fs.inotify.max_user_watches, or set watch.mode = \"poll\"",
+                        dir.display()
+                    )
+                })?;
+                Some(w)
+            }
+            WatchMode::Poll => {
+                idle_sender = Some(forward);
+                None
+            }
+        };
+        log::info!(
+            "watching the inbox {} ({:?} mode)",
+            dir.display(),
+            app.config.watch.mode
+        );
+        Ok(Inbox {
+            filter: Filter::new(&app.config.watch.ignore),
+            window: app.config.watch.stability_window.0,
+            app,
+            dir,
+            wake,
+            tracker: Tracker::default(),
+            failed: Default::default(),
+            watcher,
+            backlog,
+            _idle_sender: idle_sender,
+            missing: false,
+            emptied: Default::default(),
+        })
+    }
+
+    /// Scans the inbox, then follows it until `stop`.
+    fn run(&mut self, stop: &Receiver<()>) {
+        self.scan(&self.dir.clone(), false);
+        self.follow(stop);
+    }
+
+    /// The event loop, with the periodic rescans.
+    fn follow(&mut self, stop: &Receiver<()>) {
+        let events = self.backlog.events().clone();
         let cfg = self.app.config.watch.clone();
         let rescan_every = match cfg.mode {
             WatchMode::Notify => cfg.rescan_interval.0,
             WatchMode::Poll => cfg.poll_interval.0,
         };
-        self.scan(&self.dir.clone(), false);
         let mut next_rescan = Instant::now() + rescan_every;
         let mut next_chores = Instant::now();
         loop {
@@ -129,6 +142,7 @@ impl Inbox {
                 recv(stop) -> _ => return,
                 default(tick) => {}
             }
+            self.catch_up();
             // At most once a tick, not after every event: in a storm of
             // thousands of events, re-reading every waiting file after each
             // one would cost events x waiting files.
@@ -153,13 +167,12 @@ impl Inbox {
         let ev = match ev {
             Ok(ev) => ev,
             Err(e) => {
-                log::warn!("inbox watcher: {e}; rescanning");
-                return self.scan(&self.dir.clone(), false);
+                log::warn!("inbox watcher: {e}");
+                return self.backlog.mark_lost();
             }
         };
         if ev.need_rescan() {
-            log::warn!("inbox watcher lost events; rescanning the inbox");
-            return self.scan(&self.dir.clone(), false);
+            return self.backlog.mark_lost();
         }
         let target = ev.paths.last().cloned();
         let Some(path) = target else { return };
@@ -187,6 +200,14 @@ impl Inbox {
             EventKind::Modify(_) => self.tracker.touched(&path, Instant::now()),
             EventKind::Remove(_) => self.tracker.forget(&path),
             _ => {}
+        }
+    }
+
+    /// Rescans the inbox when events were lost, once those kept are handled.
+    fn catch_up(&mut self) {
+        if self.backlog.caught_up_after_loss() {
+            log::warn!("inbox watcher lost events; rescanning the inbox");
+            self.scan(&self.dir.clone(), false);
         }
     }
 
@@ -365,6 +386,87 @@ impl Inbox {
                 );
                 self.failed.insert(path.to_path_buf());
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, Dur};
+    use notify::event::Flag;
+    use std::time::SystemTime;
+
+    /// An app on a fresh data dir in `dir`, watching in `mode`.
+    fn app(dir: &Path, mode: WatchMode) -> App {
+        let mut config = Config {
+            data_dir: dir.to_path_buf(),
+            ..Default::default()
+        };
+        config.watch.mode = mode;
+        config.watch.stability_window = Dur(Duration::from_millis(100));
+        App::open(&config, 4).unwrap()
+    }
+
+    /// Writes `n` small text files of distinct content into `inbox`, last
+    /// modified `age` ago.
+    fn drop_files(inbox: &Path, n: usize, age: Duration) {
+        for i in 0..n {
+            let path = inbox.join(format!("f{i:03}.txt"));
+            std::fs::write(&path, format!("file number {i}\n")).unwrap();
+            let f = std::fs::File::options().write(true).open(&path).unwrap();
+            f.set_modified(SystemTime::now() - age).unwrap();
+        }
+    }
+
+    fn documents(app: &App) -> usize {
+        app.store.list(None).unwrap().len()
+    }
+
+    #[test]
+    fn notifys_rescan_flag_takes_the_files_no_event_announced() {
+        let dir = tempfile::tempdir().unwrap();
+        // No watch in poll mode: no event announces the files.
+        let app = app(dir.path(), WatchMode::Poll);
+        let mut inbox = Inbox::open(app.clone(), None, backlog::CAPACITY).unwrap();
+        drop_files(&inbox.dir, 3, Duration::from_secs(60));
+        inbox.on_event(Ok(Event::new(EventKind::Other)));
+        inbox.catch_up();
+        assert_eq!(documents(&app), 0, "an event without the flag");
+        // What notify's inotify backend sends when the kernel's queue overflowed.
+        inbox.on_event(Ok(Event::new(EventKind::Other).set_flag(Flag::Rescan)));
+        inbox.catch_up();
+        assert_eq!(documents(&app), 3);
+        assert_eq!(std::fs::read_dir(&inbox.dir).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn files_whose_events_a_full_backlog_dropped_are_taken_by_a_rescan() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path(), WatchMode::Notify);
+        // Room for a few events, and none handled while the files come in
+        // after the scan at start: most of their events are dropped.
+        let mut inbox = Inbox::open(app.clone(), None, 4).unwrap();
+        let files = 200;
+        drop_files(&inbox.dir, files, Duration::ZERO);
+        let (stop_tx, stop) = crossbeam_channel::bounded(1);
+        let events = inbox.backlog.events().clone();
+        wait_for("the backlog to fill", || events.is_full());
+        let thread = std::thread::spawn(move || inbox.follow(&stop));
+        // Far sooner than the periodic rescan (watch.rescan_interval, 5 min).
+        wait_for("every file to be taken", || documents(&app) == files);
+        stop_tx.send(()).unwrap();
+        thread.join().unwrap();
+        let left = std::fs::read_dir(app.config.inbox_dir()).unwrap().count();
+        assert_eq!(left, 0);
+    }
+
+    /// Polls `cond` until it holds; panics after 60 s.
+    fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while !cond() {
+            assert!(start.elapsed() < Duration::from_secs(60), "{what}");
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }

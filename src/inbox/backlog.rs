@@ -1,0 +1,105 @@
+//! The events between notify's thread and the inbox thread, bounded.
+//!
+//! Notify reads the kernel's inotify queue as fast as events come and hands
+//! each one on; the inbox thread ingests files, far slower (hashing, a
+//! transaction, an fsync each). In a storm the events in between grow with
+//! the number of files: a file copied in makes four or more (create, open,
+//! write, close), and ingesting it a few of its own (opens, link count,
+//! delete); 2,000 files dropped at once left some 9,400 waiting. So they are
+//! bounded: past the bound, events are dropped and noted as lost, and the
+//! inbox thread rescans the inbox once it has handled those that were kept.
+//! That is what the kernel does when its own queue overflows, and the
+//! recovery is the same.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
+use notify::Event;
+
+/// Events held for the inbox thread at most: as many as the kernel's own
+/// queue holds by default (`fs.inotify.max_queued_events`), a few MiB.
+pub const CAPACITY: usize = 16_384;
+
+/// The inbox thread's end: the events, and whether any were lost.
+pub struct Backlog {
+    events: Receiver<notify::Result<Event>>,
+    lost: Arc<AtomicBool>,
+}
+
+/// Notify's end: hands each event on, or notes it lost when the backlog is
+/// full. Never blocks notify's thread (which would stall the inbox thread's
+/// own calls to it, such as renewing the watch).
+pub struct Forward {
+    tx: Sender<notify::Result<Event>>,
+    lost: Arc<AtomicBool>,
+}
+
+/// A backlog holding at most `capacity` events, and its sending end.
+pub fn backlog(capacity: usize) -> (Forward, Backlog) {
+    let (tx, events) = bounded(capacity);
+    let lost = Arc::new(AtomicBool::new(false));
+    let forward = Forward {
+        tx,
+        lost: lost.clone(),
+    };
+    (forward, Backlog { events, lost })
+}
+
+impl notify::EventHandler for Forward {
+    fn handle_event(&mut self, event: notify::Result<Event>) {
+        if let Err(TrySendError::Full(_)) = self.tx.try_send(event) {
+            self.lost.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Backlog {
+    /// The events kept, oldest first.
+    pub fn events(&self) -> &Receiver<notify::Result<Event>> {
+        &self.events
+    }
+
+    /// Notes that events were lost elsewhere (the kernel's queue overflowed,
+    /// or the watcher failed).
+    pub fn mark_lost(&self) {
+        self.lost.store(true, Ordering::SeqCst);
+    }
+
+    /// True, once, when events were lost and every event kept has been
+    /// handled: the time to rescan. (The lost events came after the kept
+    /// ones; rescanning earlier would only have to be done again.)
+    pub fn caught_up_after_loss(&self) -> bool {
+        self.events.is_empty() && self.lost.swap(false, Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::{EventHandler, EventKind};
+
+    #[test]
+    fn events_past_the_capacity_are_dropped_and_a_rescan_is_due_once_the_rest_are_handled() {
+        let (mut forward, backlog) = backlog(2);
+        for _ in 0..5 {
+            forward.handle_event(Ok(Event::new(EventKind::Any)));
+        }
+        assert_eq!(backlog.events().len(), 2);
+        assert!(!backlog.caught_up_after_loss(), "events still queued");
+        backlog.events().recv().unwrap().unwrap();
+        backlog.events().recv().unwrap().unwrap();
+        assert!(backlog.caught_up_after_loss());
+        assert!(!backlog.caught_up_after_loss(), "once");
+    }
+
+    #[test]
+    fn nothing_lost_no_rescan() {
+        let (mut forward, backlog) = backlog(2);
+        forward.handle_event(Ok(Event::new(EventKind::Any)));
+        backlog.events().recv().unwrap().unwrap();
+        assert!(!backlog.caught_up_after_loss());
+        backlog.mark_lost();
+        assert!(backlog.caught_up_after_loss());
+    }
+}
