@@ -36,10 +36,13 @@ struct Inbox {
     /// Files that failed to ingest, left alone until the next full rescan.
     failed: std::collections::HashSet<PathBuf>,
     /// The inotify watch (none in poll mode), renewed when the inbox folder
-    /// is removed and made again.
+    /// is removed and made again, and after the kernel's queue overflowed.
     watcher: Option<notify::RecommendedWatcher>,
     /// Notify's events, bounded.
     backlog: Backlog,
+    /// Set when the kernel's queue overflowed: the watch is renewed before
+    /// the rescan (see [`Inbox::renew_watch`]).
+    rewatch: bool,
     /// In poll mode nothing sends events, but a sender must live as long as
     /// the loop: a disconnected channel would end it after the first scan.
     _idle_sender: Option<Forward>,
@@ -106,6 +109,7 @@ impl Inbox {
             failed: Default::default(),
             watcher,
             backlog,
+            rewatch: false,
             _idle_sender: idle_sender,
             missing: false,
             emptied: Default::default(),
@@ -172,6 +176,7 @@ impl Inbox {
             }
         };
         if ev.need_rescan() {
+            self.rewatch = true;
             return self.backlog.mark_lost();
         }
         let target = ev.paths.last().cloned();
@@ -203,10 +208,14 @@ impl Inbox {
         }
     }
 
-    /// Rescans the inbox when events were lost, once those kept are handled.
+    /// Rescans the inbox when events were lost, once those kept are handled
+    /// (first watching it anew if the kernel lost them).
     fn catch_up(&mut self) {
         if self.backlog.caught_up_after_loss() {
             log::warn!("inbox watcher lost events; rescanning the inbox");
+            if std::mem::take(&mut self.rewatch) {
+                self.renew_watch();
+            }
             self.scan(&self.dir.clone(), false);
         }
     }
@@ -282,21 +291,29 @@ impl Inbox {
             );
         } else if present && self.missing {
             self.missing = false;
-            if let Some(w) = &mut self.watcher {
-                let _ = w.unwatch(&self.dir);
-                if let Err(e) = w.watch(&self.dir, RecursiveMode::Recursive) {
-                    log::error!(
-                        "cannot watch the inbox {} again: {e}; it is scanned every \
-                         watch.rescan_interval until quire serve restarts",
-                        self.dir.display()
-                    );
-                }
-            }
+            self.renew_watch();
             log::info!(
                 "the inbox {} is back; watching it again",
                 self.dir.display()
             );
             self.scan(&self.dir.clone(), false);
+        }
+    }
+
+    /// Watches the inbox and every folder in it anew: once it is made again,
+    /// or after the kernel's queue overflowed. Notify watches a new subfolder
+    /// when an event says it appeared; if that event was lost, so is every
+    /// later event in the folder, until it is watched.
+    fn renew_watch(&mut self) {
+        if let Some(w) = &mut self.watcher {
+            let _ = w.unwatch(&self.dir);
+            if let Err(e) = w.watch(&self.dir, RecursiveMode::Recursive) {
+                log::error!(
+                    "cannot watch the inbox {} again: {e}; it is scanned every \
+                     watch.rescan_interval until quire serve restarts",
+                    self.dir.display()
+                );
+            }
         }
     }
 
@@ -459,6 +476,27 @@ mod tests {
         thread.join().unwrap();
         let left = std::fs::read_dir(app.config.inbox_dir()).unwrap().count();
         assert_eq!(left, 0);
+    }
+
+    #[test]
+    fn after_notifys_rescan_flag_folders_whose_creation_was_lost_are_watched() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path(), WatchMode::Notify);
+        let mut inbox = Inbox::open(app.clone(), None, backlog::CAPACITY).unwrap();
+        // As if the kernel had dropped every event since: no watch says
+        // the subfolder appeared.
+        let inbox_dir = inbox.dir.clone();
+        inbox.watcher.as_mut().unwrap().unwatch(&inbox_dir).unwrap();
+        std::fs::create_dir(inbox_dir.join("sub")).unwrap();
+        inbox.on_event(Ok(Event::new(EventKind::Other).set_flag(Flag::Rescan)));
+        inbox.catch_up();
+        let (stop_tx, stop) = crossbeam_channel::bounded(1);
+        let thread = std::thread::spawn(move || inbox.follow(&stop));
+        drop_files(&inbox_dir.join("sub"), 2, Duration::ZERO);
+        // Far sooner than the periodic rescan (watch.rescan_interval, 5 min).
+        wait_for("the files in the subfolder", || documents(&app) == 2);
+        stop_tx.send(()).unwrap();
+        thread.join().unwrap();
     }
 
     /// Polls `cond` until it holds; panics after 60 s.
