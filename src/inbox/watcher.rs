@@ -222,6 +222,9 @@ impl Inbox {
 
     /// Considers one path. `finished` means the writer closed it or it was
     /// renamed in whole: take it now if it passes the completeness check.
+    /// So is a file last modified a stability window ago or more, as the
+    /// tracker would count it: a scan of a full inbox then takes files as it
+    /// finds them, rather than holding every path in the tracker first.
     fn offer(&mut self, path: &Path, finished: bool) {
         let Ok(rel) = path.strip_prefix(&self.dir) else {
             return;
@@ -242,7 +245,12 @@ impl Inbox {
             }
             return;
         }
-        if finished && looks_complete(path) {
+        let settled = meta
+            .modified()
+            .ok()
+            .and_then(|m| m.elapsed().ok())
+            .is_some_and(|age| age >= self.window);
+        if (finished || settled) && looks_complete(path) {
             self.tracker.forget(path);
             self.take(path);
         } else {
