@@ -11,6 +11,7 @@ use crate::app::App;
 /// Tells systemd the daemon is ready, with a first status line.
 pub fn ready(app: &App) {
     let status = status_line(app).0;
+    log::info!("ready: {status}");
     send(&[NotifyState::Ready, NotifyState::Status(&status)]);
 }
 

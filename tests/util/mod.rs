@@ -127,7 +127,9 @@ impl Env {
             log,
         };
         wait_until("the daemon to start", || {
-            d.log_contains("started") || d.log_contains("ingesting only")
+            // Logged once the inbox is watched, the workers run and the
+            // scheduler is up: "started" came before the watch existed.
+            d.log_contains("ready: ")
         });
         d
     }
