@@ -16,17 +16,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
-use notify::event::{AccessKind, AccessMode};
+use notify::event::{AccessKind, AccessMode, ModifyKind};
 use notify::{Event, EventKind};
 
 /// Events held for the inbox thread at most: as many as the kernel's own
 /// queue holds by default (`fs.inotify.max_queued_events`), a few MiB.
 pub const CAPACITY: usize = 16_384;
 
-/// The inbox thread's end: the events, and whether any were lost.
+/// The inbox thread's end: the events, whether any were lost, and whether
+/// the kernel's own queue overflowed.
 pub struct Backlog {
     events: Receiver<notify::Result<Event>>,
     lost: Arc<AtomicBool>,
+    overflowed: Arc<AtomicBool>,
 }
 
 /// Notify's end: hands each event on, or notes it lost when the backlog is
@@ -35,23 +37,38 @@ pub struct Backlog {
 pub struct Forward {
     tx: Sender<notify::Result<Event>>,
     lost: Arc<AtomicBool>,
+    overflowed: Arc<AtomicBool>,
 }
 
 /// A backlog holding at most `capacity` events, and its sending end.
 pub fn backlog(capacity: usize) -> (Forward, Backlog) {
     let (tx, events) = bounded(capacity);
     let lost = Arc::new(AtomicBool::new(false));
+    let overflowed = Arc::new(AtomicBool::new(false));
     let forward = Forward {
         tx,
         lost: lost.clone(),
+        overflowed: overflowed.clone(),
     };
-    (forward, Backlog { events, lost })
+    (
+        forward,
+        Backlog {
+            events,
+            lost,
+            overflowed,
+        },
+    )
 }
 
 impl notify::EventHandler for Forward {
     fn handle_event(&mut self, event: notify::Result<Event>) {
         if !wanted(&event) {
             return;
+        }
+        // Noted here, not by the inbox thread: the event saying so may be
+        // the one that finds the backlog full.
+        if event.as_ref().is_ok_and(Event::need_rescan) {
+            self.overflowed.store(true, Ordering::SeqCst);
         }
         if let Err(TrySendError::Full(_)) = self.tx.try_send(event) {
             self.lost.store(true, Ordering::SeqCst);
@@ -60,13 +77,17 @@ impl notify::EventHandler for Forward {
 }
 
 /// False for the events the inbox thread has no use for (see
-/// `Inbox::on_event`): opens, a good part of a storm (a file copied in is
-/// opened by its writer, then twice by its ingest), so they take no room.
+/// `Inbox::on_event`), so that they take no room: opens, a good part of a
+/// storm (a file copied in is opened by its writer, then twice by its
+/// ingest), and metadata changes (each file taken changes its link count;
+/// a file being written changes its size and time, which the tracker reads
+/// itself).
 fn wanted(event: &notify::Result<Event>) -> bool {
     let Ok(event) = event else { return true };
     match event.kind {
         EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
         EventKind::Access(_) => false,
+        EventKind::Modify(ModifyKind::Metadata(_)) => event.need_rescan(),
         _ => true,
     }
 }
@@ -81,6 +102,18 @@ impl Backlog {
     /// or the watcher failed).
     pub fn mark_lost(&self) {
         self.lost.store(true, Ordering::SeqCst);
+    }
+
+    /// Notes that the kernel's queue overflowed.
+    pub fn mark_overflowed(&self) {
+        self.overflowed.store(true, Ordering::SeqCst);
+    }
+
+    /// True, once, when the kernel's queue overflowed since the last call:
+    /// events for folders made meanwhile never came, so neither did their
+    /// watches.
+    pub fn take_overflowed(&self) -> bool {
+        self.overflowed.swap(false, Ordering::SeqCst)
     }
 
     /// True, once, when events were lost and every event kept has been
@@ -123,6 +156,19 @@ mod tests {
             .map(|e| e.unwrap().kind)
             .collect();
         assert_eq!(kept, [closed]);
+    }
+
+    #[test]
+    fn an_overflow_is_noted_even_when_the_backlog_has_no_room_for_its_event() {
+        use notify::event::Flag;
+        let (mut forward, backlog) = backlog(1);
+        forward.handle_event(Ok(Event::new(EventKind::Any)));
+        forward.handle_event(Ok(Event::new(EventKind::Other).set_flag(Flag::Rescan)));
+        assert_eq!(backlog.events().len(), 1);
+        backlog.events().recv().unwrap().unwrap();
+        assert!(backlog.caught_up_after_loss());
+        assert!(backlog.take_overflowed());
+        assert!(!backlog.take_overflowed(), "once");
     }
 
     #[test]

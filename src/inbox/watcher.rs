@@ -40,14 +40,15 @@ struct Inbox {
     watcher: Option<notify::RecommendedWatcher>,
     /// Notify's events, bounded.
     backlog: Backlog,
-    /// Set when the kernel's queue overflowed: the watch is renewed before
-    /// the rescan (see [`Inbox::renew_watch`]).
-    rewatch: bool,
     /// In poll mode nothing sends events, but a sender must live as long as
     /// the loop: a disconnected channel would end it after the first scan.
     _idle_sender: Option<Forward>,
     /// True while the inbox folder is missing (said once).
     missing: bool,
+    /// True once an event said the inbox folder itself was removed or moved
+    /// away: its watch went with it, even if a folder of the same name is
+    /// there again at the next look.
+    watch_gone: bool,
     /// Subfolders a file was taken from, and when: removed once empty and
     /// unchanged for the stability window (what a folder drop leaves).
     emptied: std::collections::HashMap<PathBuf, Instant>,
@@ -100,6 +101,7 @@ impl Inbox {
             app.config.watch.mode
         );
         Ok(Inbox {
+            watch_gone: false,
             filter: Filter::new(&app.config.watch.ignore),
             window: app.config.watch.stability_window.0,
             app,
@@ -109,7 +111,6 @@ impl Inbox {
             failed: Default::default(),
             watcher,
             backlog,
-            rewatch: false,
             _idle_sender: idle_sender,
             missing: false,
             emptied: Default::default(),
@@ -176,7 +177,8 @@ impl Inbox {
             }
         };
         if ev.need_rescan() {
-            self.rewatch = true;
+            // Also noted by the backlog itself, had there been no room for it.
+            self.backlog.mark_overflowed();
             return self.backlog.mark_lost();
         }
         let target = ev.paths.last().cloned();
@@ -190,6 +192,11 @@ impl Inbox {
                 } else {
                     self.offer(&path, false)
                 }
+            }
+            EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(RenameMode::From))
+                if path == self.dir =>
+            {
+                self.watch_gone = true
             }
             EventKind::Modify(ModifyKind::Name(RenameMode::From)) => self.tracker.forget(&path),
             EventKind::Modify(ModifyKind::Name(_)) => {
@@ -213,8 +220,8 @@ impl Inbox {
     fn catch_up(&mut self) {
         if self.backlog.caught_up_after_loss() {
             log::warn!("inbox watcher lost events; rescanning the inbox");
-            if std::mem::take(&mut self.rewatch) {
-                self.renew_watch();
+            if self.backlog.take_overflowed() {
+                self.renew_watch(false);
             }
             self.scan(&self.dir.clone(), false);
         }
@@ -280,16 +287,18 @@ impl Inbox {
                 }
             }
         }
-        for path in self.tracker.take_ready(self.window, Instant::now()) {
-            self.take(&path);
-        }
     }
 
     /// Notices the inbox folder removed (a warning, once) and made again: the
     /// watch on it is renewed and it is scanned at once, instead of waiting
-    /// for the next rescan.
+    /// for the next rescan. A folder made again between two looks (the
+    /// same name, often the same inode) is told
+    /// by the event of the old one's removal.
     fn check_present(&mut self) {
         let present = self.dir.is_dir();
+        if present && std::mem::take(&mut self.watch_gone) {
+            self.missing = true;
+        }
         if !present && !self.missing {
             self.missing = true;
             log::warn!(
@@ -299,7 +308,7 @@ impl Inbox {
             );
         } else if present && self.missing {
             self.missing = false;
-            self.renew_watch();
+            self.renew_watch(true);
             log::info!(
                 "the inbox {} is back; watching it again",
                 self.dir.display()
@@ -308,17 +317,22 @@ impl Inbox {
         }
     }
 
-    /// Watches the inbox and every folder in it anew: once it is made again,
-    /// or after the kernel's queue overflowed. Notify watches a new subfolder
-    /// when an event says it appeared; if that event was lost, so is every
-    /// later event in the folder, until it is watched.
-    fn renew_watch(&mut self) {
+    /// Watches the inbox and every folder in it anew: once it is made again
+    /// (`remade`: the old watch is dropped first), or after the kernel's
+    /// queue overflowed (added to the watches there are, so that nothing is
+    /// unwatched meanwhile). Notify watches a new subfolder when an event
+    /// says it appeared; if that event was lost, so is every later event in
+    /// the folder, until it is watched.
+    fn renew_watch(&mut self, remade: bool) {
         if let Some(w) = &mut self.watcher {
-            let _ = w.unwatch(&self.dir);
+            if remade {
+                let _ = w.unwatch(&self.dir);
+            }
             if let Err(e) = w.watch(&self.dir, RecursiveMode::Recursive) {
                 log::error!(
-                    "cannot watch the inbox {} again: {e}; it is scanned every \
-                     watch.rescan_interval until quire serve restarts",
+                    "cannot watch all of the inbox {} again: {e}; folders not watched are \
+                     scanned every watch.rescan_interval, and watched again after the next \
+                     lost events or a restart",
                     self.dir.display()
                 );
             }
@@ -503,6 +517,23 @@ mod tests {
         drop_files(&inbox_dir.join("sub"), 2, Duration::ZERO);
         // Far sooner than the periodic rescan (watch.rescan_interval, 5 min).
         wait_for("the files in the subfolder", || documents(&app) == 2);
+        stop_tx.send(()).unwrap();
+        thread.join().unwrap();
+    }
+
+    #[test]
+    fn an_inbox_removed_and_made_again_between_two_looks_is_watched_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path(), WatchMode::Notify);
+        let mut inbox = Inbox::open(app.clone(), None, backlog::CAPACITY).unwrap();
+        let inbox_dir = inbox.dir.clone();
+        std::fs::remove_dir(&inbox_dir).unwrap();
+        std::fs::create_dir(&inbox_dir).unwrap();
+        let (stop_tx, stop) = crossbeam_channel::bounded(1);
+        let thread = std::thread::spawn(move || inbox.follow(&stop));
+        drop_files(&inbox_dir, 2, Duration::ZERO);
+        // Far sooner than the periodic rescan (watch.rescan_interval, 5 min).
+        wait_for("the files in the new folder", || documents(&app) == 2);
         stop_tx.send(()).unwrap();
         thread.join().unwrap();
     }
