@@ -2,8 +2,10 @@
 //! as documents with an OCR task. See [`watcher`] for how "complete" is decided.
 
 mod backlog;
+mod emptied;
 mod filter;
 mod tracker;
+mod watch;
 mod watcher;
 
 pub use filter::Filter;

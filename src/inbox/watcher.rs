@@ -9,11 +9,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use crossbeam_channel::{Receiver, select};
 use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RenameMode};
-use notify::{Event, EventKind, RecursiveMode, Watcher};
+use notify::{Event, EventKind};
 
-use super::backlog::{self, Backlog, Forward};
+use super::backlog::{self, Backlog};
+use super::emptied::Emptied;
 use super::filter::Filter;
 use super::tracker::{Tracker, looks_complete};
+use super::watch::InboxWatch;
 use crate::app::App;
 use crate::config::WatchMode;
 use crate::ingest::{Ingested, ingest};
@@ -35,23 +37,12 @@ struct Inbox {
     window: Duration,
     /// Files that failed to ingest, left alone until the next full rescan.
     failed: std::collections::HashSet<PathBuf>,
-    /// The inotify watch (none in poll mode), renewed when the inbox folder
-    /// is removed and made again, and after the kernel's queue overflowed.
-    watcher: Option<notify::RecommendedWatcher>,
+    /// The inotify watch on the inbox folder.
+    watch: InboxWatch,
     /// Notify's events, bounded.
     backlog: Backlog,
-    /// In poll mode nothing sends events, but a sender must live as long as
-    /// the loop: a disconnected channel would end it after the first scan.
-    _idle_sender: Option<Forward>,
-    /// True while the inbox folder is missing (said once).
-    missing: bool,
-    /// True once an event said the inbox folder itself was removed or moved
-    /// away: its watch went with it, even if a folder of the same name is
-    /// there again at the next look.
-    watch_gone: bool,
-    /// Subfolders a file was taken from, and when: removed once empty and
-    /// unchanged for the stability window (what a folder drop leaves).
-    emptied: std::collections::HashMap<PathBuf, Instant>,
+    /// The subfolders files were taken from.
+    emptied: Emptied,
 }
 
 /// Starts watching the inbox (creating it if missing). Returns once the watch
@@ -76,44 +67,19 @@ impl Inbox {
             .canonicalize()
             .with_context(|| format!("cannot resolve the inbox {}", dir.display()))?;
         let (forward, backlog) = backlog::backlog(backlog);
-        let mut idle_sender = None;
-        let watcher = match app.config.watch.mode {
-            WatchMode::Notify => {
-                let mut w = notify::recommended_watcher(forward)
-                    .context("cannot start the inbox watcher")?;
-                w.watch(&dir, RecursiveMode::Recursive).with_context(|| {
-                    format!(
-                        "cannot watch the inbox {}; if the limit of inotify watches is reached, \
-                         raise fs.inotify.max_user_watches, or set watch.mode = \"poll\"",
-                        dir.display()
-                    )
-                })?;
-                Some(w)
-            }
-            WatchMode::Poll => {
-                idle_sender = Some(forward);
-                None
-            }
-        };
-        log::info!(
-            "watching the inbox {} ({:?} mode)",
-            dir.display(),
-            app.config.watch.mode
-        );
+        let watch = InboxWatch::open(&dir, app.config.watch.mode, forward)?;
+        let cfg = &app.config.watch;
         Ok(Inbox {
-            watch_gone: false,
-            filter: Filter::new(&app.config.watch.ignore),
-            window: app.config.watch.stability_window.0,
+            filter: Filter::new(&cfg.ignore),
+            window: cfg.stability_window.0,
+            emptied: Emptied::new(&dir, cfg.stability_window.0, cfg.remove_emptied_folders),
+            watch,
+            backlog,
+            tracker: Tracker::default(),
+            failed: Default::default(),
             app,
             dir,
             wake,
-            tracker: Tracker::default(),
-            failed: Default::default(),
-            watcher,
-            backlog,
-            _idle_sender: idle_sender,
-            missing: false,
-            emptied: Default::default(),
         })
     }
 
@@ -155,8 +121,10 @@ impl Inbox {
                 for path in self.tracker.take_ready(self.window, Instant::now()) {
                     self.take(&path);
                 }
-                self.check_present();
-                self.remove_emptied();
+                if self.watch.check_present() {
+                    self.scan(&self.dir.clone(), false);
+                }
+                self.emptied.remove_due();
                 next_chores = Instant::now() + CHORES_EVERY;
             }
             if Instant::now() >= next_rescan {
@@ -196,7 +164,7 @@ impl Inbox {
             EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(RenameMode::From))
                 if path == self.dir =>
             {
-                self.watch_gone = true
+                self.watch.folder_gone()
             }
             EventKind::Modify(ModifyKind::Name(RenameMode::From)) => self.tracker.forget(&path),
             EventKind::Modify(ModifyKind::Name(_)) => {
@@ -221,7 +189,7 @@ impl Inbox {
         if self.backlog.caught_up_after_loss() {
             log::warn!("inbox watcher lost events; rescanning the inbox");
             if self.backlog.take_overflowed() {
-                self.renew_watch(false);
+                self.watch.renew(false);
             }
             self.scan(&self.dir.clone(), false);
         }
@@ -289,103 +257,6 @@ impl Inbox {
         }
     }
 
-    /// Notices the inbox folder removed (a warning, once) and made again: the
-    /// watch on it is renewed and it is scanned at once, instead of waiting
-    /// for the next rescan. A folder made again between two looks (the
-    /// same name, often the same inode) is told
-    /// by the event of the old one's removal.
-    fn check_present(&mut self) {
-        let present = self.dir.is_dir();
-        if present && std::mem::take(&mut self.watch_gone) {
-            self.missing = true;
-        }
-        if !present && !self.missing {
-            self.missing = true;
-            log::warn!(
-                "the inbox {} is gone: nothing is picked up until it is made again \
-                 (mkdir -p {0}); quire watches it again as soon as it is",
-                self.dir.display()
-            );
-        } else if present && self.missing {
-            self.missing = false;
-            self.renew_watch(true);
-            log::info!(
-                "the inbox {} is back; watching it again",
-                self.dir.display()
-            );
-            self.scan(&self.dir.clone(), false);
-        }
-    }
-
-    /// Watches the inbox and every folder in it anew: once it is made again
-    /// (`remade`: the old watch is dropped first), or after the kernel's
-    /// queue overflowed (added to the watches there are, so that nothing is
-    /// unwatched meanwhile). Notify watches a new subfolder when an event
-    /// says it appeared; if that event was lost, so is every later event in
-    /// the folder, until it is watched.
-    fn renew_watch(&mut self, remade: bool) {
-        if let Some(w) = &mut self.watcher {
-            if remade {
-                let _ = w.unwatch(&self.dir);
-            }
-            if let Err(e) = w.watch(&self.dir, RecursiveMode::Recursive) {
-                log::error!(
-                    "cannot watch all of the inbox {} again: {e}; folders not watched are \
-                     scanned every watch.rescan_interval, and watched again after the next \
-                     lost events or a restart",
-                    self.dir.display()
-                );
-            }
-        }
-    }
-
-    /// Removes the subfolders files were taken from once they are empty and
-    /// have not changed for the stability window (a folder still being
-    /// copied in has files, or changed just now); a parent left empty is
-    /// looked at in turn. Never the inbox itself.
-    fn remove_emptied(&mut self) {
-        let now = Instant::now();
-        let due: Vec<PathBuf> = self
-            .emptied
-            .iter()
-            .filter(|(_, at)| now.duration_since(**at) >= self.window)
-            .map(|(d, _)| d.clone())
-            .collect();
-        for dir in due {
-            let empty = std::fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_none());
-            if !empty {
-                // Files in it will be taken (and note it again), or it is
-                // not ours to remove.
-                self.emptied.remove(&dir);
-                continue;
-            }
-            let quiet = std::fs::metadata(&dir)
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| t.elapsed().is_ok_and(|e| e >= self.window));
-            if !quiet {
-                continue; // looked at again next time
-            }
-            self.emptied.remove(&dir);
-            if std::fs::remove_dir(&dir).is_ok() {
-                log::debug!("removed the emptied folder {}", dir.display());
-                if let Some(parent) = dir.parent().filter(|p| *p != self.dir) {
-                    self.emptied.insert(parent.to_path_buf(), now);
-                }
-            }
-        }
-    }
-
-    /// Remembers the subfolder `file` was taken from, for
-    /// [`Inbox::remove_emptied`] (with `watch.remove_emptied_folders`).
-    fn note_emptied(&mut self, file: &Path) {
-        if !self.app.config.watch.remove_emptied_folders {
-            return;
-        }
-        if let Some(dir) = file.parent().filter(|d| *d != self.dir) {
-            self.emptied.insert(dir.to_path_buf(), Instant::now());
-        }
-    }
-
     /// Ingests one file and wakes a worker for it.
     fn take(&mut self, path: &Path) {
         let rel = path
@@ -406,7 +277,7 @@ impl Inbox {
                 if let Some(w) = &self.wake {
                     w.notify();
                 }
-                self.note_emptied(path);
+                self.emptied.note(path);
             }
             Ok(Ingested::Duplicate {
                 document_id,
@@ -416,7 +287,7 @@ impl Inbox {
                     "{rel:?} has the same content as document {document_id}; not processed again, kept as {}",
                     kept_at.map(|p| p.display().to_string()).unwrap_or_default()
                 );
-                self.note_emptied(path);
+                self.emptied.note(path);
             }
             Err(e) if e.is_gone() => log::debug!("{rel:?} went away before it could be taken"),
             Err(e) => {
@@ -508,7 +379,7 @@ mod tests {
         // As if the kernel had dropped every event since: no watch says
         // the subfolder appeared.
         let inbox_dir = inbox.dir.clone();
-        inbox.watcher.as_mut().unwrap().unwatch(&inbox_dir).unwrap();
+        inbox.watch.unwatch();
         std::fs::create_dir(inbox_dir.join("sub")).unwrap();
         inbox.on_event(Ok(Event::new(EventKind::Other).set_flag(Flag::Rescan)));
         inbox.catch_up();
