@@ -203,7 +203,14 @@ impl Queue {
     ) -> Result<Option<Claim>, QueueError> {
         match self.db.engine() {
             Engine::Sqlite(db) => db.write(|tx| {
-                sqlite::claim::do_claim_document(tx, worker, document_id, task_type, self.now_ms())
+                sqlite::claim::do_claim_document(
+                    tx,
+                    worker,
+                    document_id,
+                    task_type,
+                    false,
+                    self.now_ms(),
+                )
             }),
         }
     }
@@ -278,6 +285,7 @@ impl Queue {
                         &claim.worker,
                         claim.document_id,
                         TaskType::Indexing,
+                        true,
                         now,
                     )?
                 {
@@ -306,7 +314,8 @@ impl Queue {
 
     /// Gives a claimed task back to the queue, due now, without counting the
     /// attempt, for a clean shutdown; its checkpoints stay, so the next claim
-    /// resumes. Fenced.
+    /// resumes, and its document shows as waiting again (queued for OCR).
+    /// Fenced.
     pub fn release(&self, claim: &Claim) -> Result<(), QueueError> {
         match self.db.engine() {
             Engine::Sqlite(db) => {

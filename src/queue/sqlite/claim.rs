@@ -81,12 +81,15 @@ pub(crate) fn do_others_waiting(
     .query_row(rusqlite::params![priority.rank(), now], |r| r.get(0))?)
 }
 
-/// Claims the pending task of `task_type` for one document, due or not.
+/// Claims the pending task of `task_type` for one document: due or not
+/// (`quire process`), or, with `due_only`, only if due (the step after an
+/// OCR completion, which must not take a task waiting out its backoff).
 pub(crate) fn do_claim_document(
     tx: &Connection,
     worker: &str,
     document_id: i64,
     task_type: TaskType,
+    due_only: bool,
     now: i64,
 ) -> Result<Option<Claim>, QueueError> {
     use rusqlite::OptionalExtension;
@@ -96,10 +99,14 @@ pub(crate) fn do_claim_document(
              SET status = 'claimed', claimed_by = :worker, claimed_at = :now, heartbeat_at = :now, \
                  attempts = attempts + 1 \
              WHERE document_id = :doc AND task_type = :type AND status = 'pending' \
+               AND (NOT :due_only OR run_after <= :now) \
              RETURNING id, priority, attempts, max_attempts",
         )?
         .query_row(
-            named_params! { ":worker": worker, ":now": now, ":doc": document_id, ":type": task_type.as_str() },
+            named_params! {
+                ":worker": worker, ":now": now, ":doc": document_id,
+                ":type": task_type.as_str(), ":due_only": due_only,
+            },
             |r| {
                 Ok(Claim {
                     task_id: r.get(0)?,

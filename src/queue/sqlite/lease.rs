@@ -193,7 +193,13 @@ pub(crate) fn do_release(tx: &Connection, claim: &Claim, now: i64) -> Result<(),
              WHERE id = :id AND status = 'claimed' AND claimed_by = :worker",
         )?
         .execute(named_params! { ":now": now, ":id": claim.task_id, ":worker": claim.worker })?;
-    fenced(n, claim)
+    fenced(n, claim)?;
+    // Nothing works on the document now: it shows as waiting, as when the
+    // task was enqueued (a released OCR task's document is 'queued').
+    if let Some(status) = claim.task_type.queued_document_status() {
+        set_document_status(tx, claim.document_id, status, None, now)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -450,13 +456,41 @@ mod tests {
     }
 
     #[test]
-    fn release_gives_the_attempt_back() {
+    fn release_gives_the_attempt_back_and_the_document_shows_as_waiting() {
         let f = fixture();
         let doc = f.document("a");
         f.queue.enqueue(doc, TaskType::Ocr, Priority::High).unwrap();
         let c = f.claim_one("w");
+        assert_eq!(f.doc_status(doc), DocumentStatus::Ocr);
         f.queue.release(&c).unwrap();
+        assert_eq!(f.doc_status(doc), DocumentStatus::Queued);
         let again = f.claim_one("w2");
         assert_eq!(again.attempt, 1);
+    }
+
+    #[test]
+    fn after_ocr_the_same_step_leaves_an_indexing_task_waiting_out_its_backoff() {
+        let f = fixture();
+        let doc = f.document("a");
+        f.queue
+            .enqueue(doc, TaskType::Indexing, Priority::High)
+            .unwrap();
+        let indexing = f.claim_one("w1");
+        f.queue
+            .fail(&indexing, FailureKind::Transient, "try later")
+            .unwrap();
+        f.queue.enqueue(doc, TaskType::Ocr, Priority::High).unwrap();
+        let ocr = f.claim_one("w2");
+        assert_eq!(ocr.task_type, TaskType::Ocr);
+        // The next work is the document's PDF task, not its indexing.
+        let next = f.queue.complete_and_claim(&ocr, 1).unwrap();
+        assert!(
+            next.iter().all(|c| c.task_type != TaskType::Indexing),
+            "{next:?}"
+        );
+        assert_eq!(
+            f.queue.task(indexing.task_id).unwrap().status,
+            TaskStatus::Pending
+        );
     }
 }
