@@ -87,7 +87,8 @@ fn searchable(
         std::fs::copy(made, path).with_context(|| format!("cannot copy {made}"))?;
         return Ok(None);
     }
-    let pages = crate::tasks::pdf::write(&app.store, &config.ocr, doc, path)
+    let never = std::sync::atomic::AtomicBool::new(false);
+    let pages = crate::tasks::pdf::write(&app.store, &config.ocr, doc, path, &never)
         .with_context(|| format!("cannot write document {}'s searchable PDF", doc.id))?;
     Ok(Some(pages))
 }

@@ -12,6 +12,7 @@
 //! the same for the same pages).
 
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use crate::config::{Config, OcrConfig};
@@ -76,8 +77,11 @@ impl Processor for PdfProcessor {
         // What earlier attempts left (killed while writing) is of no use to
         // anyone: this attempt holds the document's only live PDF task.
         remove_partials_of(&partial_dir, id);
-        if let Err(e) = write(store, &self.ocr, &doc, &partial) {
+        if let Err(e) = write(store, &self.ocr, &doc, &partial, ctx.stop_flag()) {
             let _ = std::fs::remove_file(&partial);
+            if ctx.should_stop() {
+                return Err(TaskError::Interrupted);
+            }
             return Err(match e {
                 WriteError::Cannot(e) => TaskError::permanent(e),
                 WriteError::Db(e) => db(e),
@@ -154,12 +158,15 @@ impl std::error::Error for WriteError {}
 
 /// Writes the searchable PDF of `doc` to `out` (created or truncated, then
 /// synced) through this thread's OCR child; returns its page count. The PDF
-/// task and `quire export --searchable` both write through here.
+/// task and `quire export --searchable` both write through here. Setting
+/// `stop` (the task was cancelled) kills the child within a tenth of a
+/// second: the file is then incomplete, for the caller to remove.
 pub fn write(
     store: &Store,
     ocr: &OcrConfig,
     doc: &Document,
     out: &Path,
+    stop: &AtomicBool,
 ) -> Result<usize, WriteError> {
     let id = doc.id;
     if Kind::from_stored(&doc.kind) == Kind::Text {
@@ -200,7 +207,7 @@ pub fn write(
         if !child.has_open(&file) {
             child.open(&file, kind, page_timeout)?;
         }
-        child.write_pdf(pages, out, timeout)
+        child.write_pdf(pages, out, timeout, stop)
     })
     .map_err(|f| WriteError::Writer(f.message("writing the searchable PDF")))
 }

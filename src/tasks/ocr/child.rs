@@ -309,18 +309,20 @@ impl Child {
         }
     }
 
-    /// Writes the open document's searchable PDF to `out`; returns its page count.
+    /// Writes the open document's searchable PDF to `out`; returns its page
+    /// count. Setting `stop` kills the child within a tenth of a second.
     pub fn write_pdf(
         &mut self,
         pages: Vec<PageOverlay>,
         out: &Path,
         timeout: Duration,
+        stop: &AtomicBool,
     ) -> Result<usize, Failure> {
         let req = Request::WritePdf {
             out: out.to_owned(),
             pages,
         };
-        match self.call(&req, timeout, None)? {
+        match self.call(&req, timeout, Some(stop))? {
             Reply::Written { pages } => Ok(pages),
             Reply::Error(e) => Err(Failure::Error(e)),
             other => Err(Failure::Died(format!("unexpected reply {other:?}"))),
