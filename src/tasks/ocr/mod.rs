@@ -103,17 +103,18 @@ impl Processor for OcrProcessor {
             .begin_ocr(doc_id, ctx.claim.task_id, pages as i64)
             .map_err(db)?;
         // Pages done by an earlier attempt are kept; pages that failed are
-        // read again (a timeout or memory limit may have been raised).
-        let mut todo = VecDeque::new();
+        // read again (a timeout or memory limit may have been raised), after
+        // those not tried yet: a task that gives way every time slice must
+        // not spend each turn on the same slow, failing page.
+        let (mut todo, mut failed_before) = (VecDeque::new(), vec![]);
         for n in 1..=pages {
-            let done = store
-                .page_detail(doc_id, n as i64)
-                .map_err(db)?
-                .is_some_and(|d| d.status == PageStatus::Done);
-            if !done {
-                todo.push_back(n);
+            match store.page_detail(doc_id, n as i64).map_err(db)? {
+                Some(d) if d.status == PageStatus::Done => {}
+                Some(_) => failed_before.push(n),
+                None => todo.push_back(n),
             }
         }
+        todo.extend(failed_before);
         let reading = Arc::new(Reading {
             attempt: ctx.attempt(),
             config: self.config.clone(),
@@ -133,7 +134,9 @@ impl Processor for OcrProcessor {
         let offered = ctx.offer(reading.clone());
         let mut paused = false;
         while reading.help(&ctx.claim.worker) {
-            if ctx.should_give_way() {
+            // With helpers at work, one of them takes the waiting task when
+            // its page is done; alone, this worker gives way itself.
+            if !reading.helped() && ctx.should_give_way() {
                 paused = true;
                 break;
             }
@@ -163,6 +166,22 @@ impl Processor for OcrProcessor {
             )));
         }
         Ok(())
+    }
+}
+
+/// Why a page was not read (it goes back, to be read by another worker or
+/// attempt).
+enum Unread {
+    /// What stops the whole attempt.
+    Fault(TaskError),
+    /// A helping worker cannot start its OCR child: it stops helping (the
+    /// offer is withdrawn from the pool's idle workers), the others go on.
+    CannotHelp(String),
+}
+
+impl From<TaskError> for Unread {
+    fn from(e: TaskError) -> Unread {
+        Unread::Fault(e)
     }
 }
 
@@ -201,8 +220,8 @@ struct ReadingState {
 }
 
 impl Divisible for Reading {
-    /// Reads the next page not handed out yet; false when none is left or
-    /// the attempt is stopping.
+    /// Reads the next page not handed out yet; false when none is left, the
+    /// attempt is stopping, or this (helping) worker cannot read at all.
     fn help(&self, worker: &str) -> bool {
         let n = {
             let mut state = self.state.lock().unwrap();
@@ -221,28 +240,46 @@ impl Divisible for Reading {
         };
         let outcome =
             catch_unwind(AssertUnwindSafe(|| self.read(n, worker))).unwrap_or_else(|panic| {
-                Err(TaskError::transient(format!(
+                Err(Unread::Fault(TaskError::transient(format!(
                     "page {n}: reading it panicked: {}",
                     crate::worker::panic_message(&panic)
-                )))
+                ))))
             });
         let mut state = self.state.lock().unwrap();
         state.in_flight -= 1;
-        match outcome {
-            Ok(None) => {}
-            Ok(Some(error)) => state.failed.push((n, error)),
-            Err(fault) => {
-                // The page was not checkpointed: the next attempt reads it.
+        let helped = match outcome {
+            Ok(None) => true,
+            Ok(Some(error)) => {
+                state.failed.push((n, error));
+                true
+            }
+            Err(Unread::Fault(fault)) => {
+                // Not checkpointed: the next attempt reads it.
                 state.todo.push_front(n);
                 state.fault.get_or_insert(fault);
+                true
             }
-        }
+            Err(Unread::CannotHelp(error)) => {
+                state.todo.push_front(n);
+                log::warn!(
+                    "{worker} cannot help read document {} {:?}: {error}; its other workers go on",
+                    self.attempt.claim.document_id,
+                    self.name
+                );
+                false
+            }
+        };
         self.returned.notify_all();
-        true
+        helped
     }
 }
 
 impl Reading {
+    /// True while another worker reads one of its pages.
+    fn helped(&self) -> bool {
+        self.state.lock().unwrap().in_flight > 0
+    }
+
     /// Waits until no page is being read, and gives what the attempt came to.
     fn wait_for_helpers(&self) -> ReadingState {
         let mut state = self.state.lock().unwrap();
@@ -256,7 +293,7 @@ impl Reading {
     /// checkpoints it: `None`
     /// when it was read, the page's error when it failed (recorded: one bad
     /// page fails only itself), or the fault that stops the attempt.
-    fn read(&self, n: usize, worker: &str) -> Result<Option<String>, TaskError> {
+    fn read(&self, n: usize, worker: &str) -> Result<Option<String>, Unread> {
         let (app, claim) = (&self.attempt.app, &self.attempt.claim);
         let doc_id = claim.document_id;
         let started = std::time::Instant::now();
@@ -269,10 +306,14 @@ impl Reading {
         });
         let result = match result {
             Ok(p) => Ok(p),
-            Err(Failure::Spawn(e)) => return Err(TaskError::transient(e)),
+            // Another worker's child may start where this one's cannot.
+            Err(Failure::Spawn(e)) if worker != claim.worker => {
+                return Err(Unread::CannotHelp(e));
+            }
+            Err(Failure::Spawn(e)) => return Err(TaskError::transient(e).into()),
             // Stopping: the page was cut short, not read; leave no checkpoint.
             Err(f) if f.lost_child() && self.attempt.should_stop() => {
-                return Err(TaskError::Interrupted);
+                return Err(TaskError::Interrupted.into());
             }
             Err(f) => Err(f.message(&format!("page {n}"))),
         };
@@ -309,16 +350,16 @@ impl Reading {
         if !app
             .store
             .save_page(claim, n as i64, reading.as_ref(), &detail, now)
-            .map_err(db)?
+            .map_err(|e| Unread::Fault(db(e)))?
         {
             // Cancelled, or released and taken elsewhere: not ours to write.
             self.attempt.stop();
-            return Err(TaskError::Interrupted);
+            return Err(TaskError::Interrupted.into());
         }
         // Only a page read is progress: a page that failed again must not
         // keep a task that dies every time alive for ever.
         if reading.is_some() {
-            self.attempt.record_progress()?;
+            self.attempt.record_progress().map_err(Unread::Fault)?;
         }
         let name = &self.name;
         let pages = self.pages;
