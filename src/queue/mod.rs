@@ -314,8 +314,8 @@ impl Queue {
 
     /// Gives a claimed task back to the queue, due now, without counting the
     /// attempt, for a clean shutdown; its checkpoints stay, so the next claim
-    /// resumes, and its document shows as waiting again (queued for OCR).
-    /// Fenced.
+    /// resumes. Fenced. Its document keeps its status ('ocr' for an OCR
+    /// task), as with a release of a stale claim.
     pub fn release(&self, claim: &Claim) -> Result<(), QueueError> {
         match self.db.engine() {
             Engine::Sqlite(db) => {

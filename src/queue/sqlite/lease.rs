@@ -193,13 +193,7 @@ pub(crate) fn do_release(tx: &Connection, claim: &Claim, now: i64) -> Result<(),
              WHERE id = :id AND status = 'claimed' AND claimed_by = :worker",
         )?
         .execute(named_params! { ":now": now, ":id": claim.task_id, ":worker": claim.worker })?;
-    fenced(n, claim)?;
-    // Nothing works on the document now: it shows as waiting, as when the
-    // task was enqueued (a released OCR task's document is 'queued').
-    if let Some(status) = claim.task_type.queued_document_status() {
-        set_document_status(tx, claim.document_id, status, None, now)?;
-    }
-    Ok(())
+    fenced(n, claim)
 }
 
 #[cfg(test)]
@@ -456,14 +450,12 @@ mod tests {
     }
 
     #[test]
-    fn release_gives_the_attempt_back_and_the_document_shows_as_waiting() {
+    fn release_gives_the_attempt_back() {
         let f = fixture();
         let doc = f.document("a");
         f.queue.enqueue(doc, TaskType::Ocr, Priority::High).unwrap();
         let c = f.claim_one("w");
-        assert_eq!(f.doc_status(doc), DocumentStatus::Ocr);
         f.queue.release(&c).unwrap();
-        assert_eq!(f.doc_status(doc), DocumentStatus::Queued);
         let again = f.claim_one("w2");
         assert_eq!(again.attempt, 1);
     }
