@@ -137,7 +137,8 @@ fn a_sigkill_while_several_workers_read_one_document_rereads_no_finished_page() 
 #[test]
 fn a_small_document_dropped_after_a_long_one_is_searchable_before_the_long_one_is_read() {
     const PAGES: usize = 100;
-    let env = Env::new();
+    // Helpers, not the time slice, are what this checks.
+    let env = Env::new().set("QUIRE_QUEUE_TIME_SLICE", "1h");
     let daemon = env.serve(&["--workers", "2"]);
     drop_scan(&env, "long.pdf", PAGES);
     wait_until("the long document's first pages to be read", || {

@@ -97,8 +97,14 @@ impl SqliteDb {
         // Taken before the connection: a writer waiting here holds none, so
         // the one writing can always get its own. A poisoned lock only says
         // a writer panicked; its transaction was rolled back (CachedTx).
+        let _outermost = OutermostWrite::enter();
         let _writing = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let conn = self.conn()?;
+        if !conn.is_autocommit() {
+            // Left in a transaction by a read that could not finish it
+            // (a failed COMMIT of a snapshot): BEGIN would fail on it for ever.
+            let _ = conn.execute_batch("ROLLBACK");
+        }
         let tx = CachedTx::begin(&conn).map_err(DbError::from)?;
         let out = f(&conn)?;
         tx.commit().map_err(DbError::from)?;
@@ -135,6 +141,32 @@ pub fn parse_col<T: std::str::FromStr<Err = String>>(
     s.parse().map_err(|e: String| {
         rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
     })
+}
+
+thread_local! {
+    /// True while this thread runs a write.
+    static WRITING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks this thread as writing, for the length of one write: a write
+/// started inside another would wait for the writer mutex its own thread
+/// holds, for ever; it panics instead, naming the bug.
+struct OutermostWrite;
+
+impl OutermostWrite {
+    fn enter() -> OutermostWrite {
+        assert!(
+            !WRITING.replace(true),
+            "a database write was started inside another on the same thread"
+        );
+        OutermostWrite
+    }
+}
+
+impl Drop for OutermostWrite {
+    fn drop(&mut self) {
+        WRITING.set(false);
+    }
 }
 
 /// A write transaction whose `BEGIN IMMEDIATE` and `COMMIT` are cached
