@@ -50,7 +50,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Add files or folders (recursively) as documents, copying them into the store
     Enqueue(EnqueueArgs),
-    /// Run OCR and indexing for one document now, in the foreground
+    /// Run OCR and indexing for one document now, in the foreground (its pages
+    /// read by queue.workers threads at once)
     Process(ProcessArgs),
     /// Search the text of every page
     Search(SearchArgs),

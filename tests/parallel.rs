@@ -192,3 +192,24 @@ fn with_one_worker_a_long_document_gives_way_to_one_dropped_after_it_and_resumes
         assert_eq!(times_read(&log, n, PAGES), 1, "page {n}:\n{log}");
     }
 }
+
+#[test]
+fn quire_process_reads_one_documents_pages_with_every_worker_once_each() {
+    const PAGES: usize = 8;
+    let env = Env::new().set("QUIRE_QUEUE_WORKERS", "2");
+    let staging = env.dir.path().join("staging");
+    std::fs::create_dir_all(&staging).unwrap();
+    let path = staging.join("long.pdf");
+    scanned_pdf(&path, PAGES);
+    let out = env.run(&["-v", "process", path.to_str().unwrap()]);
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{log}");
+    for n in 1..=PAGES {
+        assert_eq!(times_read(&log, n, PAGES), 1, "page {n}:\n{log}");
+    }
+    let readers = readers(&env, 1);
+    assert_eq!(readers.len(), PAGES);
+    let workers: BTreeSet<&str> = readers.values().map(|(w, _)| w.as_str()).collect();
+    assert_eq!(workers.len(), 2, "{workers:?}");
+    assert_eq!(env.json(&["show", "1"])["status"], "indexed");
+}

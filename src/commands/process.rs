@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::ingest::{Ingested, ingest};
 use crate::queue::{Priority, TaskType};
 use crate::store::Placement;
-use crate::worker::{TaskContext, TaskError, WorkerIdentity};
+use crate::worker::{Offers, TaskContext, TaskError, WorkerIdentity};
 
 /// Runs `quire process`.
 pub fn run(config: &Config, args: &ProcessArgs) -> anyhow::Result<ExitCode> {
@@ -42,7 +42,14 @@ pub fn run(config: &Config, args: &ProcessArgs) -> anyhow::Result<ExitCode> {
         },
     };
     let processors = crate::tasks::processors(&app);
-    let worker = WorkerIdentity::current().worker(0);
+    let identity = WorkerIdentity::current();
+    let worker = identity.worker(0);
+    // As serve's workers do, queue.workers threads read the pages of the
+    // document at once: this one and helpers, each with its OCR child.
+    let helpers: Vec<String> = (1..config.worker_count())
+        .map(|i| identity.worker(i))
+        .collect();
+    let offers = Offers::standalone();
     let bar = if crate::logging::stderr_is_tty() && crate::logging::in_foreground() {
         ProgressBar::new_spinner()
     } else {
@@ -64,7 +71,7 @@ pub fn run(config: &Config, args: &ProcessArgs) -> anyhow::Result<ExitCode> {
                 anyhow!("document {doc_id}'s {step} task is being run by another process")
             })?;
         bar.set_message(format!("document {doc_id}: {step}"));
-        let ctx = TaskContext::new(&app, &claim, stop.clone());
+        let ctx = TaskContext::new(&app, &claim, stop.clone()).with_helpers(&offers);
         // The page count beside the spinner, as the live view shows it,
         // from the checkpoints the task writes.
         let done = AtomicBool::new(false);
@@ -84,6 +91,17 @@ pub fn run(config: &Config, args: &ProcessArgs) -> anyhow::Result<ExitCode> {
                         std::thread::sleep(std::time::Duration::from_millis(200));
                     }
                 });
+            }
+            if step == TaskType::Ocr {
+                for helper in &helpers {
+                    s.spawn(|| {
+                        while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                            if !offers.help_one(helper) {
+                                std::thread::sleep(std::time::Duration::from_millis(10));
+                            }
+                        }
+                    });
+                }
             }
             let result = processors.get(step).run(&ctx);
             done.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -57,8 +57,10 @@ pub struct TaskContext<'a> {
     pub claim: &'a Claim,
     attempt: Attempt,
     /// Where the task may offer parts of its work to idle workers (none
-    /// outside the pool: `quire process`, tests).
+    /// in tests).
     offers: Option<&'a Offers>,
+    /// True in a daemon's pool, where a long task gives way to waiting ones.
+    gives_way: bool,
     /// When the task started running, for its time slice.
     started: Instant,
 }
@@ -76,12 +78,22 @@ impl<'a> TaskContext<'a> {
                 progressed: Arc::default(),
             },
             offers: None,
+            gives_way: false,
             started: Instant::now(),
         }
     }
 
-    /// A context whose task may share its work with the pool's idle workers.
+    /// A context whose task shares its work with the pool's idle workers
+    /// and gives way to waiting tasks.
     pub(super) fn in_pool(mut self, offers: &'a Offers) -> Self {
+        self.offers = Some(offers);
+        self.gives_way = true;
+        self
+    }
+
+    /// A context whose task shares its work with the helpers looking at
+    /// `offers` (`quire process`), and runs to its end.
+    pub fn with_helpers(mut self, offers: &'a Offers) -> Self {
         self.offers = Some(offers);
         self
     }
@@ -108,7 +120,7 @@ impl<'a> TaskContext<'a> {
     /// checkpoint with [`TaskError::Paused`], to resume after. Never outside
     /// a daemon (`quire process` runs its one task to the end).
     pub fn should_give_way(&self) -> bool {
-        self.offers.is_some()
+        self.gives_way
             && self.started.elapsed() >= self.app.config.queue.time_slice.0
             && self
                 .app
@@ -122,9 +134,9 @@ impl<'a> TaskContext<'a> {
         self.attempt.clone()
     }
 
-    /// Offers parts of this task to the pool's idle workers until the
-    /// returned guard is dropped (see [`Offers`]); `None` outside a pool,
-    /// where the task does all its work itself.
+    /// Offers parts of this task to idle workers until the returned guard
+    /// is dropped (see [`Offers`]); `None` when there are none to offer it
+    /// to, and the task does all its work itself.
     pub fn offer(&self, work: Arc<dyn Divisible>) -> Option<Offered> {
         self.offers.map(|o| o.offer(work))
     }

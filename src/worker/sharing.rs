@@ -26,24 +26,33 @@ pub trait Divisible: Send + Sync {
 #[derive(Clone)]
 pub struct Offers {
     open: Arc<Mutex<Vec<Arc<dyn Divisible>>>>,
-    wake: Wake,
-    /// Workers in the pool: how many may be asleep.
-    workers: usize,
+    /// The pool's idle workers, and how many they are (none outside a pool).
+    wake: Option<(Wake, usize)>,
 }
 
 impl Offers {
     pub(super) fn new(wake: Wake, workers: usize) -> Offers {
         Offers {
             open: Arc::default(),
-            wake,
-            workers,
+            wake: Some((wake, workers)),
+        }
+    }
+
+    /// Offers for helpers outside a pool (`quire process`), which look for
+    /// work themselves: nothing wakes them.
+    pub fn standalone() -> Offers {
+        Offers {
+            open: Arc::default(),
+            wake: None,
         }
     }
 
     /// Puts `work` on offer, waking every idle worker, until the guard drops.
     pub fn offer(&self, work: Arc<dyn Divisible>) -> Offered {
         self.open.lock().unwrap().push(work.clone());
-        self.wake.notify_many(self.workers);
+        if let Some((wake, workers)) = &self.wake {
+            wake.notify_many(*workers);
+        }
         Offered {
             open: self.open.clone(),
             work,
@@ -53,7 +62,7 @@ impl Offers {
     /// Does one unit of the work on offer, on the calling worker's thread:
     /// the first offer's, which then goes to the back of the line. False
     /// when nothing is on offer.
-    pub(super) fn help_one(&self, worker: &str) -> bool {
+    pub fn help_one(&self, worker: &str) -> bool {
         loop {
             let work = {
                 let mut open = self.open.lock().unwrap();
