@@ -75,11 +75,12 @@ impl Processor for IndexProcessor {
     fn run(&self, ctx: &TaskContext<'_>) -> Result<(), TaskError> {
         let store = &ctx.app.store;
         let doc = ctx.claim.document_id;
-        let db = |e: crate::db::DbError| TaskError::transient(format!("database: {e}"));
-        let state = store.begin_indexing(doc, ctx.claim.task_id).map_err(db)?;
+        let state = store
+            .begin_indexing(doc, ctx.claim.task_id)
+            .map_err(TaskError::database)?;
         if state.phase == IndexPhase::Stage {
             let staged = state.staged;
-            let pages = store.pages(doc).map_err(db)?;
+            let pages = store.pages(doc).map_err(TaskError::database)?;
             for batch in pages
                 .chunks(self.batch_pages)
                 .filter(|b| b.last().is_some_and(|p| p.number > staged))
@@ -94,17 +95,17 @@ impl Processor for IndexProcessor {
                 let through = batch.last().map_or(staged, |p| p.number);
                 store
                     .stage_pages(doc, &rows, through, ctx.app.queue.now_ms())
-                    .map_err(db)?;
+                    .map_err(TaskError::database)?;
                 ctx.record_progress()?;
             }
             store
                 .publish_index(doc, ctx.app.queue.now_ms())
-                .map_err(db)?;
+                .map_err(TaskError::database)?;
             ctx.record_progress()?;
         }
         store
             .finish_indexing(doc, ctx.app.queue.now_ms())
-            .map_err(db)
+            .map_err(TaskError::database)
     }
 }
 

@@ -46,10 +46,9 @@ impl Processor for PdfProcessor {
     fn run(&self, ctx: &TaskContext<'_>) -> Result<(), TaskError> {
         let store = &ctx.app.store;
         let id = ctx.claim.document_id;
-        let db = |e: crate::db::DbError| TaskError::transient(format!("database: {e}"));
         let doc = store
             .document(id)
-            .map_err(db)?
+            .map_err(TaskError::database)?
             .ok_or_else(|| TaskError::permanent("the document was deleted"))?;
         if Kind::from_stored(&doc.kind) == Kind::Text {
             log::debug!(
@@ -84,7 +83,7 @@ impl Processor for PdfProcessor {
             }
             return Err(match e {
                 WriteError::Cannot(e) => TaskError::permanent(e),
-                WriteError::Db(e) => db(e),
+                WriteError::Db(e) => TaskError::database(e),
                 // Disk full, a crash on an odd file, a timeout: all worth
                 // retrying with backoff, up to queue.max_attempts.
                 WriteError::Writer(e) => TaskError::transient(e),
@@ -99,7 +98,10 @@ impl Processor for PdfProcessor {
         // document (a user may have deleted it and another taken its name).
         let previous = match doc.searchable_pdf.as_deref().map(Path::new) {
             Some(p)
-                if p.starts_with(&self.dir) && !store.pdf_taken_by_other(id, p).map_err(db)? =>
+                if p.starts_with(&self.dir)
+                    && !store
+                        .pdf_taken_by_other(id, p)
+                        .map_err(TaskError::database)? =>
             {
                 Some(p)
             }
@@ -116,7 +118,7 @@ impl Processor for PdfProcessor {
         if self.sidecar_text {
             let text: Vec<String> = store
                 .pages(id)
-                .map_err(db)?
+                .map_err(TaskError::database)?
                 .into_iter()
                 .map(|p| p.text)
                 .collect();
@@ -125,7 +127,9 @@ impl Processor for PdfProcessor {
             write_replacing(&path.with_extension("txt"), text.join("\u{c}").as_bytes())
                 .map_err(|e| TaskError::transient(format!("cannot write the text file: {e}")))?;
         }
-        store.set_searchable_pdf(id, &path).map_err(db)?;
+        store
+            .set_searchable_pdf(id, &path)
+            .map_err(TaskError::database)?;
         log::info!(
             "document {id} {:?}: searchable PDF {}",
             doc.name,

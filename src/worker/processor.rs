@@ -49,6 +49,11 @@ impl TaskError {
             message: message.into(),
         }
     }
+
+    /// The database failed the task's read or write: transient.
+    pub fn database(error: impl std::fmt::Display) -> TaskError {
+        TaskError::transient(format!("database: {error}"))
+    }
 }
 
 /// What a running task can see.
@@ -165,7 +170,7 @@ impl Attempt {
         match self.app.queue.record_progress(&self.claim) {
             Ok(()) => Ok(()),
             Err(QueueError::LostClaim { .. }) => Err(TaskError::Interrupted),
-            Err(e) => Err(TaskError::transient(format!("database: {e}"))),
+            Err(e) => Err(TaskError::database(e)),
         }
     }
 

@@ -85,7 +85,7 @@ impl Processor for OcrProcessor {
         let doc_id = ctx.claim.document_id;
         let doc = store
             .document(doc_id)
-            .map_err(db)?
+            .map_err(TaskError::database)?
             .ok_or_else(|| TaskError::permanent("the document was deleted"))?;
         let path = store.file_of(&doc);
         let kind = Kind::from_stored(&doc.kind);
@@ -101,14 +101,17 @@ impl Processor for OcrProcessor {
         }
         store
             .begin_ocr(doc_id, ctx.claim.task_id, pages as i64)
-            .map_err(db)?;
+            .map_err(TaskError::database)?;
         // Pages done by an earlier attempt are kept; pages that failed are
         // read again (a timeout or memory limit may have been raised), after
         // those not tried yet: a task that gives way every time slice must
         // not spend each turn on the same slow, failing page.
         let (mut todo, mut failed_before) = (VecDeque::new(), vec![]);
         for n in 1..=pages {
-            match store.page_detail(doc_id, n as i64).map_err(db)? {
+            match store
+                .page_detail(doc_id, n as i64)
+                .map_err(TaskError::database)?
+            {
                 Some(d) if d.status == PageStatus::Done => {}
                 Some(_) => failed_before.push(n),
                 None => todo.push_back(n),
@@ -183,11 +186,6 @@ impl From<TaskError> for Unread {
     fn from(e: TaskError) -> Unread {
         Unread::Fault(e)
     }
-}
-
-/// The database error of a page's checkpoint, as a task error.
-fn db(e: crate::db::DbError) -> TaskError {
-    TaskError::transient(format!("database: {e}"))
 }
 
 /// One attempt at reading a document's pages, shared by the worker that
@@ -350,7 +348,7 @@ impl Reading {
         if !app
             .store
             .save_page(claim, n as i64, reading.as_ref(), &detail, now)
-            .map_err(|e| Unread::Fault(db(e)))?
+            .map_err(|e| Unread::Fault(TaskError::database(e)))?
         {
             // Cancelled, or released and taken elsewhere: not ours to write.
             self.attempt.stop();
