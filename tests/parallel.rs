@@ -46,6 +46,28 @@ fn drop_scan(env: &Env, name: &str, pages: usize) {
     std::fs::rename(&path, env.inbox().join(name)).unwrap();
 }
 
+/// Drops a scan of `pages` pages, then, once two of them are read, a
+/// one-line image; waits until the image is searchable. Returns the long
+/// document as `list` shows it then, and how many of its pages were read.
+fn small_after_long(env: &Env, pages: usize) -> (Value, usize) {
+    drop_scan(env, "long.pdf", pages);
+    wait_until("the long document's first pages to be read", || {
+        doc_named(env, "long.pdf")
+            .is_some_and(|d| readers(env, d["id"].as_i64().unwrap()).len() >= 2)
+    });
+    let staging = env.dir.path().join("staging");
+    text_png(&staging.join("note.png"), &["a short memo about quinces"]);
+    std::fs::rename(staging.join("note.png"), env.inbox().join("note.png")).unwrap();
+    wait_until("the small document to be searchable", || {
+        env.search(&["quinces"])
+            .as_array()
+            .is_some_and(|hits| !hits.is_empty())
+    });
+    let long = doc_named(env, "long.pdf").unwrap();
+    let read = readers(env, long["id"].as_i64().unwrap()).len();
+    (long, read)
+}
+
 fn doc_named(env: &Env, name: &str) -> Option<Value> {
     env.docs().into_iter().find(|d| d["name"] == name)
 }
@@ -140,21 +162,7 @@ fn a_small_document_dropped_after_a_long_one_is_searchable_before_the_long_one_i
     // Helpers, not the time slice, are what this checks.
     let env = Env::new().set("QUIRE_QUEUE_TIME_SLICE", "1h");
     let daemon = env.serve(&["--workers", "2"]);
-    drop_scan(&env, "long.pdf", PAGES);
-    wait_until("the long document's first pages to be read", || {
-        doc_named(&env, "long.pdf")
-            .is_some_and(|d| readers(&env, d["id"].as_i64().unwrap()).len() >= 2)
-    });
-    let staging = env.dir.path().join("staging");
-    text_png(&staging.join("note.png"), &["a short memo about quinces"]);
-    std::fs::rename(staging.join("note.png"), env.inbox().join("note.png")).unwrap();
-    wait_until("the small document to be searchable", || {
-        env.search(&["quinces"])
-            .as_array()
-            .is_some_and(|hits| !hits.is_empty())
-    });
-    let long = doc_named(&env, "long.pdf").unwrap();
-    let read = readers(&env, long["id"].as_i64().unwrap()).len();
+    let (long, read) = small_after_long(&env, PAGES);
     assert_eq!(long["status"], "ocr", "{}", daemon.log_text());
     assert!(read < PAGES, "all {read} pages were read first");
     eprintln!("the small document was searchable after {read} of {PAGES} pages");
@@ -167,21 +175,7 @@ fn with_one_worker_a_long_document_gives_way_to_one_dropped_after_it_and_resumes
     // another waits, so the test needs no clock.
     let env = Env::new().set("QUIRE_QUEUE_TIME_SLICE", "0s");
     let daemon = env.serve(&["-v", "--workers", "1"]);
-    drop_scan(&env, "long.pdf", PAGES);
-    wait_until("the long document's first pages to be read", || {
-        doc_named(&env, "long.pdf")
-            .is_some_and(|d| readers(&env, d["id"].as_i64().unwrap()).len() >= 2)
-    });
-    let staging = env.dir.path().join("staging");
-    text_png(&staging.join("note.png"), &["a short memo about quinces"]);
-    std::fs::rename(staging.join("note.png"), env.inbox().join("note.png")).unwrap();
-    wait_until("the small document to be searchable", || {
-        env.search(&["quinces"])
-            .as_array()
-            .is_some_and(|hits| !hits.is_empty())
-    });
-    let long = doc_named(&env, "long.pdf").unwrap();
-    let read = readers(&env, long["id"].as_i64().unwrap()).len();
+    let (_, read) = small_after_long(&env, PAGES);
     assert!(read < PAGES, "all {read} pages were read first");
     // The long one then resumes where it stopped, reading no page twice.
     let docs = env.wait_settled(2);
