@@ -85,13 +85,16 @@ impl TaskType {
         }
     }
 
-    /// The document status while a task of this type is running; `None`
-    /// leaves it as it is.
-    pub fn document_status(self) -> Option<DocumentStatus> {
+    /// The document status a claim of this type moves the document to;
+    /// `None` leaves it as it is. Only OCR has a running status of its own:
+    /// a document is already "indexing" from the moment its indexing task
+    /// is queued (see [`TaskType::queued_document_status`]), so claiming
+    /// one writes nothing to the document, a write saved on the queue's
+    /// commonest step.
+    pub fn claimed_document_status(self) -> Option<DocumentStatus> {
         match self {
             TaskType::Ocr => Some(DocumentStatus::Ocr),
-            TaskType::Indexing => Some(DocumentStatus::Indexing),
-            TaskType::Pdf => None,
+            TaskType::Indexing | TaskType::Pdf => None,
         }
     }
 }
