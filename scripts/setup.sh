@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what quire needs to build and run on Debian/Ubuntu, when missing;
 # `setup.sh --test` adds what the tests use (fixtures, encrypted PDFs, the
-# systemd unit check, bash completion loading).
+# systemd unit check, bash completion loading, Chromium for the web page's
+# browser tests).
 set -euo pipefail
 packages=(libtesseract-dev libleptonica-dev clang libclang-dev pkg-config tesseract-ocr-eng tesseract-ocr-osd
           poppler-utils qpdf)
 if [ "${1:-}" = "--test" ]; then
-  packages+=(imagemagick fonts-dejavu-core systemd bash tesseract-ocr ghostscript)
+  packages+=(imagemagick fonts-dejavu-core systemd bash tesseract-ocr ghostscript chromium)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -104,6 +104,10 @@ pub struct ServeArgs {
     /// Run workers only, without watching the inbox (to share a database with another daemon)
     #[arg(long)]
     pub no_watch: bool,
+    /// Serve the web page, API and metrics on ADDR (default: http.listen,
+    /// 127.0.0.1:8484); an empty ADDR turns them off
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<String>,
 }
 
 /// `quire enqueue`

@@ -34,6 +34,7 @@ pub struct Config {
     pub ocr: OcrConfig,
     pub index: IndexConfig,
     pub output: OutputConfig,
+    pub http: HttpConfig,
 }
 
 /// `[queue]`: the workers and the retry policy.
@@ -162,6 +163,19 @@ pub struct OutputConfig {
     pub sidecar_text: bool,
 }
 
+/// `[http]`: the web page, the JSON API and the metrics `serve` offers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address and port to listen on; empty turns the web page off.
+    pub listen: String,
+    /// A file holding the access token (bearer token, or the password of
+    /// HTTP basic auth); required to listen beyond loopback.
+    pub token_file: PathBuf,
+    /// Largest upload accepted, in MiB.
+    pub upload_limit_mb: u64,
+}
+
 /// How words are reduced before indexing and searching.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
@@ -183,6 +197,17 @@ impl Default for Config {
             ocr: OcrConfig::default(),
             index: IndexConfig::default(),
             output: OutputConfig::default(),
+            http: HttpConfig::default(),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: "127.0.0.1:8484".into(),
+            token_file: PathBuf::new(),
+            upload_limit_mb: 512,
         }
     }
 }
@@ -361,6 +386,12 @@ impl Config {
         if self.index.batch_pages == 0 {
             return bad("index.batch_pages must be at least 1");
         }
+        if self.http_addr().is_err() {
+            return bad(
+                "http.listen must be an address and port such as 127.0.0.1:8484 or [::1]:8484, \
+                 or empty to turn the web page off",
+            );
+        }
         let inbox = std::path::absolute(self.inbox_dir()).unwrap_or_else(|_| self.inbox_dir());
         if self.output.searchable_pdf && self.output_dir().starts_with(&inbox) {
             return bad(
@@ -389,6 +420,15 @@ impl Config {
             self.output.dir.clone()
         };
         std::path::absolute(&dir).unwrap_or(dir)
+    }
+
+    /// The address the web page listens on; `None` when it is off.
+    pub fn http_addr(&self) -> Result<Option<std::net::SocketAddr>, std::net::AddrParseError> {
+        let listen = self.http.listen.trim();
+        if listen.is_empty() {
+            return Ok(None);
+        }
+        listen.parse().map(Some)
     }
 
     /// The database file.

@@ -2,7 +2,9 @@
 
 mod util;
 
+mod browser;
 mod cli;
+mod http;
 mod ocr;
 mod parallel;
 mod procs;

@@ -7,10 +7,11 @@ use serde::Serialize;
 use crate::app::App;
 use crate::cli::ListArgs;
 use crate::config::Config;
+use crate::store::Document;
 
 /// A line of `quire list --json`.
 #[derive(Serialize)]
-struct Item<'a> {
+pub(crate) struct Item<'a> {
     id: i64,
     name: &'a str,
     status: &'a str,
@@ -22,6 +23,23 @@ struct Item<'a> {
     poor_pages: i64,
 }
 
+/// The `--json` lines for `docs` (also the web API's).
+pub(crate) fn items(docs: &[Document]) -> Vec<Item<'_>> {
+    docs.iter()
+        .map(|d| Item {
+            id: d.id,
+            name: &d.name,
+            status: d.status.as_str(),
+            error: d.error.as_deref(),
+            pages: d.pages,
+            kind: &d.kind,
+            size: d.size,
+            created_at: d.created_at,
+            poor_pages: d.poor_pages,
+        })
+        .collect()
+}
+
 /// Runs `quire list`.
 pub fn run(config: &Config, args: &ListArgs) -> anyhow::Result<ExitCode> {
     let status = super::parse_status(args.status.as_deref())?;
@@ -31,20 +49,7 @@ pub fn run(config: &Config, args: &ListArgs) -> anyhow::Result<ExitCode> {
         docs.retain(|d| d.poor_pages > 0);
     }
     if args.json {
-        let items: Vec<Item> = docs
-            .iter()
-            .map(|d| Item {
-                id: d.id,
-                name: &d.name,
-                status: d.status.as_str(),
-                error: d.error.as_deref(),
-                pages: d.pages,
-                kind: &d.kind,
-                size: d.size,
-                created_at: d.created_at,
-                poor_pages: d.poor_pages,
-            })
-            .collect();
+        let items = items(&docs);
         super::print_json(&items)?;
         return Ok(ExitCode::SUCCESS);
     }

@@ -32,17 +32,12 @@ struct JsonHit<'a> {
 
 /// A result, for either form: the (best) page's hit and, by document, the
 /// number of matching pages and the other pages.
-type Row = (Hit, Option<i64>, Vec<i64>);
+pub(crate) type Row = (Hit, Option<i64>, Vec<i64>);
 
 /// Runs `quire search`. Exits 1 when nothing matches (as grep does), 2 on a
 /// usage error (a bad date, status or raw query).
 pub fn run(config: &Config, args: &SearchArgs) -> anyhow::Result<ExitCode> {
     let text = args.query.join(" ");
-    let query = if args.raw {
-        Some(Query::Raw(text.clone()))
-    } else {
-        Query::parse(&text)
-    };
     let filter = SearchFilter {
         since_ms: args
             .since
@@ -56,59 +51,16 @@ pub fn run(config: &Config, args: &SearchArgs) -> anyhow::Result<ExitCode> {
             .transpose()?,
         status: super::parse_status(args.status.as_deref())?,
     };
-    let Some(query) = query else {
-        return Err(super::usage(format!(
-            "{text:?} has nothing to search for: give at least one word that must match \
-             (exclusions alone, -word or NOT word, match nothing)"
-        )));
-    };
+    let query = parse_query(&text, args.raw)?;
     let app = App::open_existing(config)?;
-    let bad_query = |e: DbError| match e {
-        DbError::BadQuery(why) => super::usage(why),
-        e => anyhow::Error::new(e).context(format!("searching {text:?}")),
-    };
-    let (results, total, at_least): (Vec<Row>, usize, bool) = if args.pages {
-        let found = app
-            .store
-            .search(&query, &filter, args.limit)
-            .map_err(bad_query)?;
-        let hits = found.hits.into_iter().map(|h| (h, None, vec![])).collect();
-        (hits, found.total, found.at_least)
-    } else {
-        let found = app
-            .store
-            .search_documents(&query, &filter, args.limit)
-            .map_err(bad_query)?;
-        let hits = found
-            .hits
-            .into_iter()
-            .map(|d| (d.best, Some(d.matching_pages), d.other_pages))
-            .collect();
-        (hits, found.total, found.at_least)
-    };
+    let found = find(&app, &query, &text, &filter, args.limit, args.pages)?;
+    let results = &found.results;
     if args.json {
-        let absolute: Vec<_> = results
-            .iter()
-            .map(|(h, ..)| std::path::absolute(&h.path).unwrap_or_else(|_| h.path.clone()))
-            .collect();
-        let hits: Vec<JsonHit> = results
-            .iter()
-            .zip(&absolute)
-            .map(|((h, pages, others), path)| JsonHit {
-                id: h.id,
-                name: &h.name,
-                page: h.page,
-                snippet: h.snippet.replace(['\x02', '\x03'], ""),
-                score: h.score,
-                path,
-                matching_pages: *pages,
-                other_pages: pages.map(|_| others.as_slice()),
-            })
-            .collect();
-        super::print_json(&hits)?;
+        super::print_json(&to_json(results))?;
     } else {
-        print_human(&results)?;
+        print_human(results)?;
     }
+    let (total, at_least) = (found.total, found.at_least);
     let unit = if args.pages { "page" } else { "document" };
     if results.is_empty() {
         eprintln!("no matches");
@@ -126,6 +78,92 @@ pub fn run(config: &Config, args: &SearchArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The query `text` means, as `quire search` reads it (`raw`: FTS5's own
+/// syntax); a usage error when it has nothing to search for.
+pub(crate) fn parse_query(text: &str, raw: bool) -> anyhow::Result<Query> {
+    let query = if raw {
+        Some(Query::Raw(text.to_owned()))
+    } else {
+        Query::parse(text)
+    };
+    query.ok_or_else(|| {
+        super::usage(format!(
+            "{text:?} has nothing to search for: give at least one word that must match \
+             (exclusions alone, -word or NOT word, match nothing)"
+        ))
+    })
+}
+
+/// What a search found: the results shown and how many matched in all.
+pub(crate) struct Found {
+    pub results: Vec<Row>,
+    pub total: usize,
+    /// `total` is a lower bound (a word on very many pages).
+    pub at_least: bool,
+}
+
+/// Runs `query` (`text` as typed, for errors): one result per document, or
+/// per page with `pages`. A query SQLite cannot run is a usage error.
+pub(crate) fn find(
+    app: &App,
+    query: &Query,
+    text: &str,
+    filter: &SearchFilter,
+    limit: usize,
+    pages: bool,
+) -> anyhow::Result<Found> {
+    let bad_query = |e: DbError| match e {
+        DbError::BadQuery(why) => super::usage(why),
+        e => anyhow::Error::new(e).context(format!("searching {text:?}")),
+    };
+    if pages {
+        let found = app.store.search(query, filter, limit).map_err(bad_query)?;
+        let results = found.hits.into_iter().map(|h| (h, None, vec![])).collect();
+        return Ok(Found {
+            results,
+            total: found.total,
+            at_least: found.at_least,
+        });
+    }
+    let found = app
+        .store
+        .search_documents(query, filter, limit)
+        .map_err(bad_query)?;
+    let results = found
+        .hits
+        .into_iter()
+        .map(|d| (d.best, Some(d.matching_pages), d.other_pages))
+        .collect();
+    Ok(Found {
+        results,
+        total: found.total,
+        at_least: found.at_least,
+    })
+}
+
+/// The `--json` form of `results` (also the web API's).
+pub(crate) fn to_json(results: &[Row]) -> serde_json::Value {
+    let absolute: Vec<_> = results
+        .iter()
+        .map(|(h, ..)| std::path::absolute(&h.path).unwrap_or_else(|_| h.path.clone()))
+        .collect();
+    let hits: Vec<JsonHit> = results
+        .iter()
+        .zip(&absolute)
+        .map(|((h, pages, others), path)| JsonHit {
+            id: h.id,
+            name: &h.name,
+            page: h.page,
+            snippet: h.snippet.replace(['\x02', '\x03'], ""),
+            score: h.score,
+            path,
+            matching_pages: *pages,
+            other_pages: pages.map(|_| others.as_slice()),
+        })
+        .collect();
+    serde_json::to_value(hits).expect("search results serialize")
 }
 
 /// `ID:NAME page P, also Q, R (N pages match): snippet`, the matched words

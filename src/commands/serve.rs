@@ -22,6 +22,10 @@ pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(n) = args.workers {
         config.queue.workers = n;
     }
+    if let Some(addr) = &args.http {
+        config.http.listen = addr.clone();
+        config.validate()?;
+    }
     let workers = if config.queue.enabled {
         config.worker_count()
     } else {
@@ -69,12 +73,24 @@ pub fn serve(app: &App, processors: Processors, watch: bool) -> anyhow::Result<E
     } else {
         0
     };
+    let bound = crate::http::bind(app)?;
     let mut pool = (workers > 0).then(|| Pool::start(app, processors, workers));
     if pool.is_none() {
         log::info!("queue.enabled is false: ingesting only, running no workers");
     }
     let wake = pool.as_ref().map(|p| p.waker());
     let (stop_tx, stop_rx) = bounded::<()>(0);
+    crate::metrics::set_workers(workers);
+    let web = match bound {
+        Some(b) => Some(crate::http::spawn(
+            app,
+            b,
+            crate::metrics::install(),
+            wake.clone(),
+            stop_rx.clone(),
+        )?),
+        None => None,
+    };
 
     let lock = if watch { inbox_lock(app)? } else { None };
     let watcher: Option<JoinHandle<()>> = match &lock {
@@ -108,6 +124,9 @@ pub fn serve(app: &App, processors: Processors, watch: bool) -> anyhow::Result<E
     }
     for t in [watcher, Some(scheduler), view].into_iter().flatten() {
         let _ = t.join();
+    }
+    if let Some(web) = web {
+        web.join();
     }
     drop(lock);
     log::info!("stopped");

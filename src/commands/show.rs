@@ -12,7 +12,7 @@ use crate::store::{Document, Page, is_poor_reading};
 
 /// `quire show --json`.
 #[derive(Serialize)]
-struct Shown<'a> {
+pub(crate) struct Shown<'a> {
     #[serde(flatten)]
     document: &'a Document,
     duplicates: i64,
@@ -34,22 +34,38 @@ struct PageLine<'a> {
     poor: bool,
 }
 
+/// The document `id`, its pages and its tasks.
+pub(crate) fn gather(app: &App, id: i64) -> anyhow::Result<(Document, Vec<Page>, Vec<Task>)> {
+    let doc = app.document(id)?;
+    let pages = app.store.pages(doc.id)?;
+    let tasks = app.queue.tasks_of(doc.id)?;
+    Ok((doc, pages, tasks))
+}
+
+/// What `--json` prints (also the web API's).
+pub(crate) fn shown<'a>(
+    app: &App,
+    doc: &'a Document,
+    pages: &'a [Page],
+    tasks: &'a [Task],
+) -> anyhow::Result<Shown<'a>> {
+    Ok(Shown {
+        document: doc,
+        duplicates: app.store.count_duplicates_of(doc.id)?,
+        page_list: pages.iter().map(page_line).collect(),
+        tasks,
+        file: {
+            let f = app.store.file_of(doc);
+            std::path::absolute(&f).unwrap_or(f)
+        },
+    })
+}
+
 /// Runs `quire show`.
 pub fn run(config: &Config, args: &ShowArgs) -> anyhow::Result<ExitCode> {
     let app = App::open_existing(config)?;
-    let doc = app.document(args.id)?;
-    let pages = app.store.pages(doc.id)?;
-    let tasks = app.queue.tasks_of(doc.id)?;
-    let shown = Shown {
-        document: &doc,
-        duplicates: app.store.count_duplicates_of(doc.id)?,
-        page_list: pages.iter().map(page_line).collect(),
-        tasks: &tasks,
-        file: {
-            let f = app.store.file_of(&doc);
-            std::path::absolute(&f).unwrap_or(f)
-        },
-    };
+    let (doc, pages, tasks) = gather(&app, args.id)?;
+    let shown = shown(&app, &doc, &pages, &tasks)?;
     if args.json {
         super::print_json(&shown)?;
     } else {

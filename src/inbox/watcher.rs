@@ -274,6 +274,7 @@ impl Inbox {
         ) {
             // Logged by ingest itself, as soon as it is committed.
             Ok(Ingested::New { .. }) => {
+                crate::metrics::ingested("new");
                 if let Some(w) = &self.wake {
                     w.notify();
                 }
@@ -283,6 +284,7 @@ impl Inbox {
                 document_id,
                 kept_at,
             }) => {
+                crate::metrics::ingested("duplicate");
                 log::info!(
                     "{rel:?} has the same content as document {document_id}; not processed again, kept as {}",
                     kept_at.map(|p| p.display().to_string()).unwrap_or_default()
@@ -291,6 +293,7 @@ impl Inbox {
             }
             Err(e) if e.is_gone() => log::debug!("{rel:?} went away before it could be taken"),
             Err(e) => {
+                crate::metrics::ingested("failed");
                 log::error!(
                     "cannot ingest {e}; the file stays in the inbox and is tried again at the next rescan"
                 );

@@ -397,6 +397,18 @@ impl Queue {
         }
     }
 
+    /// The newest `limit` tasks with `status`, newest first (the web page's
+    /// queue view).
+    pub fn tasks_with_status(
+        &self,
+        status: TaskStatus,
+        limit: usize,
+    ) -> Result<Vec<Task>, QueueError> {
+        match self.db.engine() {
+            Engine::Sqlite(db) => db.read(|c| sqlite::tasks_with_status(c, status, limit)),
+        }
+    }
+
     /// Every task of a document, oldest first.
     pub fn tasks_of(&self, document_id: i64) -> Result<Vec<Task>, QueueError> {
         match self.db.engine() {

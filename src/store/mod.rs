@@ -181,6 +181,18 @@ impl Store {
         }
     }
 
+    /// The newest `limit` documents, newest first, optionally only those
+    /// with `status` (the web page's lists).
+    pub fn newest(
+        &self,
+        status: Option<DocumentStatus>,
+        limit: usize,
+    ) -> Result<Vec<Document>, DbError> {
+        match self.db.engine() {
+            Engine::Sqlite(db) => db.read(|c| sqlite::documents::newest(c, status, limit)),
+        }
+    }
+
     /// The document with this content, if any.
     pub fn by_sha256(&self, sha: &str) -> Result<Option<Document>, DbError> {
         match self.db.engine() {

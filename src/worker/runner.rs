@@ -80,6 +80,7 @@ fn run_task(s: &Shared, claim: Claim) -> Vec<Claim> {
         claim.max_attempts
     );
     let started = Instant::now();
+    let busy = crate::metrics::busy();
     let ctx = TaskContext::new(&s.app, &claim, stop.clone()).in_pool(&s.offers);
     let result = catch_unwind(AssertUnwindSafe(|| {
         s.processors.get(claim.task_type).run(&ctx)
@@ -91,6 +92,7 @@ fn run_task(s: &Shared, claim: Claim) -> Vec<Claim> {
         )))
     });
     s.active.lock().unwrap().remove(&claim.task_id);
+    drop(busy);
     let took = started.elapsed().as_secs_f64();
     let queue = &s.app.queue;
     let mut next = vec![];
@@ -104,6 +106,7 @@ fn run_task(s: &Shared, claim: Claim) -> Vec<Claim> {
                     .map(|claims| next = claims)
             };
             completed.map(|()| {
+                crate::metrics::task_completed(claim.task_type);
                 log::info!(
                     "task {} ({}) completed in {took:.2}s: document {} {name:?}",
                     claim.task_id,
@@ -113,6 +116,7 @@ fn run_task(s: &Shared, claim: Claim) -> Vec<Claim> {
             })
         }
         Err(TaskError::Failed { kind, message }) => {
+            crate::metrics::task_failed(claim.task_type);
             queue
                 .fail(&claim, kind, &message)
                 .map(|outcome| match outcome {

@@ -62,7 +62,9 @@ impl Env {
             .env("QUIRE_DATA_DIR", self.data())
             .env("RUST_LOG", "quire=debug")
             .env("QUIRE_WATCH_STABILITY_WINDOW", "300ms")
-            .env("QUIRE_QUEUE_BACKOFF_BASE", "200ms");
+            .env("QUIRE_QUEUE_BACKOFF_BASE", "200ms")
+            // Tests that want the web page ask for it (on port 0).
+            .env("QUIRE_HTTP_LISTEN", "");
         for (k, v) in &self.extra {
             c.env(k, v);
         }

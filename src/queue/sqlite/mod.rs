@@ -64,6 +64,20 @@ pub(crate) fn tasks_of(c: &Connection, document_id: i64) -> Result<Vec<Task>, Qu
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// The newest `limit` tasks with `status`, newest first.
+pub(crate) fn tasks_with_status(
+    c: &Connection,
+    status: crate::queue::TaskStatus,
+    limit: usize,
+) -> Result<Vec<Task>, QueueError> {
+    // The limit is written in, as in the claim: a bound LIMIT re-prepares.
+    let mut st = c.prepare_cached(&format!(
+        "SELECT {TASK_COLUMNS} FROM task_queue WHERE status = ?1 ORDER BY id DESC LIMIT {limit}"
+    ))?;
+    let rows = st.query_map([status.as_str()], task_from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// Sets a document's status (and clears or sets its error) as its tasks move.
 /// The queue is the only writer of `documents.status`.
 fn set_document_status(

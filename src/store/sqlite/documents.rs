@@ -81,6 +81,21 @@ pub(crate) fn list(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// The newest `limit` documents (the limit written in, not bound: SQLite
+/// re-prepares a statement whose LIMIT is bound).
+pub(crate) fn newest(
+    c: &Connection,
+    status: Option<DocumentStatus>,
+    limit: usize,
+) -> Result<Vec<Document>, DbError> {
+    let mut st = c.prepare_cached(&format!(
+        "SELECT {DOC_COLUMNS} FROM documents WHERE (?1 IS NULL OR status = ?1) \
+         ORDER BY id DESC LIMIT {limit}"
+    ))?;
+    let rows = st.query_map([status.map(|s| s.as_str())], doc_from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// The document with this content, if any.
 pub(crate) fn by_sha256(c: &Connection, sha: &str) -> Result<Option<Document>, DbError> {
     Ok(c.prepare_cached(&format!(

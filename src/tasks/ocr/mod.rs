@@ -354,6 +354,13 @@ impl Reading {
             self.attempt.stop();
             return Err(TaskError::Interrupted.into());
         }
+        if let Some(r) = &reading {
+            let ocr = r.source == crate::store::PageSource::Ocr;
+            crate::metrics::page_read(
+                r.source.as_str(),
+                ocr.then(|| started.elapsed().as_secs_f64()),
+            );
+        }
         // Only a page read is progress: a page that failed again must not
         // keep a task that dies every time alive for ever.
         if reading.is_some() {

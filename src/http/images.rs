@@ -1,0 +1,251 @@
+//! Page images for the web page: image documents as stored, PDF pages
+//! rendered by poppler's `pdftoppm` on first view and kept in
+//! `<data_dir>/.cache/pages/`, whose size is bounded ([`CACHE_LIMIT`]: the
+//! oldest renders go first). Where the OCR recorded word boxes, the
+//! document page draws a box over each found word ([`hit_boxes`]).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use axum::extract::{Path as UrlPath, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+
+use super::api::parse_id;
+use super::{ApiError, Web, blocking};
+use crate::store::Layout;
+
+/// Bytes of rendered pages kept on disk.
+const CACHE_LIMIT: u64 = 256 * 1024 * 1024;
+/// Resolution of a page view and of a search result's thumbnail.
+const PAGE_DPI: u32 = 110;
+const THUMB_DPI: u32 = 24;
+/// A render taking longer than this is given up.
+const RENDER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Document kinds a browser shows as stored.
+fn browser_type(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        "png" => "image/png",
+        "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "bmp" => "image/bmp",
+        _ => return None,
+    })
+}
+
+/// Whether the web page can show pages of this kind as images.
+pub(super) fn has_images(kind: &str) -> bool {
+    kind == "pdf" || browser_type(kind).is_some()
+}
+
+/// `GET /doc/ID/page/N`: the page as an image.
+pub(super) async fn page(
+    State(web): State<Web>,
+    UrlPath((id, n)): UrlPath<(String, String)>,
+) -> Result<Response, ApiError> {
+    image(web, &id, &n, PAGE_DPI).await
+}
+
+/// `GET /doc/ID/thumb/N`: a small image of the page.
+pub(super) async fn thumb(
+    State(web): State<Web>,
+    UrlPath((id, n)): UrlPath<(String, String)>,
+) -> Result<Response, ApiError> {
+    image(web, &id, &n, THUMB_DPI).await
+}
+
+async fn image(web: Web, id: &str, n: &str, dpi: u32) -> Result<Response, ApiError> {
+    let id = parse_id(id)?;
+    let n = parse_id(n)?;
+    let (bytes, mime) = blocking(move || {
+        let doc = web.app.document(id)?;
+        let original = web.app.store.file_of(&doc);
+        if let Some(mime) = browser_type(&doc.kind) {
+            if n != 1 {
+                anyhow::bail!(crate::queue::QueueError::DocumentNotFound(id));
+            }
+            return Ok((std::fs::read(&original)?, mime));
+        }
+        if doc.kind != "pdf" || doc.pages.is_some_and(|p| n > p) {
+            anyhow::bail!(crate::queue::QueueError::DocumentNotFound(id));
+        }
+        let cache = web.app.config.data_dir.join(".cache").join("pages");
+        let out = cache.join(format!("{id}-{n}-{dpi}.png"));
+        if !out.exists() {
+            std::fs::create_dir_all(&cache)?;
+            render_pdf_page(&original, n, dpi, &out)?;
+            prune(&cache, CACHE_LIMIT);
+        }
+        Ok((std::fs::read(&out)?, "image/png"))
+    })
+    .await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, mime),
+            (header::CACHE_CONTROL, "private, max-age=3600"),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// Renders page `n` of `pdf` at `dpi` into `out` (PNG), through a
+/// temporary name so that a reader never sees half a file.
+fn render_pdf_page(pdf: &Path, n: i64, dpi: u32, out: &Path) -> anyhow::Result<()> {
+    let prefix = out.with_extension(format!("tmp{}", std::process::id()));
+    let mut child = Command::new("pdftoppm")
+        .args(["-png", "-singlefile", "-r", &dpi.to_string()])
+        .args(["-f", &n.to_string(), "-l", &n.to_string()])
+        .arg(pdf)
+        .arg(&prefix)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            anyhow::anyhow!("cannot run pdftoppm to show the page ({e}); install poppler-utils")
+        })?;
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if started.elapsed() > RENDER_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            anyhow::bail!("pdftoppm took longer than {RENDER_TIMEOUT:?} on page {n}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let rendered = PathBuf::from(format!("{}.png", prefix.display()));
+    if !status.success() {
+        let _ = std::fs::remove_file(&rendered);
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut err);
+        }
+        anyhow::bail!("pdftoppm cannot render page {n}: {}", err.trim());
+    }
+    std::fs::rename(&rendered, out)?;
+    Ok(())
+}
+
+/// Removes the oldest files of `dir` until it holds at most `limit` bytes.
+fn prune(dir: &Path, limit: u64) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut files: Vec<(std::time::SystemTime, u64, PathBuf)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let m = e.metadata().ok()?;
+            Some((m.modified().ok()?, m.len(), e.path()))
+        })
+        .collect();
+    let mut total: u64 = files.iter().map(|f| f.1).sum();
+    files.sort();
+    for (_, len, path) in files {
+        if total <= limit {
+            break;
+        }
+        if std::fs::remove_file(&path).is_ok() {
+            total -= len;
+        }
+    }
+}
+
+/// A box over a found word, in percent of the page's width and height.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct HitBox {
+    pub left: f64,
+    pub top: f64,
+    pub width: f64,
+    pub height: f64,
+}
+
+/// The boxes of the words of `layout` that `matches`, on the page as
+/// shown (through [`Layout::to_page`]; a turned page's box is the bounding
+/// box of its turned corners).
+pub(super) fn hit_boxes(layout: &Layout, matches: impl Fn(&str) -> bool) -> Vec<HitBox> {
+    let mut out = vec![];
+    for word in layout.lines.iter().flat_map(|l| &l.words) {
+        if !matches(&word.text) {
+            continue;
+        }
+        let [l, t, r, b] = word.bbox.map(f64::from);
+        let corners = [(l, t), (r, t), (l, b), (r, b)].map(|(x, y)| layout.to_page.apply(x, y));
+        let xs = corners.map(|c| c.0);
+        let ys = corners.map(|c| c.1);
+        let (x0, x1) = (min(&xs), max(&xs));
+        let (y0, y1) = (min(&ys), max(&ys));
+        out.push(HitBox {
+            left: x0 * 100.0,
+            top: y0 * 100.0,
+            width: (x1 - x0) * 100.0,
+            height: (y1 - y0) * 100.0,
+        });
+    }
+    out
+}
+
+fn min(v: &[f64; 4]) -> f64 {
+    v.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
+fn max(v: &[f64; 4]) -> f64 {
+    v.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Affine, Line, Word};
+
+    #[test]
+    fn a_found_word_gets_its_box_in_percent_of_the_page() {
+        // A 1000 x 2000 pixel reading of the page.
+        let layout = Layout {
+            to_page: Affine::scale(1.0 / 1000.0, 1.0 / 2000.0),
+            lines: vec![Line {
+                bbox: [100, 200, 900, 260],
+                words: vec![
+                    Word {
+                        bbox: [100, 200, 400, 260],
+                        text: "Invoice".into(),
+                    },
+                    Word {
+                        bbox: [500, 200, 900, 260],
+                        text: "total".into(),
+                    },
+                ],
+            }],
+        };
+        let boxes = hit_boxes(&layout, |w| w.eq_ignore_ascii_case("total"));
+        assert_eq!(boxes.len(), 1);
+        let b = &boxes[0];
+        assert!((b.left - 50.0).abs() < 1e-9 && (b.top - 10.0).abs() < 1e-9);
+        assert!((b.width - 40.0).abs() < 1e-9 && (b.height - 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_cache_drops_its_oldest_renders_past_its_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        for (i, name) in ["a", "b", "c"].iter().enumerate() {
+            let p = dir.path().join(name);
+            std::fs::write(&p, vec![0u8; 100]).unwrap();
+            let t = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1000 + i as u64);
+            std::fs::File::options()
+                .write(true)
+                .open(&p)
+                .unwrap()
+                .set_modified(t)
+                .unwrap();
+        }
+        prune(dir.path(), 250);
+        assert!(!dir.path().join("a").exists());
+        assert!(dir.path().join("b").exists() && dir.path().join("c").exists());
+    }
+}
