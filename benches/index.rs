@@ -7,19 +7,17 @@
 //!
 //! Run: `cargo bench --bench index` (QUIRE_BENCH_PAGES overrides the 100,000 pages).
 
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use quire::app::App;
 use quire::config::Config;
-use quire::queue::{Priority, TaskType};
 use quire::store::{Query, SearchFilter};
-use quire::tasks::index::IndexProcessor;
-use quire::worker::{Processor, TaskContext};
 
-const PAGES_PER_DOC: usize = 100;
-const WORDS_PER_PAGE: usize = 250;
-const VOCABULARY: usize = 20_000;
+#[path = "common/synth.rs"]
+mod synth;
+
+use synth::{PAGES_PER_DOC, Rng, VOCABULARY, WORDS_PER_PAGE, Zipf, fill};
+
 const QUERIES: usize = 300;
 
 fn main() {
@@ -45,20 +43,8 @@ fn main() {
         t.elapsed().as_secs_f64()
     );
 
-    // Index every document through the queue, as the daemon would.
-    let tasks: Vec<_> = (1..=docs as i64)
-        .map(|d| (d, TaskType::Indexing, Priority::Normal))
-        .collect();
-    app.queue.enqueue_batch(&tasks).unwrap();
-    let processor = IndexProcessor::new(config.index.batch_pages);
-    let stop = std::sync::Arc::new(AtomicBool::new(false));
     let t = Instant::now();
-    while let Some(claim) = app.queue.claim("bench-w0", 1).unwrap().pop() {
-        processor
-            .run(&TaskContext::new(&app, &claim, stop.clone()))
-            .unwrap();
-        app.queue.complete(&claim).unwrap();
-    }
+    synth::index_all(&app, docs);
     let secs = t.elapsed().as_secs_f64();
     println!(
         "indexing: {} pages in {secs:.1}s = {:.0} pages/s (batches of {} pages)",
@@ -111,89 +97,5 @@ fn main() {
             ms(pct(0.99)),
             ms(pct(1.0))
         );
-    }
-}
-
-/// Stores `docs` documents with their OCR'd pages (as the OCR task would
-/// leave them), in one transaction: setup, not measured.
-fn fill(app: &App, docs: usize, vocab: &[String], zipf: &Zipf, rng: &mut Rng) {
-    let quire::db::Engine::Sqlite(db) = app.db.engine();
-    let mut conn = db.conn().unwrap();
-    let tx = conn.transaction().unwrap();
-    for d in 0..docs {
-        tx.execute(
-            "INSERT INTO documents (original_name, stored_path, size, sha256, kind, status, created_at, updated_at) \
-             VALUES (?1, ?1, 1, ?1, 'pdf', 'indexing', ?2, ?2)",
-            rusqlite::params![format!("doc{d}.pdf"), d as i64],
-        )
-        .unwrap();
-        let id = tx.last_insert_rowid();
-        for p in 1..=PAGES_PER_DOC {
-            let text: Vec<&str> = (0..WORDS_PER_PAGE)
-                .map(|_| vocab[zipf.sample(rng)].as_str())
-                .collect();
-            tx.execute(
-                "INSERT INTO pages (document_id, page_number, text, source) VALUES (?1, ?2, ?3, 'ocr')",
-                rusqlite::params![id, p as i64, text.join(" ")],
-            )
-            .unwrap();
-        }
-    }
-    tx.commit().unwrap();
-}
-
-/// xorshift64*: a small deterministic generator, so runs are comparable.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    /// A pronounceable made-up word of 2-4 syllables.
-    fn word(&mut self) -> String {
-        const ONSETS: &[&str] = &[
-            "b", "c", "d", "f", "g", "l", "m", "n", "p", "r", "s", "t", "v", "br", "st", "tr",
-        ];
-        const VOWELS: &[&str] = &["a", "e", "i", "o", "u", "ai", "ou"];
-        (0..2 + self.below(3))
-            .map(|_| {
-                format!(
-                    "{}{}",
-                    ONSETS[self.below(ONSETS.len())],
-                    VOWELS[self.below(VOWELS.len())]
-                )
-            })
-            .collect()
-    }
-}
-
-/// Zipf's law over ranks 0..n (weight 1/(rank+1)), sampled by binary search
-/// of the cumulative weights.
-struct Zipf(Vec<f64>);
-
-impl Zipf {
-    fn new(n: usize) -> Zipf {
-        let mut acc = 0.0;
-        Zipf(
-            (1..=n)
-                .map(|r| {
-                    acc += 1.0 / r as f64;
-                    acc
-                })
-                .collect(),
-        )
-    }
-
-    fn sample(&self, rng: &mut Rng) -> usize {
-        let x = (rng.next() >> 11) as f64 / (1u64 << 53) as f64 * self.0[self.0.len() - 1];
-        self.0.partition_point(|&c| c < x).min(self.0.len() - 1)
     }
 }

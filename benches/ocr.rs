@@ -18,10 +18,14 @@
 //! rows are left out). Run: `cargo bench --bench ocr` (QUIRE_BENCH_PAGES
 //! overrides the 12 pages).
 
+#[path = "common/daemon.rs"]
+mod daemon;
 #[path = "../tests/util/draw.rs"]
 mod draw;
 #[path = "../tests/util/pdf.rs"]
 mod pdf;
+
+use daemon::Daemon;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -92,7 +96,8 @@ fn burst(dir: &Path) {
             }
         }
     }
-    let (data, mut daemon) = start_serve(dir, "burst-data", 2);
+    let daemon = Daemon::start(&dir.join("burst-data"), 2, false);
+    let data = daemon.data.clone();
     let t = Instant::now();
     for e in std::fs::read_dir(&staging).unwrap() {
         let p = e.unwrap().path();
@@ -112,8 +117,7 @@ fn burst(dir: &Path) {
         }
         searchable.len() == DOCS
     });
-    let _ = daemon.kill();
-    let _ = daemon.wait();
+    drop(daemon);
     let mut times: Vec<f64> = searchable.values().map(Duration::as_secs_f64).collect();
     times.sort_by(f64::total_cmp);
     let (median, last) = (times[DOCS / 2 - 1], times[DOCS - 1]);
@@ -204,28 +208,6 @@ fn ocrmypdf(input: &Path, output: &Path, jobs: usize) -> Duration {
     t.elapsed()
 }
 
-/// Starts `quire serve --workers W` on a fresh data dir; returns its data
-/// dir and the daemon, once it watches its inbox.
-fn start_serve(dir: &Path, name: &str, workers: usize) -> (PathBuf, std::process::Child) {
-    let data = dir.join(name);
-    let daemon = Command::new(env!("CARGO_BIN_EXE_quire"))
-        .args(["serve", "--workers", &workers.to_string()])
-        .env("QUIRE_DATA_DIR", &data)
-        .env("RUST_LOG", "warn")
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while !data.join("inbox.lock").exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "quire serve did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (data, daemon)
-}
-
 /// `quire stats --json` of the data dir.
 fn stats(data: &Path) -> serde_json::Value {
     let out = Command::new(env!("CARGO_BIN_EXE_quire"))
@@ -246,7 +228,8 @@ fn completed(stats: &serde_json::Value, task_type: &str) -> u64 {
 /// Moves `file` into a fresh `serve --workers W`'s inbox; times until it is
 /// searchable (indexed) and until its searchable PDF is written.
 fn quire_one_document(dir: &Path, file: &Path, workers: usize) -> (Duration, Duration) {
-    let (data, mut daemon) = start_serve(dir, &format!("one-{workers}"), workers);
+    let daemon = Daemon::start(&dir.join(format!("one-{workers}")), workers, false);
+    let data = daemon.data.clone();
     let staged = dir.join(format!("one-{workers}.pdf"));
     std::fs::copy(file, &staged).unwrap();
     let t = Instant::now();
@@ -260,8 +243,7 @@ fn quire_one_document(dir: &Path, file: &Path, workers: usize) -> (Duration, Dur
         completed(&s, "pdf") == 1
     });
     let written = t.elapsed();
-    let _ = daemon.kill();
-    let _ = daemon.wait();
+    drop(daemon);
     (searchable.unwrap_or(written), written)
 }
 
@@ -323,7 +305,8 @@ fn tesseract_cli(pages: &[PathBuf], parallel: usize, single_thread: bool) -> Dur
 /// Starts `quire serve --workers W` on a fresh data dir, moves every page
 /// into its inbox, and times from the first move to the last page's text.
 fn quire_serve(dir: &Path, pages: &[PathBuf], workers: usize) -> Duration {
-    let (data, mut daemon) = start_serve(dir, &format!("data-{workers}"), workers);
+    let daemon = Daemon::start(&dir.join(format!("data-{workers}")), workers, false);
+    let data = daemon.data.clone();
     // Timed from the first drop: quire's start-up is excluded, its first
     // engine load is not (the CLI pays that load on every page).
     let staged: Vec<PathBuf> = pages
@@ -343,7 +326,6 @@ fn quire_serve(dir: &Path, pages: &[PathBuf], workers: usize) -> Duration {
     }
     wait_for(t, || completed(&stats(&data), "ocr") == pages.len() as u64);
     let took = t.elapsed();
-    let _ = daemon.kill();
-    let _ = daemon.wait();
+    drop(daemon);
     took
 }

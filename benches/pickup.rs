@@ -31,7 +31,7 @@ fn main() {
     let data = dir.path().join("data");
     let quire = env!("CARGO_BIN_EXE_quire");
     let mut daemon = Command::new(quire)
-        .args(["serve", "--workers", "2"])
+        .args(["serve", "--workers", "2", "--http", ""])
         .env("QUIRE_DATA_DIR", &data)
         .env("RUST_LOG", "warn")
         .stderr(Stdio::null())

@@ -115,7 +115,7 @@ fn quire(dir: &Path, set: &[Sample]) -> (Duration, Vec<String>, Vec<bool>) {
     let inbox = data.join("inbox");
     std::fs::create_dir_all(&inbox).unwrap();
     let mut daemon = quire_cmd(&data)
-        .args(["serve", "--workers", "2"])
+        .args(["serve", "--workers", "2", "--http", ""])
         .stderr(Stdio::null())
         .spawn()
         .unwrap();

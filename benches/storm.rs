@@ -208,7 +208,7 @@ fn enqueue(dir: &Path, n: usize) -> Duration {
 /// watches the inbox.
 fn serve(data: &Path, log: &Path, workers: usize) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_quire"));
-    cmd.arg("serve")
+    cmd.args(["serve", "--http", ""])
         .env("QUIRE_DATA_DIR", data)
         .env("RUST_LOG", "info")
         .stderr(std::fs::File::create(log).unwrap())
