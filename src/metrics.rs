@@ -145,5 +145,8 @@ pub fn render(handle: &PrometheusHandle, stats: &QueueStats) -> String {
     } else {
         busy as f64 / workers as f64
     });
+    // Descriptions (# HELP) and histogram upkeep happen here, on scrape:
+    // nothing else runs the exporter's upkeep without its HTTP listener.
+    handle.run_upkeep();
     handle.render()
 }

@@ -22,11 +22,17 @@ fn shots() -> PathBuf {
     dir
 }
 
+/// Saves a screenshot of the tab as `name`, once the page in it can be
+/// drawn (mid-navigation, Chromium answers "Not attached to an active page").
 fn screenshot(tab: &Tab, name: &str) {
-    let png = tab
-        .capture_screenshot(Page::CaptureScreenshotFormatOption::Png, None, None, true)
-        .unwrap();
-    std::fs::write(shots().join(name), png).unwrap();
+    let mut png = None;
+    wait_until(&format!("a screenshot for {name}"), || {
+        png = tab
+            .capture_screenshot(Page::CaptureScreenshotFormatOption::Png, None, None, true)
+            .ok();
+        png.is_some()
+    });
+    std::fs::write(shots().join(name), png.unwrap()).unwrap();
 }
 
 fn browser() -> Browser {
@@ -201,11 +207,11 @@ fn search_look_download_upload_and_retry_in_a_real_browser() {
         .unwrap()
         .click()
         .unwrap();
+    // The form posts, and the answer sends the browser back to /queue.
+    tab.wait_until_navigated().unwrap();
+    tab.wait_for_element("h2").unwrap();
     wait_until("the retried task to run again", || {
         claims(&web.daemon.log_text()) == 2
-    });
-    wait_until("the queue page to come back", || {
-        tab.get_url().ends_with("/queue")
     });
     screenshot(&tab, "5-retried.png");
 }

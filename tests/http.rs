@@ -196,8 +196,8 @@ fn the_api_answers_in_the_shapes_of_the_command_line() {
 
 #[test]
 fn bad_requests_get_json_errors_with_their_status() {
-    let env = Env::new();
-    let web = Web::start(&env, &["--workers", "0"]);
+    let env = Env::new().set("QUIRE_QUEUE_ENABLED", "false");
+    let web = Web::start(&env, &[]);
     for (path, status) in [
         ("/api/documents/abc", 400),
         ("/api/documents/-1", 400),
@@ -208,7 +208,10 @@ fn bad_requests_get_json_errors_with_their_status() {
         ("/api/search?q=%22unclosed&raw=true", 400),
         ("/api/documents?status=nonsense", 400),
         ("/api/tasks?status=nonsense", 400),
-        ("/no/such/page", 404),
+        ("/api/documents?limit=abc", 400),
+        ("/api/search?q=x&pages=maybe", 400),
+        ("/api/upload", 405),
+        ("/api/no/such/thing", 404),
     ] {
         let r = web.get(path);
         assert_eq!(r.status, status, "{path}: {}", r.text());
@@ -217,8 +220,31 @@ fn bad_requests_get_json_errors_with_their_status() {
     }
     // A task in the wrong state: 409, saying which.
     let doc = Web::upload_one(&web, "a.pdf", &pdf_saying(&env, "conflict words"));
-    let cancel = web.post(&format!("/api/tasks/{doc}/retry"), &[], b"");
-    assert!(matches!(cancel.status, 409 | 404), "{}", cancel.text());
+    let retry = web.post(&format!("/api/tasks/{doc}/retry"), &[], b"");
+    assert_eq!(retry.status, 409, "{}", retry.text());
+    let why = retry.json()["error"].as_str().unwrap().to_owned();
+    assert!(why.contains("pending"), "{why}");
+    // A page not read yet has no image.
+    assert_eq!(web.get(&format!("/doc/{doc}/page/1")).status, 404);
+    // The pages answer errors as pages.
+    for (path, status, says) in [
+        ("/doc/99", 404, "no document with id 99"),
+        ("/no/such/page", 404, "no such page"),
+        ("/queue/1/explode", 400, "retry or cancel"),
+    ] {
+        let r = if path.starts_with("/queue") {
+            web.post(path, &[], b"")
+        } else {
+            web.get(path)
+        };
+        assert_eq!(r.status, status, "{path}");
+        assert!(
+            r.header("content-type").unwrap().starts_with("text/html"),
+            "{path}: {}",
+            r.text()
+        );
+        assert!(r.text().contains(says), "{path}: {}", r.text());
+    }
 }
 
 impl Web {
@@ -232,8 +258,8 @@ impl Web {
 
 #[test]
 fn path_traversal_reads_and_writes_nothing_outside_the_data_dir() {
-    let env = Env::new();
-    let web = Web::start(&env, &["--workers", "0"]);
+    let env = Env::new().set("QUIRE_QUEUE_ENABLED", "false");
+    let web = Web::start(&env, &[]);
     for path in [
         "/doc/..%2F..%2F..%2Fetc%2Fpasswd/original",
         "/doc/1/original/../../../../etc/passwd",
@@ -305,8 +331,8 @@ fn uploads_are_ingested_like_drops_and_bounded_in_size() {
 
 #[test]
 fn writes_from_other_sites_and_foreign_hosts_are_refused() {
-    let env = Env::new();
-    let web = Web::start(&env, &["--workers", "0"]);
+    let env = Env::new().set("QUIRE_QUEUE_ENABLED", "false");
+    let web = Web::start(&env, &[]);
     let pdf = pdf_saying(&env, "cross site words");
     let evil = [("origin", "http://evil.example")];
     let r = web.upload("/api/upload", &[("x.pdf", &pdf)], &evil);
@@ -341,7 +367,7 @@ fn beyond_loopback_the_token_is_required() {
     // Without a token, serve refuses to listen on every address.
     let out = env
         .cmd()
-        .args(["serve", "--workers", "0", "--http", "0.0.0.0:0"])
+        .args(["serve", "--workers", "1", "--http", "0.0.0.0:0"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -351,7 +377,7 @@ fn beyond_loopback_the_token_is_required() {
     let token_file = env.dir.path().join("token");
     std::fs::write(&token_file, "s3cret-token\n").unwrap();
     let env = env.set("QUIRE_HTTP_TOKEN_FILE", token_file.to_str().unwrap());
-    let web = Web::start(&env, &["--workers", "0", "--http", "0.0.0.0:0"]);
+    let web = Web::start(&env, &["--workers", "1", "--http", "0.0.0.0:0"]);
     let port = web.base.rsplit(':').next().unwrap().to_owned();
     let web = Web {
         base: format!("http://127.0.0.1:{port}"),
@@ -395,7 +421,7 @@ fn a_port_in_use_stops_serve_with_advice() {
     let addr = taken.local_addr().unwrap().to_string();
     let out = env
         .cmd()
-        .args(["serve", "--workers", "0", "--http", &addr])
+        .args(["serve", "--workers", "1", "--http", &addr])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -457,7 +483,10 @@ fn metrics_parse_and_their_counters_move() {
         2.0
     );
     assert!(value(&after, "quire_pages_read_total", ("source", "text")) >= 1.0);
-    assert_eq!(value(&after, "quire_tasks", ("status", "pending")), 0.0);
+    // Completed OCR and indexing tasks, counted from the database (the
+    // searchable PDF tasks may still run).
+    assert!(value(&after, "quire_tasks", ("status", "completed")) >= 4.0);
+    assert_eq!(value(&after, "quire_tasks", ("status", "failed")), 0.0);
     for name in [
         "quire_oldest_pending_seconds",
         "quire_worker_busy_ratio",
@@ -469,6 +498,14 @@ fn metrics_parse_and_their_counters_move() {
         );
     }
     assert!(after.samples.iter().all(|m| m.metric.starts_with("quire_")));
+    let text = web.get("/metrics").text();
+    assert!(
+        text.contains("# HELP quire_tasks_completed_total"),
+        "{text}"
+    );
+    assert!(
+        text.contains("quire_ocr_page_seconds_bucket") || !text.contains("quire_ocr_page_seconds")
+    );
 }
 
 #[test]
@@ -500,8 +537,8 @@ fn failed_tasks_are_listed_and_retried_through_the_api() {
 
 #[test]
 fn the_live_view_streams_snapshots() {
-    let env = Env::new();
-    let web = Web::start(&env, &["--workers", "0"]);
+    let env = Env::new().set("QUIRE_QUEUE_ENABLED", "false");
+    let web = Web::start(&env, &[]);
     text_pdf(&env.inbox().join("live.pdf"), &["live words"]);
     wait_until("the document to be listed", || env.docs().len() == 1);
     // Read the stream until the first snapshot that lists the document.

@@ -74,18 +74,20 @@ pub fn serve(app: &App, processors: Processors, watch: bool) -> anyhow::Result<E
         0
     };
     let bound = crate::http::bind(app)?;
+    // Before the pool: what workers count from their first task is kept.
+    let metrics = bound.as_ref().and_then(|_| crate::metrics::install());
+    crate::metrics::set_workers(workers);
     let mut pool = (workers > 0).then(|| Pool::start(app, processors, workers));
     if pool.is_none() {
         log::info!("queue.enabled is false: ingesting only, running no workers");
     }
     let wake = pool.as_ref().map(|p| p.waker());
     let (stop_tx, stop_rx) = bounded::<()>(0);
-    crate::metrics::set_workers(workers);
     let web = match bound {
         Some(b) => Some(crate::http::spawn(
             app,
             b,
-            crate::metrics::install(),
+            metrics,
             wake.clone(),
             stop_rx.clone(),
         )?),

@@ -31,8 +31,9 @@ pub(super) struct SearchParams {
     pub status: Option<String>,
 }
 
-/// `GET /api/search`: `quire search --json`, with `total` and `at_least`
-/// around the results: `{"results": [...], "total": N, "at_least": bool}`.
+/// `GET /api/search`: `{"results": [...], "total": N, "at_least": bool}`,
+/// `results` being what `quire search --json` prints (the command line
+/// says the total on stderr; an API answers it beside the results).
 pub(super) async fn search(
     State(web): State<Web>,
     Query(p): Query<SearchParams>,
@@ -61,7 +62,7 @@ pub(super) struct ListParams {
 }
 
 /// `GET /api/documents?status=...&limit=N`: `quire list --json`, newest
-/// first (all of them unless `limit`).
+/// first (all of them unless `limit`, at most [`MAX_LIMIT`]).
 pub(super) async fn documents(
     State(web): State<Web>,
     Query(p): Query<ListParams>,
@@ -69,7 +70,7 @@ pub(super) async fn documents(
     blocking(move || {
         let status = crate::commands::parse_status(p.status.as_deref())?;
         let docs = match p.limit {
-            Some(n) => web.app.store.newest(status, n)?,
+            Some(n) => web.app.store.newest(status, n.clamp(1, MAX_LIMIT))?,
             None => web.app.store.list(status)?,
         };
         Ok(Json(serde_json::to_value(crate::commands::list::items(

@@ -20,7 +20,10 @@ use tokio::time::{Instant, Sleep};
 /// Connections served at once.
 pub(super) const MAX_CONNECTIONS: usize = 512;
 /// A connection with no traffic for this long is closed.
-pub(super) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longer than any request's own work takes (a page render is cut at 20 s):
+/// while a handler works, hyper watches the socket for the client leaving,
+/// which counts here as waiting for the client.
+pub(super) const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A listener handing out [`Conn`]s.
 pub(super) struct Limited {

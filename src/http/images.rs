@@ -1,7 +1,8 @@
 //! Page images for the web page: image documents as stored, PDF pages
 //! rendered by poppler's `pdftoppm` on first view and kept in
-//! `<data_dir>/.cache/pages/`, whose size is bounded ([`CACHE_LIMIT`]: the
-//! oldest renders go first). Where the OCR recorded word boxes, the
+//! [`crate::store::Store::page_cache_dir`] by content hash, whose size is
+//! bounded ([`CACHE_LIMIT`]: the oldest renders go first; `quire rm`
+//! deletes a document's). Where the OCR recorded word boxes, the
 //! document page draws a box over each found word ([`hit_boxes`]).
 
 use std::path::{Path, PathBuf};
@@ -9,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use axum::extract::{Path as UrlPath, State};
-use axum::http::header;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::api::parse_id;
@@ -21,8 +22,9 @@ const CACHE_LIMIT: u64 = 256 * 1024 * 1024;
 /// Resolution of a page view and of a search result's thumbnail.
 const PAGE_DPI: u32 = 110;
 const THUMB_DPI: u32 = 24;
-/// A render taking longer than this is given up.
-const RENDER_TIMEOUT: Duration = Duration::from_secs(60);
+/// A render taking longer than this is given up (well within the
+/// connection's idle timeout, see `conn.rs`).
+const RENDER_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Document kinds a browser shows as stored.
 fn browser_type(kind: &str) -> Option<&'static str> {
@@ -45,64 +47,126 @@ pub(super) fn has_images(kind: &str) -> bool {
 pub(super) async fn page(
     State(web): State<Web>,
     UrlPath((id, n)): UrlPath<(String, String)>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    image(web, &id, &n, PAGE_DPI).await
+    image(web, &id, &n, PAGE_DPI, &headers).await
 }
 
 /// `GET /doc/ID/thumb/N`: a small image of the page.
 pub(super) async fn thumb(
     State(web): State<Web>,
     UrlPath((id, n)): UrlPath<(String, String)>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    image(web, &id, &n, THUMB_DPI).await
+    image(web, &id, &n, THUMB_DPI, &headers).await
 }
 
-async fn image(web: Web, id: &str, n: &str, dpi: u32) -> Result<Response, ApiError> {
+/// Renders at once, so that a results page asking for twenty thumbnails
+/// does not start twenty pdftoppm.
+static RENDERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
+async fn image(
+    web: Web,
+    id: &str,
+    n: &str,
+    dpi: u32,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
     let id = parse_id(id)?;
     let n = parse_id(n)?;
-    let (bytes, mime) = blocking(move || {
-        let doc = web.app.document(id)?;
-        let original = web.app.store.file_of(&doc);
-        if let Some(mime) = browser_type(&doc.kind) {
-            if n != 1 {
-                anyhow::bail!(crate::queue::QueueError::DocumentNotFound(id));
+    let app = web.app.clone();
+    let doc = blocking(move || app.document(id)).await?;
+    let no_page = |why: String| ApiError::new(StatusCode::NOT_FOUND, why);
+    let mime = match browser_type(&doc.kind) {
+        Some(_) if n != 1 => {
+            return Err(no_page(format!(
+                "document {id} is one image: it has no page {n}"
+            )));
+        }
+        Some(mime) => mime,
+        None if doc.kind != "pdf" => {
+            return Err(no_page(format!(
+                "pages of {} documents are not shown as images; the text is on the page",
+                doc.kind
+            )));
+        }
+        None => match doc.pages {
+            None => return Err(no_page(format!("document {id} is not read yet"))),
+            Some(pages) if n > pages => {
+                return Err(no_page(format!(
+                    "document {id} has {pages} page(s), not {n}"
+                )));
             }
-            return Ok((std::fs::read(&original)?, mime));
-        }
-        if doc.kind != "pdf" || doc.pages.is_some_and(|p| n > p) {
-            anyhow::bail!(crate::queue::QueueError::DocumentNotFound(id));
-        }
-        let cache = web.app.config.data_dir.join(".cache").join("pages");
-        let out = cache.join(format!("{id}-{n}-{dpi}.png"));
-        if !out.exists() {
-            std::fs::create_dir_all(&cache)?;
-            render_pdf_page(&original, n, dpi, &out)?;
-            prune(&cache, CACHE_LIMIT);
-        }
-        Ok((std::fs::read(&out)?, "image/png"))
-    })
-    .await?;
+            Some(_) => "image/png",
+        },
+    };
+    // The content decides the image, not the id (ids are reused after rm):
+    // browsers ask again each time and get 304 while it is the same.
+    let tag = format!("\"{}-{n}-{dpi}\"", &doc.sha256[..16.min(doc.sha256.len())]);
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|v| v.as_bytes() == tag.as_bytes())
+    {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, tag)]).into_response());
+    }
+    let original = web.app.store.file_of(&doc);
+    let bytes = if doc.kind == "pdf" {
+        let _turn = RENDERS
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        let cache = web.app.store.page_cache_dir();
+        let out = cache.join(format!("{}-{n}-{dpi}.png", doc.sha256));
+        blocking(move || cached_render(&original, n, dpi, &cache, &out)).await?
+    } else {
+        blocking(move || Ok(std::fs::read(&original)?)).await?
+    };
     Ok((
         [
-            (header::CONTENT_TYPE, mime),
-            (header::CACHE_CONTROL, "private, max-age=3600"),
+            (header::CONTENT_TYPE, mime.to_owned()),
+            (header::CACHE_CONTROL, "private, no-cache".to_owned()),
+            (header::ETAG, tag),
         ],
         bytes,
     )
         .into_response())
 }
 
-/// Renders page `n` of `pdf` at `dpi` into `out` (PNG), through a
-/// temporary name so that a reader never sees half a file.
-fn render_pdf_page(pdf: &Path, n: i64, dpi: u32, out: &Path) -> anyhow::Result<()> {
-    let prefix = out.with_extension(format!("tmp{}", std::process::id()));
+/// The rendered page from the cache, rendering it first if need be.
+fn cached_render(
+    pdf: &Path,
+    n: i64,
+    dpi: u32,
+    cache: &Path,
+    out: &Path,
+) -> anyhow::Result<Vec<u8>> {
+    match std::fs::read(out) {
+        Ok(bytes) => return Ok(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
+    }
+    std::fs::create_dir_all(cache)?;
+    let bytes = render_pdf_page(pdf, n, dpi, out)?;
+    prune(cache, CACHE_LIMIT);
+    Ok(bytes)
+}
+
+/// Renders page `n` of `pdf` at `dpi` as PNG, keeps it at `out` (through a
+/// temporary name, so that a reader never sees half a file) and returns it.
+fn render_pdf_page(pdf: &Path, n: i64, dpi: u32, out: &Path) -> anyhow::Result<Vec<u8>> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let unique = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let prefix = out.with_extension(format!("tmp{}-{unique}", std::process::id()));
+    let rendered = PathBuf::from(format!("{}.png", prefix.display()));
+    // -q: a damaged file makes poppler print a line per bad object, which
+    // nobody reads; the exit status says whether the page came out.
     let mut child = Command::new("pdftoppm")
-        .args(["-png", "-singlefile", "-r", &dpi.to_string()])
+        .args(["-q", "-png", "-singlefile", "-r", &dpi.to_string()])
         .args(["-f", &n.to_string(), "-l", &n.to_string()])
         .arg(pdf)
         .arg(&prefix)
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
         .spawn()
         .map_err(|e| {
             anyhow::anyhow!("cannot run pdftoppm to show the page ({e}); install poppler-utils")
@@ -115,22 +179,24 @@ fn render_pdf_page(pdf: &Path, n: i64, dpi: u32, out: &Path) -> anyhow::Result<(
         if started.elapsed() > RENDER_TIMEOUT {
             let _ = child.kill();
             let _ = child.wait();
+            let _ = std::fs::remove_file(&rendered);
             anyhow::bail!("pdftoppm took longer than {RENDER_TIMEOUT:?} on page {n}");
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    let rendered = PathBuf::from(format!("{}.png", prefix.display()));
     if !status.success() {
         let _ = std::fs::remove_file(&rendered);
-        let mut err = String::new();
-        if let Some(mut e) = child.stderr.take() {
-            use std::io::Read;
-            let _ = e.read_to_string(&mut err);
-        }
-        anyhow::bail!("pdftoppm cannot render page {n}: {}", err.trim());
+        anyhow::bail!(
+            "pdftoppm cannot render page {n} of {} ({status})",
+            pdf.display()
+        );
     }
-    std::fs::rename(&rendered, out)?;
-    Ok(())
+    let bytes = std::fs::read(&rendered)?;
+    // Another request may have rendered the same page meanwhile: same bytes.
+    if std::fs::rename(&rendered, out).is_err() {
+        let _ = std::fs::remove_file(&rendered);
+    }
+    Ok(bytes)
 }
 
 /// Removes the oldest files of `dir` until it holds at most `limit` bytes.

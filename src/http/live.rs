@@ -5,6 +5,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -61,7 +62,27 @@ pub(super) fn read(app: &App) -> anyhow::Result<Snapshot> {
     })
 }
 
-/// Starts the reader; the receiver always holds the latest snapshot.
+/// Open event streams: the reader reads only while there are any.
+static WATCHERS: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts one open stream in [`WATCHERS`] for as long as it lives.
+struct Watching;
+
+impl Watching {
+    fn new() -> Watching {
+        WATCHERS.fetch_add(1, Ordering::Relaxed);
+        Watching
+    }
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        WATCHERS.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Starts the reader; the receiver holds the latest snapshot, read once a
+/// second while any page watches.
 pub(super) fn spawn(
     app: App,
     mut stopping: watch::Receiver<bool>,
@@ -75,13 +96,19 @@ pub(super) fn spawn(
                 _ = tick.tick() => {}
                 _ = stopping.changed() => return,
             }
+            // Nobody watching: no reads.
+            if WATCHERS.load(Ordering::Relaxed) == 0 {
+                continue;
+            }
             let app = app.clone();
-            match tokio::task::spawn_blocking(move || read(&app)).await {
-                Ok(Ok(snapshot)) => {
+            match super::blocking(move || read(&app)).await {
+                Ok(snapshot) => {
                     let _ = tx.send(Arc::new(snapshot));
                 }
-                Ok(Err(e)) => log::warn!("the web page's live view cannot read the queue: {e:#}"),
-                Err(_) => {}
+                Err(e) => log::warn!(
+                    "the web page's live view cannot read the queue: {}",
+                    e.message
+                ),
             }
         }
     });
@@ -97,9 +124,12 @@ pub(super) async fn events(
         let _ = stopping.wait_for(|s| *s).await;
     };
     use futures_util::StreamExt as _;
-    let stream = tokio_stream::wrappers::WatchStream::new(web.live.clone())
-        .filter(|s| std::future::ready(s.stats.is_some()))
-        .map(|s| {
+    let watching = Watching::new();
+    // Only snapshots read from now on: the one held may be from the last
+    // time anyone watched, and the page itself was rendered just now.
+    let stream = tokio_stream::wrappers::WatchStream::from_changes(web.live.clone())
+        .map(move |s| {
+            let _watching = &watching;
             let data = serde_json::to_string(&*s).unwrap_or_else(|_| "{}".into());
             Ok(Event::default().event("snapshot").data(data))
         })

@@ -18,6 +18,7 @@
 mod api;
 mod auth;
 mod conn;
+mod errors;
 mod images;
 mod live;
 mod pages;
@@ -40,7 +41,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::app::App;
 use crate::worker::Wake;
 
-/// Threads that may run database calls for requests at once.
+/// Database calls requests may run at once.
 const DB_THREADS: usize = 4;
 
 /// What every handler shares.
@@ -121,12 +122,20 @@ pub fn spawn(
         .with_context(|| format!("cannot create {}", upload_dir.display()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
-        .max_blocking_threads(DB_THREADS)
         .thread_name("http")
         .enable_all()
         .build()
         .context("cannot start the web server's runtime")?;
     let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
+    // The daemon's stop (a crossbeam channel closing) becomes `stopping`,
+    // which ends event streams and the server.
+    std::thread::Builder::new()
+        .name("http-stop".into())
+        .spawn(move || {
+            let _ = stop.recv();
+            let _ = stopping_tx.send(true);
+        })
+        .context("cannot start the web server's thread")?;
     let live = runtime.block_on(async { live::spawn(app.clone(), stopping.clone()) });
     let web = Web {
         app: app.clone(),
@@ -134,7 +143,7 @@ pub fn spawn(
         metrics,
         wake,
         live,
-        stopping,
+        stopping: stopping.clone(),
         upload_dir,
     };
     let limit = app.config.http.upload_limit_mb.saturating_mul(1024 * 1024);
@@ -143,28 +152,48 @@ pub fn spawn(
     let thread = std::thread::Builder::new()
         .name("http".into())
         .spawn(move || {
-            runtime.block_on(async move {
-                let listener = match tokio::net::TcpListener::from_std(listener) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        log::error!("the web page stopped: {e}");
-                        return;
-                    }
-                };
-                let shutdown = async move {
-                    let _ = tokio::task::spawn_blocking(move || stop.recv()).await;
-                    let _ = stopping_tx.send(true);
-                };
-                let server = axum::serve(conn::Limited::new(listener), router)
-                    .with_graceful_shutdown(shutdown);
-                if let Err(e) = server.await {
-                    log::error!("the web page stopped: {e}");
-                }
-            });
-            runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+            runtime.block_on(serve(listener, router, stopping));
+            runtime.shutdown_timeout(SHUTDOWN_GRACE);
         })
         .context("cannot start the web server's thread")?;
     Ok(Server { addr, thread })
+}
+
+/// How long open requests (a download, an upload) may go on once the
+/// daemon stops; then they are cut.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Serves until `stopping` turns true, then lets open requests finish for
+/// [`SHUTDOWN_GRACE`] at most.
+async fn serve(
+    listener: std::net::TcpListener,
+    router: Router,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            log::error!("the web page stopped: {e}");
+            return;
+        }
+    };
+    let mut stopped = stopping.clone();
+    let server =
+        axum::serve(conn::Limited::new(listener), router).with_graceful_shutdown(async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        });
+    let cut = async move {
+        let _ = stopping.wait_for(|s| *s).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        result = server => {
+            if let Err(e) = result {
+                log::error!("the web page stopped: {e}");
+            }
+        }
+        () = cut => log::info!("web requests still open after {SHUTDOWN_GRACE:?} were cut"),
+    }
 }
 
 /// Raises this process's soft limit on open files to its hard limit
@@ -226,6 +255,7 @@ fn router(web: Web, upload_limit: usize) -> Router {
             web.clone(),
             auth::check,
         ))
+        .layer(axum::middleware::from_fn(errors::shape))
         .with_state(web)
 }
 
@@ -277,10 +307,12 @@ impl IntoResponse for ApiError {
 }
 
 /// Runs a blocking database call off the async threads, at most
-/// [`DB_THREADS`] at once.
+/// [`DB_THREADS`] at once (the others wait their turn without a thread).
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
 ) -> Result<T, ApiError> {
+    static DB: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(DB_THREADS);
+    let _turn = DB.acquire().await.expect("the semaphore is never closed");
     match tokio::task::spawn_blocking(f).await {
         Ok(out) => out.map_err(ApiError::from_quire),
         Err(e) => Err(ApiError::new(

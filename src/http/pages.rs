@@ -15,6 +15,8 @@ use crate::store::SearchFilter;
 
 /// Results per search page.
 const PER_PAGE: usize = 20;
+/// Result pages offered: the search API's most results.
+const MAX_PAGES: usize = super::api::MAX_LIMIT / PER_PAGE;
 /// Tasks shown per status on the queue page.
 const QUEUE_LIMIT: usize = 100;
 
@@ -169,7 +171,7 @@ pub(super) async fn search(
         Ok(found) => {
             view.total = found.total;
             view.at_least = found.at_least;
-            if found.total > page * PER_PAGE {
+            if found.total > page * PER_PAGE && page < MAX_PAGES {
                 view.next = Some(page + 1);
             }
             view.hits = found

@@ -255,6 +255,26 @@ impl Store {
         }
     }
 
+    /// Where the web page keeps the page images it rendered, named
+    /// `SHA256-PAGE-DPI.png` (by content: document ids are reused).
+    pub fn page_cache_dir(&self) -> PathBuf {
+        self.data_dir.join(".cache").join("pages")
+    }
+
+    /// Deletes the rendered page images of the content `sha256` (a removed
+    /// document's pages must not stay readable there).
+    fn forget_page_images(&self, sha256: &str) {
+        let prefix = format!("{sha256}-");
+        let Ok(entries) = std::fs::read_dir(self.page_cache_dir()) else {
+            return;
+        };
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+
     /// Removes a document for good: its row, tasks, pages and index rows in
     /// one transaction (a daemon running one of its tasks loses the claim
     /// and stops), then its stored original, moved into `trash/` (named
@@ -271,6 +291,7 @@ impl Store {
         if !removed {
             return Ok(None); // removed by another process meanwhile
         }
+        self.forget_page_images(&doc.sha256);
         let file = self.file_of(&doc);
         let trashed = if purge {
             match std::fs::remove_file(&file) {
