@@ -123,6 +123,7 @@ pub fn spawn(
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("http")
+        .on_thread_start(lower_priority)
         .enable_all()
         .build()
         .context("cannot start the web server's runtime")?;
@@ -193,6 +194,27 @@ async fn serve(
             }
         }
         () = cut => log::info!("web requests still open after {SHUTDOWN_GRACE:?} were cut"),
+    }
+}
+
+/// How much nicer than the workers the web server's threads run.
+const WEB_NICENESS: i32 = 10;
+
+/// Lowers the calling thread's CPU priority by [`WEB_NICENESS`] (Linux
+/// keeps a nice value per thread): when the OCR wants every core, it gets
+/// them, and the web page takes what is left (about a tenth of a busy core
+/// for each); when the OCR is idle, the web page runs at full speed.
+fn lower_priority() {
+    // SAFETY: gettid and getpriority/setpriority on this thread's own id
+    // touch no memory of ours.
+    unsafe {
+        let tid = libc::gettid() as libc::id_t;
+        *libc::__errno_location() = 0;
+        let current = libc::getpriority(libc::PRIO_PROCESS, tid);
+        if *libc::__errno_location() == 0 {
+            // Failing leaves the thread at the daemon's priority: fine.
+            let _ = libc::setpriority(libc::PRIO_PROCESS, tid, (current + WEB_NICENESS).min(19));
+        }
     }
 }
 
