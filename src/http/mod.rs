@@ -197,13 +197,15 @@ async fn serve(
     }
 }
 
-/// How much nicer than the workers the web server's threads run.
-const WEB_NICENESS: i32 = 10;
+/// How much nicer than the workers the web server's threads run: the
+/// most, so that requests take only the CPU the OCR leaves.
+const WEB_NICENESS: i32 = 19;
 
 /// Lowers the calling thread's CPU priority by [`WEB_NICENESS`] (Linux
 /// keeps a nice value per thread): when the OCR wants every core, it gets
-/// them, and the web page takes what is left (about a tenth of a busy core
-/// for each); when the OCR is idle, the web page runs at full speed.
+/// them, and the web page takes what is left (a busy web thread weighs
+/// 1/68 of a worker with the scheduler); when the OCR is idle, the web
+/// page runs at full speed.
 fn lower_priority() {
     // SAFETY: gettid and getpriority/setpriority on this thread's own id
     // touch no memory of ours.
