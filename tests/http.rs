@@ -190,6 +190,15 @@ fn the_api_answers_in_the_shapes_of_the_command_line() {
         "{disposition}"
     );
 
+    // The searchable PDF, once written.
+    wait_until("the searchable PDF", || {
+        env.json(&["show", "1"])["searchable_pdf"].is_string()
+    });
+    let pdf = web.get("/doc/1/pdf");
+    assert_eq!(pdf.status, 200);
+    assert!(pdf.body.starts_with(b"%PDF-"));
+    assert_eq!(pdf.header("content-type"), Some("application/pdf"));
+
     let health = web.get("/healthz");
     assert_eq!((health.status, health.text().trim()), (200, "ok"));
 }
