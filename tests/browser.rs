@@ -176,7 +176,7 @@ fn search_look_download_upload_and_retry_in_a_real_browser() {
         tab.get_url().contains("/doc/")
     });
     wait_until("the upload to be searchable", || {
-        env.json(&["search", "marmalade"])
+        env.search(&["marmalade"])
             .as_array()
             .is_some_and(|a| a.len() == 1)
     });

@@ -621,3 +621,57 @@ fn hundreds_of_stalled_connections_and_a_request_storm_leave_the_workers_alone()
     });
     assert_eq!(answered, 400);
 }
+
+#[test]
+fn tiff_pages_are_shown_as_png_with_their_word_boxes() {
+    let env = Env::new();
+    let web = Web::start(&env, &["--workers", "1"]);
+    let mut pages = vec![];
+    for n in 1..=2 {
+        let png = env.dir.path().join(format!("p{n}.png"));
+        crate::util::draw::text_page(
+            &png,
+            (1700, 700),
+            (100, 150),
+            110,
+            &[&format!("tiff page number {n}")],
+        );
+        pages.push(png);
+    }
+    let staged = env.dir.path().join("two.tiff");
+    let ok = std::process::Command::new("convert")
+        .args(&pages)
+        .args([
+            "-units",
+            "PixelsPerInch",
+            "-density",
+            "200",
+            "-compress",
+            "lzw",
+        ])
+        .arg(&staged)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    std::fs::rename(&staged, env.inbox().join("two.tiff")).unwrap();
+    assert_eq!(env.wait_settled(1)[0]["status"], "indexed");
+    for path in ["/doc/1/page/2", "/doc/1/thumb/1"] {
+        let r = web.get(path);
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        assert_eq!(r.header("content-type"), Some("image/png"));
+        assert!(r.body.starts_with(b"\x89PNG\r\n\x1a\n"), "{path}");
+        // Served again from the cache, and revalidated by its tag.
+        let tag = r.header("etag").unwrap().to_owned();
+        assert_eq!(web.get_with(path, &[("if-none-match", &tag)]).status, 304);
+    }
+    assert_eq!(web.get("/doc/1/page/3").status, 404);
+    // The page shows both images, and a box over the searched word.
+    let page = web.get("/doc/1?q=number").text();
+    assert!(page.contains("/doc/1/page/2"), "{page}");
+    assert_eq!(page.matches("class=\"box\"").count(), 2, "{page}");
+    // `rm` takes the rendered pages with the document.
+    let cache = env.data().join(".cache/pages");
+    assert!(std::fs::read_dir(&cache).unwrap().count() >= 2);
+    env.ok(&["rm", "1"]);
+    assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 0);
+}

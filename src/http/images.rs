@@ -1,5 +1,6 @@
-//! Page images for the web page: image documents as stored, PDF pages
-//! rendered by poppler's `pdftoppm` on first view and kept in
+//! Page images for the web page: images browsers show (PNG, JPEG, GIF,
+//! WebP, BMP) as stored; PDF pages rendered by poppler's `pdftoppm`, and
+//! TIFF and PNM pages converted by an OCR child, on first view and kept in
 //! [`crate::store::Store::page_cache_dir`] by content hash, whose size is
 //! bounded ([`CACHE_LIMIT`]: the oldest renders go first; `quire rm`
 //! deletes a document's). Where the OCR recorded word boxes, the
@@ -15,7 +16,10 @@ use axum::response::{IntoResponse, Response};
 
 use super::api::parse_id;
 use super::{ApiError, Web, blocking};
+use crate::config::OcrConfig;
+use crate::detect::Kind;
 use crate::store::Layout;
+use crate::tasks::ocr::child::Child;
 
 /// Bytes of rendered pages kept on disk.
 const CACHE_LIMIT: u64 = 256 * 1024 * 1024;
@@ -38,9 +42,21 @@ fn browser_type(kind: &str) -> Option<&'static str> {
     })
 }
 
+/// Image kinds browsers cannot show: converted to PNG by an OCR child
+/// (leptonica, under the child's memory limit).
+fn converted(kind: &str) -> bool {
+    matches!(kind, "tiff" | "pnm")
+}
+
 /// Whether the web page can show pages of this kind as images.
 pub(super) fn has_images(kind: &str) -> bool {
-    kind == "pdf" || browser_type(kind).is_some()
+    kind == "pdf" || converted(kind) || browser_type(kind).is_some()
+}
+
+/// The width in pixels of a converted image at `dpi` (a page view or a
+/// thumbnail), for a Letter or A4 page.
+fn width_at(dpi: u32) -> u32 {
+    dpi * 17 / 2
 }
 
 /// `GET /doc/ID/page/N`: the page as an image.
@@ -84,7 +100,7 @@ async fn image(
             )));
         }
         Some(mime) => mime,
-        None if doc.kind != "pdf" => {
+        None if doc.kind != "pdf" && !converted(&doc.kind) => {
             return Err(no_page(format!(
                 "pages of {} documents are not shown as images; the text is on the page",
                 doc.kind
@@ -110,14 +126,18 @@ async fn image(
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, tag)]).into_response());
     }
     let original = web.app.store.file_of(&doc);
-    let bytes = if doc.kind == "pdf" {
+    let bytes = if browser_type(&doc.kind).is_none() {
         let _turn = RENDERS
             .acquire()
             .await
             .expect("the semaphore is never closed");
         let cache = web.app.store.page_cache_dir();
         let out = cache.join(format!("{}-{n}-{dpi}.png", doc.sha256));
-        blocking(move || cached_render(&original, n, dpi, &cache, &out)).await?
+        let how = match doc.kind.as_str() {
+            "pdf" => Render::Pdf,
+            kind => Render::Child(web.app.config.ocr.clone(), Kind::from_stored(kind)),
+        };
+        blocking(move || cached_render(&how, &original, n, dpi, &cache, &out)).await?
     } else {
         blocking(move || Ok(std::fs::read(&original)?)).await?
     };
@@ -134,7 +154,8 @@ async fn image(
 
 /// The rendered page from the cache, rendering it first if need be.
 fn cached_render(
-    pdf: &Path,
+    how: &Render,
+    original: &Path,
     n: i64,
     dpi: u32,
     cache: &Path,
@@ -146,18 +167,72 @@ fn cached_render(
         Err(e) => return Err(e.into()),
     }
     std::fs::create_dir_all(cache)?;
-    let bytes = render_pdf_page(pdf, n, dpi, out)?;
+    let bytes = match how {
+        Render::Pdf => render_pdf_page(original, n, dpi, out)?,
+        Render::Child(config, kind) => render_image_page(config, *kind, original, n, dpi, out)?,
+    };
     prune(cache, CACHE_LIMIT);
     Ok(bytes)
+}
+
+/// How a page that browsers cannot show as stored becomes a PNG.
+enum Render {
+    /// pdftoppm.
+    Pdf,
+    /// An OCR child with this configuration, for an image of this kind.
+    Child(OcrConfig, Kind),
+}
+
+/// Converts page `n` of an image file to PNG in a fresh OCR child (see
+/// [`crate::tasks::ocr::child::Request::Render`]), kept at `out`.
+fn render_image_page(
+    config: &OcrConfig,
+    kind: Kind,
+    image: &Path,
+    n: i64,
+    dpi: u32,
+    out: &Path,
+) -> anyhow::Result<Vec<u8>> {
+    let temp = temp_name(out);
+    let mut child = Child::spawn(config).map_err(anyhow::Error::msg)?;
+    let rendered = child.render(
+        image,
+        kind,
+        n as usize,
+        width_at(dpi),
+        &temp,
+        RENDER_TIMEOUT,
+    );
+    if let Err(f) = rendered {
+        let _ = std::fs::remove_file(&temp);
+        anyhow::bail!("{}", f.message(&format!("page {n}")));
+    }
+    keep(&temp, out)
+}
+
+/// A temporary name beside `out`, unique to this render.
+fn temp_name(out: &Path) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let unique = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    out.with_extension(format!("tmp{}-{unique}.png", std::process::id()))
+}
+
+/// Reads the render at `temp` and keeps it at `out` (another request may
+/// have rendered the same page meanwhile: same bytes).
+fn keep(temp: &Path, out: &Path) -> anyhow::Result<Vec<u8>> {
+    let bytes = std::fs::read(temp);
+    if bytes.is_err() || std::fs::rename(temp, out).is_err() {
+        let _ = std::fs::remove_file(temp);
+    }
+    Ok(bytes?)
 }
 
 /// Renders page `n` of `pdf` at `dpi` as PNG, keeps it at `out` (through a
 /// temporary name, so that a reader never sees half a file) and returns it.
 fn render_pdf_page(pdf: &Path, n: i64, dpi: u32, out: &Path) -> anyhow::Result<Vec<u8>> {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let unique = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let prefix = out.with_extension(format!("tmp{}-{unique}", std::process::id()));
-    let rendered = PathBuf::from(format!("{}.png", prefix.display()));
+    // pdftoppm -singlefile writes PREFIX.png.
+    let rendered = temp_name(out);
+    let prefix = rendered.with_extension("");
     // -q: a damaged file makes poppler print a line per bad object, which
     // nobody reads; the exit status says whether the page came out.
     let mut child = Command::new("pdftoppm")
@@ -191,12 +266,7 @@ fn render_pdf_page(pdf: &Path, n: i64, dpi: u32, out: &Path) -> anyhow::Result<V
             pdf.display()
         );
     }
-    let bytes = std::fs::read(&rendered)?;
-    // Another request may have rendered the same page meanwhile: same bytes.
-    if std::fs::rename(&rendered, out).is_err() {
-        let _ = std::fs::remove_file(&rendered);
-    }
-    Ok(bytes)
+    keep(&rendered, out)
 }
 
 /// Removes the oldest files of `dir` until it holds at most `limit` bytes.

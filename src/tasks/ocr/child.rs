@@ -41,6 +41,17 @@ pub enum Request {
         out: PathBuf,
         pages: Vec<PageOverlay>,
     },
+    /// Decodes page `page` (1-based) of the image file `path` and writes it
+    /// to `out` as PNG, at most `width` pixels wide (for the web page:
+    /// browsers show no TIFF); answered by `Rendered`. Decoding untrusted
+    /// images belongs here, under the child's memory limit.
+    Render {
+        path: PathBuf,
+        kind: String,
+        page: usize,
+        width: u32,
+        out: PathBuf,
+    },
 }
 
 /// The child's answer to one request.
@@ -57,6 +68,7 @@ pub enum Reply {
     Languages {
         missing: Vec<String>,
     },
+    Rendered,
     /// The request failed; the message is for the user.
     Error(String),
 }
@@ -122,6 +134,17 @@ pub fn child_main() -> anyhow::Result<()> {
                     }
                 }
                 None => Reply::Error("no document is open".into()),
+            },
+            Request::Render {
+                path,
+                kind,
+                page,
+                width,
+                out: png,
+            } => match super::image::render_png(&path, Kind::from_stored(&kind), page, width, &png)
+            {
+                Ok(()) => Reply::Rendered,
+                Err(e) => Reply::Error(e),
             },
         };
         serde_json::to_writer(&mut out, &reply)?;
@@ -324,6 +347,31 @@ impl Child {
         };
         match self.call(&req, timeout, Some(stop))? {
             Reply::Written { pages } => Ok(pages),
+            Reply::Error(e) => Err(Failure::Error(e)),
+            other => Err(Failure::Died(format!("unexpected reply {other:?}"))),
+        }
+    }
+
+    /// Writes page `page` of the image file `path` to `out` as a PNG at most
+    /// `width` pixels wide (see [`Request::Render`]).
+    pub fn render(
+        &mut self,
+        path: &Path,
+        kind: Kind,
+        page: usize,
+        width: u32,
+        out: &Path,
+        timeout: Duration,
+    ) -> Result<(), Failure> {
+        let req = Request::Render {
+            path: path.to_owned(),
+            kind: kind.as_str().into(),
+            page,
+            width,
+            out: out.to_owned(),
+        };
+        match self.call(&req, timeout, None)? {
+            Reply::Rendered => Ok(()),
             Reply::Error(e) => Err(Failure::Error(e)),
             other => Err(Failure::Died(format!("unexpected reply {other:?}"))),
         }

@@ -5,6 +5,8 @@ use tesseract::plumbing::leptonica_plumbing::Pix;
 use tesseract::plumbing::leptonica_plumbing::memory::RefCountedExclusive;
 use tesseract::plumbing::leptonica_sys;
 
+use std::path::Path;
+
 use crate::detect::Kind;
 
 /// The (width, height) of each page of an image file.
@@ -70,6 +72,53 @@ pub fn read_page(
                 "the {kind} image cannot be decoded (damaged or truncated, or over the memory limit ocr.max_memory_mb)"
             )
         })
+}
+
+/// Decodes page `page` (1-based) of the image file `path` and writes it to
+/// `out` as PNG, scaled down to at most `width` pixels wide.
+pub fn render_png(
+    path: &Path,
+    kind: Kind,
+    page: usize,
+    width: u32,
+    out: &Path,
+) -> Result<(), String> {
+    let data = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let pages = page_sizes(kind, &data)?.len();
+    if page == 0 || page > pages {
+        return Err(format!("the image has {pages} page(s), not {page}"));
+    }
+    let pix = read_page(kind, &data, page - 1)?;
+    let cannot = || "the page cannot be converted to PNG".to_string();
+    // SAFETY: each call reads a valid Pix; the Pix made here and the buffer
+    // pixWriteMem allocates are freed here.
+    let png = unsafe {
+        let raw = super::upright::raw(&pix);
+        let w = leptonica_sys::pixGetWidth(raw);
+        let mut scaled = if w > width as i32 {
+            leptonica_sys::pixScaleToSize(raw, width as i32, 0)
+        } else {
+            leptonica_sys::pixClone(raw)
+        };
+        if scaled.is_null() {
+            return Err(cannot());
+        }
+        let (mut bytes, mut size) = (std::ptr::null_mut(), 0usize);
+        let rc = leptonica_sys::pixWriteMem(
+            &mut bytes,
+            &mut size,
+            scaled,
+            leptonica_sys::IFF_PNG as i32,
+        );
+        leptonica_sys::pixDestroy(&mut scaled);
+        if rc != 0 || bytes.is_null() {
+            return Err(cannot());
+        }
+        let png = std::slice::from_raw_parts(bytes, size).to_vec();
+        leptonica_sys::lept_free(bytes.cast());
+        png
+    };
+    std::fs::write(out, png).map_err(|e| format!("cannot write {}: {e}", out.display()))
 }
 
 /// Walks a TIFF's IFD chain for each page's ImageWidth and ImageLength.
