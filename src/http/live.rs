@@ -22,9 +22,9 @@ use crate::queue::{QueueStats, RunningTask};
 pub(super) const RECENT: usize = 25;
 
 /// What the home page shows and updates.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Serialize)]
 pub(super) struct Snapshot {
-    pub stats: Option<QueueStats>,
+    pub stats: QueueStats,
     pub running: Vec<RunningTask>,
     pub recent: Vec<RecentDocument>,
 }
@@ -56,7 +56,7 @@ pub(super) fn read(app: &App) -> anyhow::Result<Snapshot> {
         })
         .collect();
     Ok(Snapshot {
-        stats: Some(stats),
+        stats,
         running,
         recent,
     })
@@ -86,8 +86,8 @@ impl Drop for Watching {
 pub(super) fn spawn(
     app: App,
     mut stopping: watch::Receiver<bool>,
-) -> watch::Receiver<Arc<Snapshot>> {
-    let (tx, rx) = watch::channel(Arc::new(Snapshot::default()));
+) -> watch::Receiver<Option<Arc<Snapshot>>> {
+    let (tx, rx) = watch::channel(None);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -103,7 +103,7 @@ pub(super) fn spawn(
             let app = app.clone();
             match super::blocking(move || read(&app)).await {
                 Ok(snapshot) => {
-                    let _ = tx.send(Arc::new(snapshot));
+                    let _ = tx.send(Some(Arc::new(snapshot)));
                 }
                 Err(e) => log::warn!(
                     "the web page's live view cannot read the queue: {}",
@@ -128,6 +128,7 @@ pub(super) async fn events(
     // Only snapshots read from now on: the one held may be from the last
     // time anyone watched, and the page itself was rendered just now.
     let stream = tokio_stream::wrappers::WatchStream::from_changes(web.live.clone())
+        .filter_map(std::future::ready)
         .map(move |s| {
             let _watching = &watching;
             let data = serde_json::to_string(&*s).unwrap_or_else(|_| "{}".into());

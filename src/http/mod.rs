@@ -52,7 +52,8 @@ struct Web {
     token: Option<Arc<str>>,
     metrics: Option<PrometheusHandle>,
     wake: Option<Wake>,
-    live: tokio::sync::watch::Receiver<Arc<live::Snapshot>>,
+    /// The latest live snapshot; `None` until one was read.
+    live: tokio::sync::watch::Receiver<Option<Arc<live::Snapshot>>>,
     /// Turns true when the daemon stops: open event streams end.
     stopping: tokio::sync::watch::Receiver<bool>,
     upload_dir: PathBuf,
