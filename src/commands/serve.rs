@@ -34,7 +34,8 @@ pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     if workers > 0 {
         check_languages(&config)?;
     }
-    let app = App::open(&config, workers as u32 + 4)?;
+    // The workers', the watcher's and scheduler's, and the web page's.
+    let app = App::open(&config, workers as u32 + 4 + crate::http::DB_THREADS as u32)?;
     crate::tasks::index::prepare(&app, true)?;
     serve(&app, crate::tasks::processors(&app), !args.no_watch)
 }
