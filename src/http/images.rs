@@ -127,17 +127,24 @@ async fn image(
     }
     let original = web.app.store.file_of(&doc);
     let bytes = if browser_type(&doc.kind).is_none() {
-        let _turn = RENDERS
-            .acquire()
-            .await
-            .expect("the semaphore is never closed");
         let cache = web.app.store.page_cache_dir();
         let out = cache.join(format!("{}-{n}-{dpi}.png", doc.sha256));
-        let how = match doc.kind.as_str() {
-            "pdf" => Render::Pdf,
-            kind => Render::Child(web.app.config.ocr.clone(), Kind::from_stored(kind)),
-        };
-        blocking(move || cached_render(&how, &original, n, dpi, &cache, &out)).await?
+        let read = out.clone();
+        match blocking(move || cached(&read)).await? {
+            Some(bytes) => bytes,
+            None => {
+                // Only renders wait for a turn, not pages already cached.
+                let _turn = RENDERS
+                    .acquire()
+                    .await
+                    .expect("the semaphore is never closed");
+                let how = match doc.kind.as_str() {
+                    "pdf" => Render::Pdf,
+                    kind => Render::Child(web.app.config.ocr.clone(), Kind::from_stored(kind)),
+                };
+                blocking(move || cached_render(&how, &original, n, dpi, &cache, &out)).await?
+            }
+        }
     } else {
         blocking(move || Ok(std::fs::read(&original)?)).await?
     };
@@ -161,10 +168,9 @@ fn cached_render(
     cache: &Path,
     out: &Path,
 ) -> anyhow::Result<Vec<u8>> {
-    match std::fs::read(out) {
-        Ok(bytes) => return Ok(bytes),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e.into()),
+    // Rendered meanwhile by a request that had the turn before this one.
+    if let Some(bytes) = cached(out)? {
+        return Ok(bytes);
     }
     std::fs::create_dir_all(cache)?;
     let bytes = match how {
@@ -173,6 +179,15 @@ fn cached_render(
     };
     prune(cache, CACHE_LIMIT);
     Ok(bytes)
+}
+
+/// The render kept at `out`, if there is one.
+fn cached(out: &Path) -> anyhow::Result<Option<Vec<u8>>> {
+    match std::fs::read(out) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// How a page that browsers cannot show as stored becomes a PNG.
