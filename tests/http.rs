@@ -626,33 +626,8 @@ fn hundreds_of_stalled_connections_and_a_request_storm_leave_the_workers_alone()
 fn tiff_pages_are_shown_as_png_with_their_word_boxes() {
     let env = Env::new();
     let web = Web::start(&env, &["--workers", "1"]);
-    let mut pages = vec![];
-    for n in 1..=2 {
-        let png = env.dir.path().join(format!("p{n}.png"));
-        crate::util::draw::text_page(
-            &png,
-            (1700, 700),
-            (100, 150),
-            110,
-            &[&format!("tiff page number {n}")],
-        );
-        pages.push(png);
-    }
     let staged = env.dir.path().join("two.tiff");
-    let ok = std::process::Command::new("convert")
-        .args(&pages)
-        .args([
-            "-units",
-            "PixelsPerInch",
-            "-density",
-            "200",
-            "-compress",
-            "lzw",
-        ])
-        .arg(&staged)
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    crate::util::tiff_pages(&staged, 2);
     std::fs::rename(&staged, env.inbox().join("two.tiff")).unwrap();
     assert_eq!(env.wait_settled(1)[0]["status"], "indexed");
     for path in ["/doc/1/page/2", "/doc/1/thumb/1"] {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::scans::{LINES, converted};
-use crate::util::{Env, PdfPage, cer, draw, scan, scanned_pdf, text_png, wait_until};
+use crate::util::{Env, PdfPage, cer, scan, scanned_pdf, text_png, tiff_pages, wait_until};
 
 /// Runs `program ARGS`, asserts success, returns stdout.
 fn tool(program: &str, args: &[&str]) -> String {
@@ -200,33 +200,8 @@ fn pages_with_a_text_layer_are_left_as_they_are() {
 #[test]
 fn every_page_of_a_tiff_becomes_a_page() {
     let env = Env::new();
-    let mut pages = vec![];
-    for n in 1..=3 {
-        let png = env.dir.path().join(format!("p{n}.png"));
-        draw::text_page(
-            &png,
-            (1700, 700),
-            (100, 150),
-            110,
-            &[&format!("tiff page number {n}")],
-        );
-        pages.push(png);
-    }
     let tiff = env.dir.path().join("pages.tiff");
-    let ok = Command::new("convert")
-        .args(&pages)
-        .args([
-            "-units",
-            "PixelsPerInch",
-            "-density",
-            "200",
-            "-compress",
-            "lzw",
-        ])
-        .arg(&tiff)
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    tiff_pages(&tiff, 3);
     env.ok(&["process", tiff.to_str().unwrap()]);
     let pdf = output_of(&env, 1);
     assert_eq!(pdf.file_name().unwrap(), "pages.pdf");

@@ -242,15 +242,21 @@ pub(super) async fn retry(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_id(&id)?;
-    let wake = web.wake.clone();
     blocking(move || {
-        web.app.queue.retry(id)?;
-        if let Some(w) = wake {
-            w.notify();
-        }
+        retry_task(&web, id)?;
         Ok(Json(json!({ "retried": id })))
     })
     .await
+}
+
+/// Retries task `id` and wakes a worker for it (blocking): the API's and
+/// the queue page's Retry.
+pub(super) fn retry_task(web: &Web, id: i64) -> anyhow::Result<()> {
+    web.app.queue.retry(id)?;
+    if let Some(w) = &web.wake {
+        w.notify();
+    }
+    Ok(())
 }
 
 /// `POST /api/tasks/ID/cancel`: `{"cancelled": ID}`; 409 unless pending or claimed.

@@ -450,15 +450,8 @@ pub(super) async fn task_action(
     Path((id, action)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    let wake = web.wake.clone();
     blocking(move || match action.as_str() {
-        "retry" => {
-            web.app.queue.retry(id)?;
-            if let Some(w) = wake {
-                w.notify();
-            }
-            Ok(())
-        }
+        "retry" => super::api::retry_task(&web, id),
         "cancel" => Ok(web.app.queue.cancel(id)?),
         _ => Err(crate::commands::usage(format!(
             "{action:?} is not an action on a task: use retry or cancel"

@@ -270,6 +270,39 @@ pub fn text_png(path: &Path, lines: &[&str]) {
     draw::text_page(path, (2550, height), (100, 150), 110, lines);
 }
 
+/// Writes an LZW TIFF of `pages` pages at 200 DPI, page N saying
+/// "tiff page number N" (ImageMagick; the page images go beside it).
+pub fn tiff_pages(path: &Path, pages: usize) {
+    let dir = path.parent().unwrap();
+    let pngs: Vec<PathBuf> = (1..=pages)
+        .map(|n| {
+            let png = dir.join(format!("tiff-page-{n}.png"));
+            draw::text_page(
+                &png,
+                (1700, 700),
+                (100, 150),
+                110,
+                &[&format!("tiff page number {n}")],
+            );
+            png
+        })
+        .collect();
+    let ok = Command::new("convert")
+        .args(&pngs)
+        .args([
+            "-units",
+            "PixelsPerInch",
+            "-density",
+            "200",
+            "-compress",
+            "lzw",
+        ])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(ok.success(), "convert could not write {}", path.display());
+}
+
 /// Writes a PDF of `pages` scanned pages (300-DPI JPEG scans of a few lines
 /// of known text each): a document that takes the OCR a few seconds a page,
 /// for tests that stop a daemon part-way through one.
