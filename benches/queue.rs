@@ -5,9 +5,11 @@
 //! workers use (one commit per task), and in batches of 16 (16 claimed in
 //! one commit, completed in one); beside, as the baseline, a plain rusqlite
 //! loop on a bare table with the same pragmas doing the same commits, and
-//! the ratios.
+//! the ratios. The fused steps are compared with a plain loop that also
+//! commits once per task and sets a document's status, as quire does.
 //!
-//! Run: `cargo bench --bench queue` (QUIRE_BENCH_TASKS overrides N).
+//! Run: `cargo bench --bench queue` (QUIRE_BENCH_TASKS overrides N;
+//! QUIRE_BENCH_ONLY and QUIRE_BENCH_WORKERS pick one case, for profiling).
 
 use std::time::Instant;
 
@@ -23,20 +25,51 @@ fn main() {
         "queue throughput, {n} tasks, claim + complete per task, SQLite WAL on {}",
         std::env::temp_dir().display()
     );
-    let base_single = baseline(n, 1);
-    let base_batch = baseline(n, 16);
+    // For profiling one case: QUIRE_BENCH_ONLY=fused (or "claim", "batch")
+    // runs one kind, QUIRE_BENCH_WORKERS=1 one number of workers.
+    let only = std::env::var("QUIRE_BENCH_ONLY").unwrap_or_default();
+    let only_workers: Option<usize> = std::env::var("QUIRE_BENCH_WORKERS")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    // The baselines run unless one kind was asked for (they would be in its profile).
+    let (base_single, base_batch, base_fused_bare, base_fused) = if only.is_empty() {
+        (
+            baseline(n, 1),
+            baseline(n, 16),
+            fused_baseline(n, false),
+            fused_baseline(n, true),
+        )
+    } else {
+        (f64::NAN, f64::NAN, f64::NAN, f64::NAN)
+    };
     println!(
         "baseline, plain rusqlite: claim + complete {base_single:.0} tasks/s one at a time, \
          {base_batch:.0} in batches of 16"
+    );
+    // What one commit per task reaches on a bare table, and with a
+    // document's status set in the same commit, as quire sets it.
+    println!(
+        "baseline, plain rusqlite, fused (complete + claim the next in one commit): \
+         {base_fused_bare:.0} tasks/s bare, {base_fused:.0} also setting a document's status"
     );
     for (label, batch, fused) in [
         ("claim 1", 1, false),
         ("fused 1", 1, true),
         ("batch 16", 16, false),
     ] {
+        if !label.starts_with(only.as_str()) {
+            continue;
+        }
         for workers in [1, 2, 4, 8] {
+            if only_workers.is_some_and(|w| w != workers) {
+                continue;
+            }
             let (enq, drained) = run(n, workers, batch, fused);
-            let base = if batch == 1 { base_single } else { base_batch };
+            let base = match (batch, fused) {
+                (1, true) => base_fused,
+                (1, false) => base_single,
+                _ => base_batch,
+            };
             println!(
                 "workers {workers}, {label:<8}: enqueue {enq:>8.0} tasks/s, drain {drained:>8.0} tasks/s \
                  = {:.2}x the baseline",
@@ -104,6 +137,81 @@ fn baseline(n: usize, batch: usize) -> f64 {
                 done += 1;
             }
             tx.commit().unwrap();
+        }
+    }
+    assert_eq!(done, n);
+    n as f64 / t.elapsed().as_secs_f64()
+}
+
+/// The plain loop as quire's workers step: each transaction completes the
+/// task just run and claims the next (one commit per task). With
+/// `documents`, each completion also sets its document's status, on a
+/// table indexed by status as quire's is.
+fn fused_baseline(n: usize, documents: bool) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = rusqlite::Connection::open(dir.path().join("plain.db")).unwrap();
+    c.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+         CREATE TABLE t (id INTEGER PRIMARY KEY, status TEXT NOT NULL, priority INTEGER NOT NULL, \
+                         run_after INTEGER NOT NULL, claimed_by TEXT); \
+         CREATE INDEX t_claim ON t (priority, run_after, id) WHERE status = 'pending'; \
+         CREATE TABLE d (id INTEGER PRIMARY KEY, status TEXT NOT NULL, updated_at INTEGER); \
+         CREATE INDEX d_status ON d (status);",
+    )
+    .unwrap();
+    let tx = c.transaction().unwrap();
+    for i in 0..n {
+        tx.execute(
+            "INSERT INTO t (status, priority, run_after) VALUES ('pending', 1, 0)",
+            [],
+        )
+        .unwrap();
+        tx.execute(
+            "INSERT INTO d (id, status) VALUES (?1, 'indexing')",
+            [i as i64 + 1],
+        )
+        .unwrap();
+    }
+    tx.commit().unwrap();
+    let t = Instant::now();
+    let (mut done, mut running): (usize, Option<i64>) = (0, None);
+    loop {
+        let tx = c
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .unwrap();
+        if let Some(id) = running {
+            tx.prepare_cached(
+                "UPDATE t SET status = 'completed' WHERE id = ?1 AND claimed_by = 'w'",
+            )
+            .unwrap()
+            .execute([id])
+            .unwrap();
+            if documents {
+                tx.prepare_cached("UPDATE d SET status = 'indexed', updated_at = 1 WHERE id = ?1")
+                    .unwrap()
+                    .execute([id])
+                    .unwrap();
+            }
+            done += 1;
+        }
+        use rusqlite::OptionalExtension;
+        running = tx
+            .prepare_cached(
+                "SELECT id FROM t WHERE status = 'pending' ORDER BY priority, run_after, id LIMIT 1",
+            )
+            .unwrap()
+            .query_row([], |r| r.get(0))
+            .optional()
+            .unwrap();
+        if let Some(id) = running {
+            tx.prepare_cached("UPDATE t SET status = 'claimed', claimed_by = 'w' WHERE id = ?1")
+                .unwrap()
+                .execute([id])
+                .unwrap();
+        }
+        tx.commit().unwrap();
+        if running.is_none() {
+            break;
         }
     }
     assert_eq!(done, n);
