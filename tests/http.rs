@@ -161,7 +161,22 @@ fn the_api_answers_in_the_shapes_of_the_command_line() {
         env.json(&["search", "quarterly", "--pages"])
     );
 
+    // Dates filter as `--since` and `--until` do.
+    let since = web.get("/api/search?q=zanzibar&since=2000-01-01").json();
+    assert_eq!(
+        since["results"],
+        env.json(&["search", "zanzibar", "--since", "2000-01-01"])
+    );
+    assert_eq!(since["total"], 2);
+    let until = web.get("/api/search?q=zanzibar&until=2000-01-01").json();
+    assert_eq!(until["total"], 0);
+    assert_eq!(until["results"], Value::Array(vec![]));
+
     assert_eq!(web.get("/api/documents").json(), env.json(&["list"]));
+    assert_eq!(
+        web.get("/api/documents?poor=true").json(),
+        env.json(&["list", "--poor"])
+    );
     assert_eq!(
         web.get("/api/documents?status=indexed&limit=1").json(),
         Value::Array(vec![env.json(&["list"])[0].clone()])
@@ -219,6 +234,8 @@ fn bad_requests_get_json_errors_with_their_status() {
         ("/api/tasks?status=nonsense", 400),
         ("/api/documents?limit=abc", 400),
         ("/api/search?q=x&pages=maybe", 400),
+        ("/api/search?q=x&since=yesterday", 400),
+        ("/api/documents?poor=maybe", 400),
         ("/api/upload", 405),
         ("/api/no/such/thing", 404),
     ] {

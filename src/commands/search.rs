@@ -34,23 +34,32 @@ struct JsonHit<'a> {
 /// number of matching pages and the other pages.
 pub(crate) type Row = (Hit, Option<i64>, Vec<i64>);
 
+/// The filter `--since`, `--until` and `--status` ask for (the API's
+/// `since`, `until` and `status` the same): dates are days, `until` taking
+/// in the whole of its day. A bad date or status is a usage error.
+pub(crate) fn filter(
+    since: Option<&str>,
+    until: Option<&str>,
+    status: Option<&str>,
+) -> anyhow::Result<SearchFilter> {
+    Ok(SearchFilter {
+        since_ms: since.map(|d| super::parse_date(d, "--since")).transpose()?,
+        until_ms: until
+            .map(|d| super::parse_date(d, "--until").map(|t| t + 86_400_000))
+            .transpose()?,
+        status: super::parse_status(status)?,
+    })
+}
+
 /// Runs `quire search`. Exits 1 when nothing matches (as grep does), 2 on a
 /// usage error (a bad date, status or raw query).
 pub fn run(config: &Config, args: &SearchArgs) -> anyhow::Result<ExitCode> {
     let text = args.query.join(" ");
-    let filter = SearchFilter {
-        since_ms: args
-            .since
-            .as_deref()
-            .map(|d| super::parse_date(d, "--since"))
-            .transpose()?,
-        until_ms: args
-            .until
-            .as_deref()
-            .map(|d| super::parse_date(d, "--until").map(|t| t + 86_400_000))
-            .transpose()?,
-        status: super::parse_status(args.status.as_deref())?,
-    };
+    let filter = filter(
+        args.since.as_deref(),
+        args.until.as_deref(),
+        args.status.as_deref(),
+    )?;
     let query = parse_query(&text, args.raw)?;
     let app = App::open_existing(config)?;
     let found = find(&app, &query, &text, &filter, args.limit, args.pages)?;

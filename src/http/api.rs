@@ -13,12 +13,12 @@ use serde_json::{Value, json};
 
 use super::{ApiError, Web, blocking};
 use crate::queue::TaskStatus;
-use crate::store::SearchFilter;
 
 /// Most results one search request returns.
 pub(super) const MAX_LIMIT: usize = 1000;
 
-/// `?q=...&limit=N&pages=true&raw=true&status=...`, as `quire search` takes them.
+/// `?q=...&limit=N&pages=true&raw=true&status=...&since=YYYY-MM-DD&until=YYYY-MM-DD`,
+/// as `quire search` takes them.
 #[derive(Debug, Deserialize)]
 pub(super) struct SearchParams {
     #[serde(default)]
@@ -29,6 +29,8 @@ pub(super) struct SearchParams {
     #[serde(default)]
     pub raw: bool,
     pub status: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
 }
 
 /// `GET /api/search`: `{"results": [...], "total": N, "at_least": bool}`,
@@ -41,10 +43,11 @@ pub(super) async fn search(
     let limit = p.limit.unwrap_or(20).clamp(1, MAX_LIMIT);
     blocking(move || {
         let query = crate::commands::search::parse_query(&p.q, p.raw)?;
-        let filter = SearchFilter {
-            status: crate::commands::parse_status(p.status.as_deref())?,
-            ..SearchFilter::default()
-        };
+        let filter = crate::commands::search::filter(
+            p.since.as_deref(),
+            p.until.as_deref(),
+            p.status.as_deref(),
+        )?;
         let found = crate::commands::search::find(&web.app, &query, &p.q, &filter, limit, p.pages)?;
         Ok(Json(json!({
             "results": crate::commands::search::to_json(&found.results),
@@ -59,20 +62,29 @@ pub(super) async fn search(
 pub(super) struct ListParams {
     status: Option<String>,
     limit: Option<usize>,
+    #[serde(default)]
+    poor: bool,
 }
 
-/// `GET /api/documents?status=...&limit=N`: `quire list --json`, newest
-/// first (all of them unless `limit`, at most [`MAX_LIMIT`]).
+/// `GET /api/documents?status=...&limit=N&poor=true`: `quire list --json`,
+/// newest first (all of them unless `limit`, at most [`MAX_LIMIT`]);
+/// `poor` keeps only documents with poorly read pages, as `list --poor`.
 pub(super) async fn documents(
     State(web): State<Web>,
     Query(p): Query<ListParams>,
 ) -> Result<Json<Value>, ApiError> {
     blocking(move || {
         let status = crate::commands::parse_status(p.status.as_deref())?;
-        let docs = match p.limit {
-            Some(n) => web.app.store.newest(status, n.clamp(1, MAX_LIMIT))?,
-            None => web.app.store.list(status)?,
+        let mut docs = match p.limit {
+            Some(n) if !p.poor => web.app.store.newest(status, n.clamp(1, MAX_LIMIT))?,
+            _ => web.app.store.list(status)?,
         };
+        if p.poor {
+            docs.retain(|d| d.poor_pages > 0);
+            if let Some(n) = p.limit {
+                docs.truncate(n.clamp(1, MAX_LIMIT));
+            }
+        }
         Ok(Json(serde_json::to_value(crate::commands::list::items(
             &docs,
         ))?))
