@@ -167,7 +167,8 @@ pub struct OutputConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
-    /// Address and port to listen on; empty turns the web page off.
+    /// Address and port to listen on (`localhost:PORT` is 127.0.0.1);
+    /// empty turns the web page off.
     pub listen: String,
     /// A file holding the access token (bearer token, or the password of
     /// HTTP basic auth); required to listen beyond loopback.
@@ -388,8 +389,8 @@ impl Config {
         }
         if self.http_addr().is_err() {
             return bad(
-                "http.listen must be an address and port such as 127.0.0.1:8484 or [::1]:8484, \
-                 or empty to turn the web page off",
+                "http.listen must be an address and port such as 127.0.0.1:8484, localhost:8484 \
+                 or [::1]:8484, or empty to turn the web page off",
             );
         }
         let inbox = std::path::absolute(self.inbox_dir()).unwrap_or_else(|_| self.inbox_dir());
@@ -427,6 +428,11 @@ impl Config {
         let listen = self.http.listen.trim();
         if listen.is_empty() {
             return Ok(None);
+        }
+        // `localhost` is what people write. It means IPv4 loopback here, as
+        // the default does, not whatever the resolver lists first.
+        if let Some(port) = listen.strip_prefix("localhost:") {
+            return format!("127.0.0.1:{port}").parse().map(Some);
         }
         listen.parse().map(Some)
     }
@@ -730,6 +736,27 @@ mod tests {
         let c = Config::load(None, env(&[("HOME", "/nonexistent")])).unwrap();
         assert_eq!(c.queue.max_attempts, 3);
         assert_eq!(c.scheduler.check_interval, Dur::secs(300));
+    }
+
+    #[test]
+    fn http_listen_takes_addresses_and_localhost() {
+        let listen = |v: &str| {
+            Config::load(
+                None,
+                env(&[("HOME", "/nonexistent"), ("QUIRE_HTTP_LISTEN", v)]),
+            )
+            .map(|c| c.http_addr().unwrap().map(|a| a.to_string()))
+        };
+        assert_eq!(listen("").unwrap(), None);
+        assert_eq!(
+            listen("localhost:9000").unwrap().as_deref(),
+            Some("127.0.0.1:9000")
+        );
+        assert_eq!(listen("[::1]:9000").unwrap().as_deref(), Some("[::1]:9000"));
+        for bad in ["localhost", "localhost:http", "example.org:80", "9000"] {
+            let e = listen(bad).unwrap_err().to_string();
+            assert!(e.contains("localhost:8484"), "{bad}: {e}");
+        }
     }
 
     #[test]
