@@ -66,12 +66,111 @@ pub fn read_page(
         // SAFETY: a fresh Pix owned by nobody else.
         return Ok(unsafe { RefCountedExclusive::new(Pix::new_from_pointer(ptr)) });
     }
+    if kind == Kind::Pnm
+        && let Some(pix) = read_binary_pnm(data)
+    {
+        return pix;
+    }
     Pix::read_mem(data)
         .map_err(|_| {
             format!(
                 "the {kind} image cannot be decoded (damaged or truncated, or over the memory limit ocr.max_memory_mb)"
             )
         })
+}
+
+/// Decodes a binary PBM, PGM or PPM of 8-bit samples (P4, P5, P6 with a
+/// maxval of 255: what pdftoppm and the PDF image decoder hand the OCR)
+/// into a Pix, row by row; `None` for any other PNM, which leptonica reads.
+///
+/// leptonica's PNM reader takes every sample through a `fread` of its own:
+/// a quarter of the OCR child's time on a scanned PDF whose pages are
+/// Flate images, and as much on every page pdftoppm renders.
+fn read_binary_pnm(data: &[u8]) -> Option<Result<RefCountedExclusive<Pix>, String>> {
+    let (magic, w, h, maxval, body) = parse_pnm(data)?;
+    if (magic != b'4' && maxval != 255) || !(1..=i64::from(i32::MAX)).contains(&w.min(h)) {
+        return None;
+    }
+    let (w, h) = (w as usize, h as usize);
+    let (depth, row_bytes) = match magic {
+        b'4' => (1, w.div_ceil(8)),
+        b'5' => (8, w),
+        _ => (32, w.checked_mul(3)?),
+    };
+    if body.len() / row_bytes.max(1) < h {
+        return Some(Err("the PNM image is truncated".into()));
+    }
+    // SAFETY: pixCreate returns a zeroed w x h image (or null, checked) of
+    // `wpl` 32-bit words per row; each row written here stays inside its
+    // own `wpl` words, and the Pix is handed to its owner at the end.
+    unsafe {
+        let pix = leptonica_sys::pixCreate(w as i32, h as i32, depth);
+        if pix.is_null() {
+            return Some(Err(format!(
+                "a {w}x{h} page cannot be allocated (over the memory limit ocr.max_memory_mb?)"
+            )));
+        }
+        let wpl = leptonica_sys::pixGetWpl(pix) as usize;
+        let words = std::slice::from_raw_parts_mut(leptonica_sys::pixGetData(pix), wpl * h);
+        for (line, row) in words
+            .chunks_exact_mut(wpl)
+            .zip(body.chunks_exact(row_bytes))
+        {
+            if depth == 32 {
+                // leptonica's RGB pixel: red in the high byte, then green, blue.
+                for (word, px) in line.iter_mut().zip(row.chunks_exact(3)) {
+                    *word = u32::from_be_bytes([px[0], px[1], px[2], 0]);
+                }
+            } else {
+                // 1- and 8-bit rows are packed as PNM packs them, the first
+                // pixel in a word's high bits; PBM's 1 is black, as leptonica's.
+                for (word, bytes) in line.iter_mut().zip(row.chunks(4)) {
+                    let mut b = [0; 4];
+                    b[..bytes.len()].copy_from_slice(bytes);
+                    *word = u32::from_be_bytes(b);
+                }
+            }
+        }
+        Some(Ok(RefCountedExclusive::new(Pix::new_from_pointer(pix))))
+    }
+}
+
+/// A binary PNM's type (`4`, `5` or `6`), width, height, maxval (1 for a
+/// PBM) and samples; `None` when its header cannot be read.
+pub(super) fn parse_pnm(data: &[u8]) -> Option<(u8, i64, i64, i64, &[u8])> {
+    let (&[b'P', magic @ (b'4' | b'5' | b'6')], rest) = data.split_first_chunk::<2>()? else {
+        return None;
+    };
+    let fields = if magic == b'4' { 2 } else { 3 };
+    let mut values = vec![];
+    let mut i = 0;
+    while values.len() < fields {
+        // Whitespace and comment lines (leptonica writes one) between fields.
+        loop {
+            match rest.get(i)? {
+                b'#' => {
+                    while *rest.get(i)? != b'\n' {
+                        i += 1;
+                    }
+                }
+                c if c.is_ascii_whitespace() => i += 1,
+                _ => break,
+            }
+        }
+        let start = i;
+        while rest.get(i)?.is_ascii_digit() {
+            i += 1;
+        }
+        values.push(
+            std::str::from_utf8(&rest[start..i])
+                .ok()?
+                .parse::<i64>()
+                .ok()?,
+        );
+    }
+    let maxval = values.get(2).copied().unwrap_or(1);
+    // One whitespace byte ends the header.
+    Some((magic, values[0], values[1], maxval, rest.get(i + 1..)?))
 }
 
 /// Decodes page `page` (1-based) of the image file `path` and writes it to
@@ -175,4 +274,76 @@ fn tiff_pages(data: &[u8]) -> Result<Vec<(u64, u64)>, String> {
         return Err(bad());
     }
     Ok(pages)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A PNM of pseudo-random samples: `P{magic}`, w x h, maxval 255.
+    fn pnm(magic: u8, w: usize, h: usize, seed: u32) -> Vec<u8> {
+        let row = match magic {
+            b'4' => w.div_ceil(8),
+            b'5' => w,
+            _ => 3 * w,
+        };
+        let mut out = match magic {
+            b'4' => format!("P4\n{w} {h}\n"),
+            _ => format!("P{}\n{w} {h}\n255\n", magic as char),
+        }
+        .into_bytes();
+        let mut x = seed;
+        out.extend((0..row * h).map(|_| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            (x >> 16) as u8
+        }));
+        out
+    }
+
+    #[test]
+    fn binary_pnms_decode_as_leptonica_decodes_them() {
+        // Widths that end rows mid-word and mid-byte.
+        for (magic, w, h) in [(b'4', 37, 5), (b'4', 64, 3), (b'5', 13, 7), (b'6', 9, 4)] {
+            let data = pnm(magic, w, h, w as u32);
+            let ours = read_binary_pnm(&data).expect("a plain binary PNM").unwrap();
+            let theirs = Pix::read_mem(&data).unwrap();
+            let mut same = 0;
+            // SAFETY: both are valid images; pixEqual only reads them.
+            let rc = unsafe {
+                leptonica_sys::pixEqual(
+                    super::super::upright::raw(&ours),
+                    super::super::upright::raw(&theirs),
+                    &mut same,
+                )
+            };
+            assert_eq!((rc, same), (0, 1), "P{} {w}x{h}", magic as char);
+        }
+    }
+
+    #[test]
+    fn pnm_headers_parse() {
+        assert_eq!(
+            parse_pnm(b"P5\n3 2\n255\nabcdef"),
+            Some((b'5', 3, 2, 255, &b"abcdef"[..]))
+        );
+        assert_eq!(
+            parse_pnm(b"P4\n8 1\n\xff"),
+            Some((b'4', 8, 1, 1, &b"\xff"[..]))
+        );
+        let commented = b"P6\n# written by leptonica\n1 1\n255\nRGB";
+        assert_eq!(parse_pnm(commented), Some((b'6', 1, 1, 255, &b"RGB"[..])));
+        assert_eq!(parse_pnm(b"P5\n3"), None);
+    }
+
+    #[test]
+    fn other_pnms_are_left_to_leptonica_and_truncated_ones_refused() {
+        assert!(read_binary_pnm(b"P5\n2 2\n65535\n").is_none());
+        assert!(read_binary_pnm(b"P2\n2 2\n255\n0 0 0 0").is_none());
+        assert!(read_binary_pnm(b"P5\n0 2\n255\n").is_none());
+        let mut cut = pnm(b'5', 10, 10, 1);
+        cut.truncate(cut.len() - 1);
+        assert!(read_binary_pnm(&cut).unwrap().is_err());
+        // Read through read_page, a PNM leptonica cannot read is an error too.
+        assert!(read_page(Kind::Pnm, &cut, 0).is_err());
+    }
 }

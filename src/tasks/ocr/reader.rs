@@ -274,8 +274,12 @@ impl OpenDocument {
         if !(50.0..=1200.0).contains(&dpi_x) || (dpi_x - dpi_y).abs() > dpi_x * 0.1 {
             return Ok(None);
         }
-        let pix = tesseract::plumbing::leptonica_plumbing::Pix::read_mem(&img.data)
-            .map_err(|_| format!("embedded {} image cannot be decoded", img.format))?;
+        let pix = if img.format == "pnm" {
+            image::read_page(Kind::Pnm, &img.data, 0)?
+        } else {
+            tesseract::plumbing::leptonica_plumbing::Pix::read_mem(&img.data)
+                .map_err(|_| format!("embedded {} image cannot be decoded", img.format))?
+        };
         ocr_image(config, &pix, Some(dpi_x.round() as i32)).map(Some)
     }
 }

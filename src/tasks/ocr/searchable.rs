@@ -419,7 +419,8 @@ fn raw_stream(pix: &Pix) -> Result<Stream, String> {
         leptonica_sys::lept_free(data.cast());
         bytes
     };
-    let (magic, w, h, body) = parse_pnm(&pnm).ok_or("leptonica wrote an unreadable PNM")?;
+    let (magic, w, h, _, body) =
+        image::parse_pnm(&pnm).ok_or("leptonica wrote an unreadable PNM")?;
     let (space, bits, decode) = match magic {
         b'4' => ("DeviceGray", 1, true), // PBM: 1 is black, the opposite of PDF gray
         b'5' => ("DeviceGray", 8, false),
@@ -439,42 +440,6 @@ fn raw_stream(pix: &Pix) -> Result<Stream, String> {
     let mut stream = Stream::new(dict, body.to_vec());
     stream.compress().map_err(|e| e.to_string())?;
     Ok(stream)
-}
-
-/// A binary PNM's type (`4`, `5` or `6`), width, height and pixel data.
-fn parse_pnm(data: &[u8]) -> Option<(u8, i64, i64, &[u8])> {
-    let (&[b'P', magic], rest) = data.split_first_chunk::<2>()? else {
-        return None;
-    };
-    let fields = if magic == b'4' { 2 } else { 3 };
-    let mut values = vec![];
-    let mut i = 0;
-    while values.len() < fields {
-        // Whitespace and comment lines (leptonica writes one) between fields.
-        loop {
-            match rest.get(i)? {
-                b'#' => {
-                    while *rest.get(i)? != b'\n' {
-                        i += 1;
-                    }
-                }
-                c if c.is_ascii_whitespace() => i += 1,
-                _ => break,
-            }
-        }
-        let start = i;
-        while rest.get(i)?.is_ascii_digit() {
-            i += 1;
-        }
-        values.push(
-            std::str::from_utf8(&rest[start..i])
-                .ok()?
-                .parse::<i64>()
-                .ok()?,
-        );
-    }
-    // One whitespace byte ends the header.
-    Some((magic, values[0], values[1], rest.get(i + 1..)?))
 }
 
 #[cfg(test)]
@@ -508,20 +473,5 @@ mod tests {
             page_to_user(media, 270).apply(0.0, 0.0),
             (600.0, 800.0)
         ));
-    }
-
-    #[test]
-    fn pnm_headers_parse() {
-        assert_eq!(
-            parse_pnm(b"P5\n3 2\n255\nabcdef"),
-            Some((b'5', 3, 2, &b"abcdef"[..]))
-        );
-        assert_eq!(
-            parse_pnm(b"P4\n8 1\n\xff"),
-            Some((b'4', 8, 1, &b"\xff"[..]))
-        );
-        let commented = b"P6\n# written by leptonica\n1 1\n255\nRGB";
-        assert_eq!(parse_pnm(commented), Some((b'6', 1, 1, &b"RGB"[..])));
-        assert_eq!(parse_pnm(b"P5\n3"), None);
     }
 }
