@@ -135,6 +135,57 @@ fn read_binary_pnm(data: &[u8]) -> Option<Result<RefCountedExclusive<Pix>, Strin
     }
 }
 
+/// The samples of a 1-, 8- or 32-bit Pix as a binary PNM's body holds them
+/// (rows byte-aligned; 1-bit packed, 1 black; 32-bit as RGB triplets), with
+/// its depth, width and height; `None` for other depths. The inverse of
+/// [`read_binary_pnm`], and for the same reason: leptonica's PNM writer
+/// takes every sample through an `fwrite` of its own.
+pub(super) fn pix_samples(pix: &Pix) -> Option<(i32, u32, u32, Vec<u8>)> {
+    let raw = super::upright::raw(pix);
+    // SAFETY: a valid Pix holds `wpl` words for each of its `h` rows.
+    let (depth, w, h, wpl, words) = unsafe {
+        let (w, h) = (
+            leptonica_sys::pixGetWidth(raw),
+            leptonica_sys::pixGetHeight(raw),
+        );
+        let wpl = leptonica_sys::pixGetWpl(raw);
+        let data = leptonica_sys::pixGetData(raw);
+        if data.is_null() || w <= 0 || h <= 0 || wpl <= 0 {
+            return None;
+        }
+        let words = std::slice::from_raw_parts(data, wpl as usize * h as usize);
+        (
+            leptonica_sys::pixGetDepth(raw),
+            w as usize,
+            h as usize,
+            wpl as usize,
+            words,
+        )
+    };
+    let row_bytes = match depth {
+        1 => w.div_ceil(8),
+        8 => w,
+        32 => 3 * w,
+        _ => return None,
+    };
+    let mut out = Vec::new();
+    out.try_reserve_exact(row_bytes * h).ok()?;
+    for line in words.chunks_exact(wpl) {
+        if depth == 32 {
+            for word in &line[..w] {
+                out.extend_from_slice(&word.to_be_bytes()[..3]);
+            }
+        } else {
+            let start = out.len();
+            for word in line {
+                out.extend_from_slice(&word.to_be_bytes());
+            }
+            out.truncate(start + row_bytes);
+        }
+    }
+    Some((depth, w as u32, h as u32, out))
+}
+
 /// A binary PNM's type (`4`, `5` or `6`), width, height, maxval (1 for a
 /// PBM) and samples; `None` when its header cannot be read.
 pub(super) fn parse_pnm(data: &[u8]) -> Option<(u8, i64, i64, i64, &[u8])> {
@@ -333,6 +384,30 @@ mod tests {
         let commented = b"P6\n# written by leptonica\n1 1\n255\nRGB";
         assert_eq!(parse_pnm(commented), Some((b'6', 1, 1, 255, &b"RGB"[..])));
         assert_eq!(parse_pnm(b"P5\n3"), None);
+    }
+
+    #[test]
+    fn samples_come_back_as_leptonicas_pnm_writer_writes_them() {
+        for (magic, w, h) in [(b'4', 37, 5), (b'4', 64, 3), (b'5', 13, 7), (b'6', 9, 4)] {
+            let pix = Pix::read_mem(&pnm(magic, w, h, 7)).unwrap();
+            let (mut data, mut size) = (std::ptr::null_mut(), 0usize);
+            // SAFETY: a valid Pix; the buffer leptonica allocates is freed here.
+            let written = unsafe {
+                let rc = leptonica_sys::pixWriteMemPnm(
+                    &mut data,
+                    &mut size,
+                    super::super::upright::raw(&pix),
+                );
+                assert_eq!(rc, 0);
+                let v = std::slice::from_raw_parts(data, size).to_vec();
+                leptonica_sys::lept_free(data.cast());
+                v
+            };
+            let (_, ww, wh, _, body) = parse_pnm(&written).unwrap();
+            let (_, sw, sh, samples) = pix_samples(&pix).unwrap();
+            assert_eq!((i64::from(sw), i64::from(sh)), (ww, wh));
+            assert!(samples == body, "P{} {w}x{h}", magic as char);
+        }
     }
 
     #[test]

@@ -22,6 +22,7 @@ use std::path::Path;
 use lopdf::{Dictionary, Document, Object, ObjectId, Stream, dictionary};
 use serde::{Deserialize, Serialize};
 use tesseract::plumbing::leptonica_plumbing::Pix;
+use tesseract::plumbing::leptonica_plumbing::memory::RefCountedExclusive;
 use tesseract::plumbing::leptonica_sys;
 
 use super::image;
@@ -386,9 +387,9 @@ fn jpeg_stream(data: &[u8], pix: &Pix, components: u8) -> Stream {
 /// 8-bit gray or RGB.
 fn raw_stream(pix: &Pix) -> Result<Stream, String> {
     let raw = super::upright::raw(pix);
-    // SAFETY: each call reads a valid Pix and returns a new one (or null),
-    // freed below; pixWriteMemPnm allocates the buffer we free.
-    let pnm = unsafe {
+    // SAFETY: each call reads a valid Pix and returns a new one (or null);
+    // each is destroyed here, the last when its owner `p` drops.
+    let samples = unsafe {
         let mut p =
             leptonica_sys::pixRemoveColormap(raw, leptonica_sys::REMOVE_CMAP_BASED_ON_SRC as i32);
         let depth = if p.is_null() {
@@ -409,37 +410,33 @@ fn raw_stream(pix: &Pix) -> Result<Stream, String> {
         if p.is_null() {
             return Err("the image cannot be converted for the PDF".into());
         }
-        let (mut data, mut size) = (std::ptr::null_mut(), 0usize);
-        let rc = leptonica_sys::pixWriteMemPnm(&mut data, &mut size, p);
-        leptonica_sys::pixDestroy(&mut p);
-        if rc != 0 || data.is_null() {
-            return Err("the image cannot be converted for the PDF".into());
-        }
-        let bytes = std::slice::from_raw_parts(data, size).to_vec();
-        leptonica_sys::lept_free(data.cast());
-        bytes
+        let p = RefCountedExclusive::new(Pix::new_from_pointer(p));
+        image::pix_samples(&p).ok_or("the image cannot be converted for the PDF")?
     };
-    let (magic, w, h, _, body) =
-        image::parse_pnm(&pnm).ok_or("leptonica wrote an unreadable PNM")?;
-    let (space, bits, decode) = match magic {
-        b'4' => ("DeviceGray", 1, true), // PBM: 1 is black, the opposite of PDF gray
-        b'5' => ("DeviceGray", 8, false),
+    let (depth, w, h, body) = samples;
+    let (space, bits, decode) = match depth {
+        1 => ("DeviceGray", 1, true), // leptonica's 1 is black, the opposite of PDF gray
+        8 => ("DeviceGray", 8, false),
         _ => ("DeviceRGB", 8, false),
     };
     let mut dict = dictionary! {
         "Type" => "XObject",
         "Subtype" => "Image",
-        "Width" => w,
-        "Height" => h,
+        "Width" => i64::from(w),
+        "Height" => i64::from(h),
         "ColorSpace" => space,
         "BitsPerComponent" => bits,
     };
     if decode {
         dict.set("Decode", vec![1.into(), 0.into()]);
     }
-    let mut stream = Stream::new(dict, body.to_vec());
-    stream.compress().map_err(|e| e.to_string())?;
-    Ok(stream)
+    // zlib's default level, not lopdf's `compress` (the best level): on a
+    // page of 8 million samples the best level took several times as long
+    // for a file a few per cent smaller.
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(&body).map_err(|e| e.to_string())?;
+    dict.set("Filter", "FlateDecode");
+    Ok(Stream::new(dict, z.finish().map_err(|e| e.to_string())?).with_compression(false))
 }
 
 #[cfg(test)]
