@@ -28,6 +28,10 @@ fn main() {
     // For profiling one case: QUIRE_BENCH_ONLY=fused (or "claim", "batch")
     // runs one kind, QUIRE_BENCH_WORKERS=1 one number of workers.
     let only = std::env::var("QUIRE_BENCH_ONLY").unwrap_or_default();
+    assert!(
+        ["", "claim", "fused", "batch"].contains(&only.as_str()),
+        "QUIRE_BENCH_ONLY is one of claim, fused, batch"
+    );
     let only_workers: Option<usize> = std::env::var("QUIRE_BENCH_WORKERS")
         .ok()
         .and_then(|v| v.parse().ok());

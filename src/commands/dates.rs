@@ -35,7 +35,8 @@ pub(crate) fn parse_date(s: &str, flag: &str) -> anyhow::Result<i64> {
             "{flag} {s:?}: write the date as YYYY-MM-DD"
         )));
     };
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+    // Years beyond 9999 would overflow the arithmetic below.
+    if !(1..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
         return Err(super::usage(format!(
             "{flag} {s:?}: write the date as YYYY-MM-DD"
         )));
@@ -65,5 +66,8 @@ mod tests {
         assert_eq!(parse_date("1970-01-01", "x").unwrap(), 0);
         assert_eq!(parse_date("2023-11-14", "x").unwrap(), 1_699_920_000_000);
         assert!(parse_date("14/11/2023", "x").is_err());
+        // A year past 9999 is refused, not overflowed.
+        assert!(parse_date("999999999999999-01-01", "x").is_err());
+        assert_eq!(parse_date("9999-12-31", "x").unwrap(), 253_402_214_400_000);
     }
 }

@@ -88,7 +88,8 @@ pub fn read_page(
 /// Flate images, and as much on every page pdftoppm renders.
 fn read_binary_pnm(data: &[u8]) -> Option<Result<RefCountedExclusive<Pix>, String>> {
     let (magic, w, h, maxval, body) = parse_pnm(data)?;
-    if (magic != b'4' && maxval != 255) || !(1..=i64::from(i32::MAX)).contains(&w.min(h)) {
+    let fits = |n: i64| (1..=i64::from(i32::MAX)).contains(&n);
+    if (magic != b'4' && maxval != 255) || !fits(w) || !fits(h) {
         return None;
     }
     let (w, h) = (w as usize, h as usize);
@@ -111,6 +112,11 @@ fn read_binary_pnm(data: &[u8]) -> Option<Result<RefCountedExclusive<Pix>, Strin
             )));
         }
         let wpl = leptonica_sys::pixGetWpl(pix) as usize;
+        if leptonica_sys::pixGetHeight(pix) as usize != h {
+            let mut pix = pix;
+            leptonica_sys::pixDestroy(&mut pix);
+            return Some(Err(format!("a {w}x{h} page cannot be made")));
+        }
         let words = std::slice::from_raw_parts_mut(leptonica_sys::pixGetData(pix), wpl * h);
         for (line, row) in words
             .chunks_exact_mut(wpl)
@@ -136,7 +142,8 @@ fn read_binary_pnm(data: &[u8]) -> Option<Result<RefCountedExclusive<Pix>, Strin
 }
 
 /// The samples of a 1-, 8- or 32-bit Pix as a binary PNM's body holds them
-/// (rows byte-aligned; 1-bit packed, 1 black; 32-bit as RGB triplets), with
+/// (rows byte-aligned; 1-bit packed, 1 black, the last byte's spare bits
+/// as the Pix has them; 32-bit as RGB triplets), with
 /// its depth, width and height; `None` for other depths. The inverse of
 /// [`read_binary_pnm`], and for the same reason: leptonica's PNM writer
 /// takes every sample through an `fwrite` of its own.
@@ -176,11 +183,15 @@ pub(super) fn pix_samples(pix: &Pix) -> Option<(i32, u32, u32, Vec<u8>)> {
                 out.extend_from_slice(&word.to_be_bytes()[..3]);
             }
         } else {
-            let start = out.len();
-            for word in line {
+            // Whole words, then the row's last bytes: never past the
+            // reservation, which would double the buffer.
+            let (whole, rest) = (row_bytes / 4, row_bytes % 4);
+            for word in &line[..whole] {
                 out.extend_from_slice(&word.to_be_bytes());
             }
-            out.truncate(start + row_bytes);
+            if rest > 0 {
+                out.extend_from_slice(&line[whole].to_be_bytes()[..rest]);
+            }
         }
     }
     Some((depth, w as u32, h as u32, out))
@@ -407,6 +418,8 @@ mod tests {
             let (_, sw, sh, samples) = pix_samples(&pix).unwrap();
             assert_eq!((i64::from(sw), i64::from(sh)), (ww, wh));
             assert!(samples == body, "P{} {w}x{h}", magic as char);
+            // Filled within its reservation, never regrown.
+            assert_eq!(samples.capacity(), samples.len());
         }
     }
 
@@ -415,6 +428,9 @@ mod tests {
         assert!(read_binary_pnm(b"P5\n2 2\n65535\n").is_none());
         assert!(read_binary_pnm(b"P2\n2 2\n255\n0 0 0 0").is_none());
         assert!(read_binary_pnm(b"P5\n0 2\n255\n").is_none());
+        // Either side past i32 is left to leptonica, never wrapped.
+        assert!(read_binary_pnm(b"P5\n1 4294967297\n255\n\0").is_none());
+        assert!(read_binary_pnm(b"P4\n4294967297 1\n\0").is_none());
         let mut cut = pnm(b'5', 10, 10, 1);
         cut.truncate(cut.len() - 1);
         assert!(read_binary_pnm(&cut).unwrap().is_err());

@@ -410,6 +410,8 @@ fn raw_stream(pix: &Pix) -> Result<Stream, String> {
         if p.is_null() {
             return Err("the image cannot be converted for the PDF".into());
         }
+        // A row's spare bits go into the PDF's last byte of the row: zero them.
+        leptonica_sys::pixSetPadBits(p, 0);
         let p = RefCountedExclusive::new(Pix::new_from_pointer(p));
         image::pix_samples(&p).ok_or("the image cannot be converted for the PDF")?
     };
