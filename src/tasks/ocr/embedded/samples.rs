@@ -242,6 +242,25 @@ pub(super) fn samples_image(
         .map_err(|_| Skip::Undecodable("image size overflows".into()))?;
     let mut out = pnm_buffer(magic, width, height, body)?;
     let samples_per_row = width as usize * components;
+    // The common case, 8-bit gray or RGB read as it is: the rows are the
+    // PNM's body already. (Sample by sample this loop was most of a scanned
+    // PDF's decode time, and slower still in the tests' debug builds.)
+    let as_is = bpc == 8
+        && matches!(colours, Colours::Gray | Colours::Rgb)
+        && luts
+            .iter()
+            .all(|lut| lut.iter().enumerate().all(|(i, &v)| usize::from(v) == i));
+    if as_is {
+        for row in rows {
+            out.extend_from_slice(&row[..samples_per_row]);
+        }
+        return Ok(PageImage {
+            data: out,
+            width,
+            height,
+            format: "pnm",
+        });
+    }
     let mut row_levels: Vec<u8> = Vec::with_capacity(samples_per_row);
     let mut pixel = [0u8; 4];
     for row in rows {

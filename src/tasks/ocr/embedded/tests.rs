@@ -107,6 +107,45 @@ fn gray_image_from_inherited_resources_with_predictor() {
 }
 
 #[test]
+fn eight_bit_rows_are_copied_unless_a_decode_array_maps_them() {
+    let rgb = image(
+        2,
+        1,
+        vec![
+            ("ColorSpace", name("DeviceRGB")),
+            ("BitsPerComponent", Object::Integer(8)),
+        ],
+        vec![1, 2, 3, 250, 251, 252],
+    );
+    let inverted = image(
+        2,
+        1,
+        vec![
+            ("ColorSpace", name("DeviceGray")),
+            ("BitsPerComponent", Object::Integer(8)),
+            (
+                "Decode",
+                Object::Array(vec![Object::Integer(1), Object::Integer(0)]),
+            ),
+        ],
+        vec![0, 200],
+    );
+    for (img, want) in [
+        (rgb, &b"P6\n2 1\n255\n\x01\x02\x03\xfa\xfb\xfc"[..]),
+        (inverted, &b"P5\n2 1\n255\n\xff\x37"[..]),
+    ] {
+        let (doc, page) = doc_with(
+            vec![((10, 0), img)],
+            xobjects(&[("Im0", (10, 0))]),
+            b"/Im0 Do",
+        );
+        let (images, bad) = page_images(&doc, page, 1000).unwrap();
+        assert_eq!((bad, images.len()), (0, 1));
+        assert_eq!(images[0].data, want);
+    }
+}
+
+#[test]
 fn one_bit_gray_and_masks_become_pbm() {
     let (gray, mask, inverted) = ((10, 0), (11, 0), (12, 0));
     let objects = vec![
