@@ -89,23 +89,7 @@ fn main() {
 /// completing them: one at a time in its own transaction, or a batch in one.
 fn baseline(n: usize, batch: usize) -> f64 {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = rusqlite::Connection::open(dir.path().join("plain.db")).unwrap();
-    c.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-         CREATE TABLE t (id INTEGER PRIMARY KEY, status TEXT NOT NULL, priority INTEGER NOT NULL, \
-                         run_after INTEGER NOT NULL, claimed_by TEXT); \
-         CREATE INDEX t_claim ON t (priority, run_after, id) WHERE status = 'pending';",
-    )
-    .unwrap();
-    let tx = c.transaction().unwrap();
-    for _ in 0..n {
-        tx.execute(
-            "INSERT INTO t (status, priority, run_after) VALUES ('pending', 1, 0)",
-            [],
-        )
-        .unwrap();
-    }
-    tx.commit().unwrap();
+    let mut c = plain_db(dir.path(), n, false);
     let t = Instant::now();
     let mut done = 0;
     loop {
@@ -147,22 +131,26 @@ fn baseline(n: usize, batch: usize) -> f64 {
     n as f64 / t.elapsed().as_secs_f64()
 }
 
-/// The plain loop as quire's workers step: each transaction completes the
-/// task just run and claims the next (one commit per task). With
-/// `documents`, each completion also sets its document's status, on a
-/// table indexed by status as quire's is.
-fn fused_baseline(n: usize, documents: bool) -> f64 {
-    let dir = tempfile::tempdir().unwrap();
-    let mut c = rusqlite::Connection::open(dir.path().join("plain.db")).unwrap();
+/// A new plain database in `dir` with quire's pragmas, a bare task table
+/// with its claim index and `n` pending tasks; with `documents`, also a
+/// document per task ('indexing'), on a table indexed by status as
+/// quire's is.
+fn plain_db(dir: &std::path::Path, n: usize, documents: bool) -> rusqlite::Connection {
+    let mut c = rusqlite::Connection::open(dir.join("plain.db")).unwrap();
     c.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
          CREATE TABLE t (id INTEGER PRIMARY KEY, status TEXT NOT NULL, priority INTEGER NOT NULL, \
                          run_after INTEGER NOT NULL, claimed_by TEXT); \
-         CREATE INDEX t_claim ON t (priority, run_after, id) WHERE status = 'pending'; \
-         CREATE TABLE d (id INTEGER PRIMARY KEY, status TEXT NOT NULL, updated_at INTEGER); \
-         CREATE INDEX d_status ON d (status);",
+         CREATE INDEX t_claim ON t (priority, run_after, id) WHERE status = 'pending';",
     )
     .unwrap();
+    if documents {
+        c.execute_batch(
+            "CREATE TABLE d (id INTEGER PRIMARY KEY, status TEXT NOT NULL, updated_at INTEGER); \
+             CREATE INDEX d_status ON d (status);",
+        )
+        .unwrap();
+    }
     let tx = c.transaction().unwrap();
     for i in 0..n {
         tx.execute(
@@ -170,13 +158,25 @@ fn fused_baseline(n: usize, documents: bool) -> f64 {
             [],
         )
         .unwrap();
-        tx.execute(
-            "INSERT INTO d (id, status) VALUES (?1, 'indexing')",
-            [i as i64 + 1],
-        )
-        .unwrap();
+        if documents {
+            tx.execute(
+                "INSERT INTO d (id, status) VALUES (?1, 'indexing')",
+                [i as i64 + 1],
+            )
+            .unwrap();
+        }
     }
     tx.commit().unwrap();
+    c
+}
+
+/// The plain loop as quire's workers step: each transaction completes the
+/// task just run and claims the next (one commit per task). With
+/// `documents`, each completion also sets its document's status, on a
+/// table indexed by status as quire's is.
+fn fused_baseline(n: usize, documents: bool) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = plain_db(dir.path(), n, documents);
     let t = Instant::now();
     let (mut done, mut running): (usize, Option<i64>) = (0, None);
     loop {

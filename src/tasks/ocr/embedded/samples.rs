@@ -250,20 +250,13 @@ pub(super) fn samples_image(
         && luts
             .iter()
             .all(|lut| lut.iter().enumerate().all(|(i, &v)| usize::from(v) == i));
-    if as_is {
-        for row in rows {
-            out.extend_from_slice(&row[..samples_per_row]);
-        }
-        return Ok(PageImage {
-            data: out,
-            width,
-            height,
-            format: "pnm",
-        });
-    }
     let mut row_levels: Vec<u8> = Vec::with_capacity(samples_per_row);
     let mut pixel = [0u8; 4];
     for row in rows {
+        if as_is {
+            out.extend_from_slice(&row[..samples_per_row]);
+            continue;
+        }
         row_levels.clear();
         unpack_row(row, level_bits, step, samples_per_row, &mut row_levels);
         for samples in row_levels.chunks_exact(components) {
