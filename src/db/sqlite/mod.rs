@@ -34,13 +34,20 @@ pub type Conn = r2d2::PooledConnection<SqliteConnectionManager>;
 pub struct SqliteDb {
     pool: r2d2::Pool<SqliteConnectionManager>,
     path: PathBuf,
-    /// Taken by every write of this process for its whole transaction.
-    /// SQLite lets one writer in at a time anyway; one that finds the lock
-    /// taken sleeps in its busy handler (1 ms, then 2, 5, 10...), an age
-    /// next to a queue step of 50 us, and wakes when it wakes, not when the
-    /// lock is free. Waiting here instead, writers of this process follow
-    /// each other at once; the busy handler is left to other processes.
-    writer: Arc<Mutex<()>>,
+    /// The connection every write of this process runs on (opened by the
+    /// first), taken for the write's whole transaction.
+    /// - One lock: SQLite lets one writer in at a time anyway; one that finds
+    ///   the lock taken sleeps in its busy handler (1 ms, then 2, 5, 10...),
+    ///   an age next to a queue step of 30 us, and wakes when it wakes, not
+    ///   when the lock is free. Waiting here instead, writers of this process
+    ///   follow each other at once; the busy handler is left to other
+    ///   processes.
+    /// - One connection, not a pooled one per write: a connection that finds
+    ///   the file changed by another since its last transaction drops its
+    ///   whole page cache, so writes alternating over pooled connections
+    ///   each began cold (two workers drained the queue a third slower than
+    ///   one).
+    writer: Arc<Mutex<Option<Connection>>>,
 }
 
 impl SqliteDb {
@@ -87,28 +94,39 @@ impl SqliteDb {
         &self.path
     }
 
-    /// Runs `f` in one `BEGIN IMMEDIATE` transaction on a pooled connection,
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction on the writer connection,
     /// committing when it returns `Ok`; an `Err` (or a panic) rolls
     /// everything back.
     pub fn write<T, E: From<DbError>>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, E>,
     ) -> Result<T, E> {
-        // Taken before the connection: a writer waiting here holds none, so
-        // the one writing can always get its own. A poisoned lock only says
-        // a writer panicked; its transaction was rolled back (CachedTx).
+        // A poisoned lock only says a writer panicked; its transaction was
+        // rolled back (CachedTx) and the connection is as good as before.
         let _outermost = OutermostWrite::enter();
-        let _writing = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let conn = self.conn()?;
+        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let conn = match &mut *writer {
+            Some(conn) => conn,
+            empty => empty.insert(self.open_writer()?),
+        };
         if !conn.is_autocommit() {
-            // Left in a transaction by a read that could not finish it
-            // (a failed COMMIT of a snapshot): BEGIN would fail on it for ever.
+            // Left in a transaction by a COMMIT that failed: BEGIN would
+            // fail on it for ever.
             let _ = conn.execute_batch("ROLLBACK");
         }
-        let tx = CachedTx::begin(&conn).map_err(DbError::from)?;
-        let out = f(&conn)?;
+        let tx = CachedTx::begin(conn).map_err(DbError::from)?;
+        let out = f(conn)?;
         tx.commit().map_err(DbError::from)?;
         Ok(out)
+    }
+
+    /// Opens the connection writes run on, set up as the pool's are.
+    fn open_writer(&self) -> Result<Connection, DbError> {
+        let conn = Connection::open(&self.path).and_then(|c| configure(&c).map(|()| c));
+        conn.map_err(|error| DbError::Open {
+            location: Location::Sqlite(self.path.clone()),
+            error,
+        })
     }
 
     /// Runs a read-only `f` on a pooled connection (one consistent snapshot
