@@ -87,6 +87,16 @@ pub enum DbError {
         found: i64,
         known: i64,
     },
+    /// A schema migration that would break the database; it was rolled back.
+    #[error(
+        "migration {name} of the database {location} failed: {problem}; it was rolled back and \
+         the database is as it was: keep running the previous quire and report this"
+    )]
+    Migration {
+        location: Location,
+        name: &'static str,
+        problem: String,
+    },
     #[error(
         "cannot open the database {location}: {error}; check that the data dir exists and is writable"
     )]

@@ -11,7 +11,8 @@
 //! - every operation is one transaction: it happens whole or not at all,
 //!   whoever else writes at the same time and wherever the process is killed;
 //! - a document has at most one pending-or-claimed task per type, enforced by
-//!   the database (a partial unique index), not by a read-then-write;
+//!   the database (on SQLite, triggers that skip the write which would add a
+//!   second), not by the caller's read-then-write;
 //! - a task is claimed by at most one worker at a time, and every update of a
 //!   claimed task is fenced by the claiming worker's id: an update that
 //!   touches no row is [`QueueError::LostClaim`] and changes nothing;

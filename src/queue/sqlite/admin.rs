@@ -81,14 +81,14 @@ pub(crate) fn do_retry_all_failed(
 }
 
 /// Sets the task back to pending unless that would give its document a second
-/// live task of the type (the unique index says no; `OR IGNORE` turns that into
-/// "no row changed"). Returns whether it was revived.
+/// live task of the type (the trigger `task_queue_one_live_update` skips the
+/// row then, so no row changed). Returns whether it was revived.
 /// Back to pending with a fresh budget: attempts 0 and the policy's
 /// max_attempts (undoing attempts given back by stale releases).
 fn revive(tx: &Connection, task_id: i64, max_attempts: i64, now: i64) -> Result<bool, QueueError> {
     let n = tx
         .prepare_cached(
-            "UPDATE OR IGNORE task_queue SET status = 'pending', attempts = 0, max_attempts = :max, run_after = :now, \
+            "UPDATE task_queue SET status = 'pending', attempts = 0, max_attempts = :max, run_after = :now, \
                  completed_at = NULL, claimed_by = NULL, claimed_at = NULL, heartbeat_at = NULL \
              WHERE id = :id",
         )?

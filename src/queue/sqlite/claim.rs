@@ -248,6 +248,33 @@ mod tests {
     }
 
     #[test]
+    fn claims_and_stale_checks_walk_the_active_index() {
+        // A partial index serves a query only when the query's WHERE implies
+        // the index's: a slip (an IN list in either) turns each claim into a
+        // scan of the whole queue, which no other test would notice.
+        let f = fixture();
+        let plan = |sql: &str| -> String {
+            let c = f.conn();
+            let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let rows = st.query_map([], |r| r.get::<_, String>(3)).unwrap();
+            rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
+        };
+        for sql in [
+            "SELECT id FROM task_queue WHERE status = 'pending' AND run_after <= 0 \
+             ORDER BY priority, run_after, id LIMIT 1",
+            "SELECT id FROM task_queue WHERE status = 'claimed' AND heartbeat_at < 0",
+        ] {
+            let plan = plan(sql);
+            assert!(
+                plan.contains("USING COVERING INDEX task_queue_active")
+                    || plan.contains("USING INDEX task_queue_active"),
+                "{sql}: {plan}"
+            );
+            assert!(!plan.contains("TEMP B-TREE"), "{sql}: {plan}");
+        }
+    }
+
+    #[test]
     fn threads_never_claim_the_same_task() {
         let f = fixture();
         let docs: Vec<_> = (0..200).map(|i| f.document(&format!("d{i}"))).collect();

@@ -1,5 +1,6 @@
-//! Adding tasks. The partial unique index `task_queue_live` is what makes
-//! enqueue idempotent: the insert does nothing when a live task exists.
+//! Adding tasks. The trigger `task_queue_one_live_insert` (migration 0007)
+//! is what makes enqueue idempotent: the insert does nothing when the
+//! document has a live task of the type.
 
 use rusqlite::{Connection, OptionalExtension, named_params};
 
@@ -36,8 +37,7 @@ pub(crate) fn do_enqueue(
     let inserted = tx
         .prepare_cached(
             "INSERT INTO task_queue (document_id, task_type, priority, max_attempts, run_after, created_at) \
-             VALUES (:doc, :type, :priority, :max, :now, :now) \
-             ON CONFLICT DO NOTHING",
+             VALUES (:doc, :type, :priority, :max, :now, :now)",
         )?
         .execute(named_params! {
             ":doc": document_id, ":type": task_type.as_str(), ":priority": priority.rank(),
