@@ -16,6 +16,7 @@
 //! - a leader lock, so that one daemon among several watches the inbox
 //!   ([`Db::try_leader_lock`]).
 
+pub mod postgres;
 pub mod sqlite;
 
 use std::path::{Path, PathBuf};

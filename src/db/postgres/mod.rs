@@ -1,0 +1,263 @@
+//! The PostgreSQL engine (issue 15, under construction): one database that
+//! many daemons on many hosts share. So far it opens a pool of synchronous
+//! `postgres` connections, checks the server, and applies the schema in
+//! `migrations/postgres/` under an advisory lock; the queue and the store do
+//! not run on it yet, and nothing selects it from the configuration.
+//!
+//! This module and the `postgres` modules of the queue and the store (to
+//! come) are the only places that name the `postgres` driver.
+
+pub mod migrations;
+pub mod target;
+pub mod testing;
+
+use postgres::NoTls;
+use r2d2_postgres::PostgresConnectionManager;
+
+use super::BUSY_TIMEOUT;
+
+pub use target::{Target, TargetError};
+
+/// A pooled connection.
+pub type Conn = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
+
+/// The oldest server quire runs on: 13 made `unaccent` a trusted extension
+/// and added `DROP DATABASE ... WITH (FORCE)`.
+pub const MIN_SERVER_VERSION: i32 = 130000;
+
+/// Errors of the PostgreSQL engine. Each names the database by its
+/// [`Target`], which never prints a password.
+#[derive(Debug, thiserror::Error)]
+pub enum PgError {
+    #[error(
+        "cannot connect to PostgreSQL at {target}: {error}; check that the server runs and \
+         that database.url names its host, port, user and database"
+    )]
+    Connect {
+        target: Target,
+        error: postgres::Error,
+    },
+    #[error("PostgreSQL at {target} is version {found}; quire needs PostgreSQL 13 or newer")]
+    TooOld { target: Target, found: String },
+    #[error(
+        "the database {target} has schema version {found}, newer than this quire understands \
+         ({known}); upgrade quire, or point database.url at another database"
+    )]
+    TooNew {
+        target: Target,
+        found: i32,
+        known: i32,
+    },
+    #[error(
+        "migrating the database {target} failed: {error}; it was rolled back and the database \
+         is as it was (if the server says permission denied, the user needs to own the database)"
+    )]
+    Migration {
+        target: Target,
+        error: postgres::Error,
+    },
+    #[error("PostgreSQL connection pool for {target}: {error}")]
+    Pool { target: Target, error: r2d2::Error },
+    #[error("PostgreSQL at {target}: {error}")]
+    Query {
+        target: Target,
+        error: postgres::Error,
+    },
+}
+
+/// An open PostgreSQL database: its pool and where it is.
+#[derive(Clone)]
+pub struct PostgresDb {
+    pool: r2d2::Pool<PostgresConnectionManager<NoTls>>,
+    target: Target,
+}
+
+impl PostgresDb {
+    /// Connects to `target`, refuses a server older than
+    /// [`MIN_SERVER_VERSION`], brings the schema up to date (once, however many
+    /// hosts start together; see [`migrations::apply`]) and builds a pool of at
+    /// most `max_connections`.
+    pub fn open(target: &Target, max_connections: u32) -> Result<PostgresDb, PgError> {
+        let mut setup = target
+            .config()
+            .connect(NoTls)
+            .map_err(|error| PgError::Connect {
+                target: target.clone(),
+                error,
+            })?;
+        let query = |error| PgError::Query {
+            target: target.clone(),
+            error,
+        };
+        let version: String = setup
+            .query_one("SHOW server_version_num", &[])
+            .map_err(query)?
+            .get(0);
+        if version.parse::<i32>().unwrap_or(0) < MIN_SERVER_VERSION {
+            let found: String = setup
+                .query_one("SHOW server_version", &[])
+                .map_err(query)?
+                .get(0);
+            return Err(PgError::TooOld {
+                target: target.clone(),
+                found,
+            });
+        }
+        migrations::apply(&mut setup, target)?;
+        drop(setup);
+        let manager = PostgresConnectionManager::new(target.config().clone(), NoTls);
+        let pool = r2d2::Pool::builder()
+            .max_size(max_connections.max(1))
+            .min_idle(Some(0))
+            .connection_timeout(BUSY_TIMEOUT)
+            .build(manager)
+            .map_err(|error| PgError::Pool {
+                target: target.clone(),
+                error,
+            })?;
+        Ok(PostgresDb {
+            pool,
+            target: target.clone(),
+        })
+    }
+
+    /// Takes a connection from the pool.
+    pub fn conn(&self) -> Result<Conn, PgError> {
+        self.pool.get().map_err(|error| PgError::Pool {
+            target: self.target.clone(),
+            error,
+        })
+    }
+
+    /// Where the database is.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// The schema version the database is at.
+    pub fn schema_version(&self) -> Result<i32, PgError> {
+        let mut c = self.conn()?;
+        migrations::found_version(&mut *c).map_err(|error| PgError::Query {
+            target: self.target.clone(),
+            error,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::TestDatabase;
+    use super::*;
+
+    #[test]
+    fn open_applies_the_schema_once_and_reopens() {
+        let t = TestDatabase::new();
+        let db = PostgresDb::open(t.target(), 2).unwrap();
+        assert_eq!(db.schema_version().unwrap(), migrations::schema_version());
+        let again = PostgresDb::open(t.target(), 2).unwrap();
+        assert_eq!(
+            again.schema_version().unwrap(),
+            migrations::schema_version()
+        );
+        let mut c = db.conn().unwrap();
+        let tables: i64 = c
+            .query_one(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public' \
+                 AND table_name IN ('documents', 'task_queue', 'pages', 'page_index')",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(tables, 4);
+    }
+
+    #[test]
+    fn hosts_starting_together_migrate_once() {
+        // The schema's CREATE TABLEs have no IF NOT EXISTS: a second
+        // application would fail, so every open succeeding shows that the
+        // advisory lock let exactly one apply it.
+        let t = TestDatabase::new();
+        std::thread::scope(|s| {
+            let opens: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| PostgresDb::open(t.target(), 1).map(|_| ())))
+                .collect();
+            for open in opens {
+                open.join().unwrap().unwrap();
+            }
+        });
+        let db = PostgresDb::open(t.target(), 1).unwrap();
+        let rows: i64 = db
+            .conn()
+            .unwrap()
+            .query_one("SELECT count(*) FROM quire_schema", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(rows, 1);
+    }
+
+    #[test]
+    fn a_database_from_a_newer_quire_is_refused() {
+        let t = TestDatabase::new();
+        let db = PostgresDb::open(t.target(), 1).unwrap();
+        db.conn()
+            .unwrap()
+            .execute("UPDATE quire_schema SET version = version + 1", &[])
+            .unwrap();
+        let err = PostgresDb::open(t.target(), 1).err().unwrap();
+        assert!(matches!(err, PgError::TooNew { .. }), "{err}");
+        assert!(err.to_string().contains("upgrade quire"), "{err}");
+    }
+
+    #[test]
+    fn search_configurations_fold_accents_and_stem_on_request() {
+        let t = TestDatabase::new();
+        let db = PostgresDb::open(t.target(), 1).unwrap();
+        let mut c = db.conn().unwrap();
+        let matches = |c: &mut Conn, config: &str, text: &str, query: &str| -> bool {
+            c.query_one(
+                "SELECT to_tsvector($1::text::regconfig, $2) @@ plainto_tsquery($1::text::regconfig, $3)",
+                &[&config, &text, &query],
+            )
+            .unwrap()
+            .get(0)
+        };
+        assert!(matches(
+            &mut c,
+            "quire_simple",
+            "Ein Café in Zürich",
+            "cafe zurich"
+        ));
+        assert!(matches(
+            &mut c,
+            "quire_simple",
+            "Ein Cafe in Zurich",
+            "Café"
+        ));
+        assert!(!matches(
+            &mut c,
+            "quire_simple",
+            "the runners ran",
+            "running"
+        ));
+        assert!(matches(
+            &mut c,
+            "quire_english",
+            "the runners were running",
+            "run"
+        ));
+    }
+
+    #[test]
+    fn a_server_that_does_not_answer_is_named_without_the_password() {
+        let t = Target::parse(
+            "postgres://quire:s3cret@127.0.0.1:1/quire?connect_timeout=5",
+            None,
+            |_| None,
+        )
+        .unwrap();
+        let err = PostgresDb::open(&t, 1).err().unwrap().to_string();
+        assert!(err.contains("postgres://quire@127.0.0.1:1/quire"), "{err}");
+        assert!(err.contains("check that the server runs"), "{err}");
+        assert!(!err.contains("s3cret"), "{err}");
+    }
+}
