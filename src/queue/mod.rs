@@ -77,6 +77,17 @@ impl Policy {
         }
     }
 
+    /// The tasks a completed task of type `done` enqueues for its document,
+    /// at its priority: OCR is followed by indexing and, with
+    /// `searchable_pdf`, by the PDF.
+    pub fn next_tasks(&self, done: TaskType) -> &'static [TaskType] {
+        match done {
+            TaskType::Ocr if self.searchable_pdf => &[TaskType::Indexing, TaskType::Pdf],
+            TaskType::Ocr => &[TaskType::Indexing],
+            TaskType::Indexing | TaskType::Pdf => &[],
+        }
+    }
+
     /// The delay before retrying after `attempt` failed attempts:
     /// `base * 2^(attempt-1)`, capped at `max`, plus up to 25% random jitter so
     /// that tasks failing together do not come back together.

@@ -63,22 +63,12 @@ pub(crate) fn do_complete(
         )?
         .execute(named_params! { ":now": now, ":id": claim.task_id, ":worker": claim.worker })?;
     fenced(n, claim)?;
-    match claim.task_type {
-        TaskType::Ocr => {
-            let next: &[TaskType] = if policy.searchable_pdf {
-                &[TaskType::Indexing, TaskType::Pdf]
-            } else {
-                &[TaskType::Indexing]
-            };
-            for &t in next {
-                let max = policy.max_attempts;
-                enqueue::do_enqueue(tx, claim.document_id, t, claim.priority, max, now)?;
-            }
-        }
-        TaskType::Indexing => {
-            set_document_status(tx, claim.document_id, DocumentStatus::Indexed, None, now)?
-        }
-        TaskType::Pdf => {}
+    for &next in policy.next_tasks(claim.task_type) {
+        let max = policy.max_attempts;
+        enqueue::do_enqueue(tx, claim.document_id, next, claim.priority, max, now)?;
+    }
+    if claim.task_type == TaskType::Indexing {
+        set_document_status(tx, claim.document_id, DocumentStatus::Indexed, None, now)?;
     }
     Ok(())
 }
