@@ -79,6 +79,8 @@ pub enum DbError {
     Sqlite(sqlite::Error),
     #[error("database connection pool: {0}")]
     Pool(r2d2::Error),
+    #[error(transparent)]
+    Postgres(#[from] postgres::PgError),
     #[error(
         "the database {location} has schema version {found}, newer than this quire understands \
          ({known}); upgrade quire, or point --data-dir at another database"

@@ -21,6 +21,7 @@
 //!   leave a stale timestamp.
 
 mod maintenance;
+pub mod postgres;
 pub(crate) mod sqlite;
 mod stats;
 mod types;

@@ -63,6 +63,13 @@ pub enum PgError {
         target: Target,
         error: postgres::Error,
     },
+    /// A statement of an operation that does not know its target (the
+    /// queue's and the store's, which get a transaction).
+    #[error("PostgreSQL: {0}")]
+    Statement(postgres::Error),
+    /// A value in the database that quire never writes.
+    #[error("PostgreSQL: unexpected {0}; was the database changed by hand?")]
+    Unexpected(String),
 }
 
 /// An open PostgreSQL database: its pool and where it is.
@@ -127,6 +134,20 @@ impl PostgresDb {
             target: self.target.clone(),
             error,
         })
+    }
+
+    /// Runs `f` in one transaction on a pooled connection (READ COMMITTED,
+    /// PostgreSQL's default), committing when it returns `Ok`; an `Err` or a
+    /// panic rolls it back (the transaction's drop).
+    pub fn write<T, E: From<PgError>>(
+        &self,
+        f: impl FnOnce(&mut postgres::Transaction<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction().map_err(PgError::Statement)?;
+        let out = f(&mut tx)?;
+        tx.commit().map_err(PgError::Statement)?;
+        Ok(out)
     }
 
     /// Where the database is.

@@ -1,0 +1,198 @@
+//! Operations on a claimed task: heartbeat, complete, fail, release. Each
+//! is fenced by the claiming worker's id, as on SQLite: an update that
+//! touches no row means the claim was lost (released as stale by another
+//! host, cancelled, or re-claimed), reported as [`QueueError::LostClaim`]
+//! without touching the new owner's state. This is what keeps a host that
+//! was cut off for longer than `stale_timeout` from overwriting the work of
+//! the host that took its task over.
+
+use postgres::GenericClient;
+
+use super::{enqueue, set_documents_status};
+use crate::queue::{Claim, DocumentStatus, FailOutcome, FailureKind, Policy, QueueError, TaskType};
+
+/// Fails with `LostClaim` unless exactly one row was touched.
+fn fenced(changed: u64, claim: &Claim) -> Result<(), QueueError> {
+    if changed == 1 {
+        Ok(())
+    } else {
+        Err(QueueError::LostClaim {
+            task_id: claim.task_id,
+            worker: claim.worker.clone(),
+        })
+    }
+}
+
+/// Refreshes the claim's heartbeat.
+pub fn do_heartbeat(
+    tx: &mut impl GenericClient,
+    claim: &Claim,
+    now: i64,
+) -> Result<(), QueueError> {
+    let n = tx.execute(
+        "UPDATE task_queue SET heartbeat_at = $1 \
+         WHERE id = $2 AND status = 'claimed' AND claimed_by = $3",
+        &[&now, &claim.task_id, &claim.worker],
+    )?;
+    fenced(n, claim)
+}
+
+/// Completes the task and advances its document, as on SQLite: OCR done
+/// enqueues indexing and, when the policy asks for searchable PDFs, the PDF
+/// task (both at the same priority); indexing done marks the document indexed.
+pub fn do_complete(
+    tx: &mut impl GenericClient,
+    claim: &Claim,
+    policy: &Policy,
+    now: i64,
+) -> Result<(), QueueError> {
+    let n = tx.execute(
+        "UPDATE task_queue SET status = 'completed', completed_at = $1, heartbeat_at = $1 \
+         WHERE id = $2 AND status = 'claimed' AND claimed_by = $3",
+        &[&now, &claim.task_id, &claim.worker],
+    )?;
+    fenced(n, claim)?;
+    for &next in policy.next_tasks(claim.task_type) {
+        let max = policy.max_attempts;
+        enqueue::do_enqueue(tx, claim.document_id, next, claim.priority, max, now)?;
+    }
+    if claim.task_type == TaskType::Indexing {
+        set_documents_status(tx, &[claim.document_id], DocumentStatus::Indexed, None, now)?;
+    }
+    Ok(())
+}
+
+/// Records a failed attempt. Transient failures with attempts left go back
+/// to pending after the policy's backoff (from the server's `now`); anything
+/// else fails the task and, for a stage, its document.
+pub fn do_fail(
+    tx: &mut impl GenericClient,
+    claim: &Claim,
+    kind: FailureKind,
+    error: &str,
+    policy: &Policy,
+    now: i64,
+) -> Result<FailOutcome, QueueError> {
+    let outcome = if kind == FailureKind::Transient && claim.attempt < claim.max_attempts {
+        FailOutcome::RetryAt(now + policy.backoff_ms(claim.attempt))
+    } else {
+        FailOutcome::Failed
+    };
+    let (status, run_after, completed_at) = match outcome {
+        FailOutcome::RetryAt(at) => ("pending", at, None),
+        FailOutcome::Failed => ("failed", now, Some(now)),
+    };
+    let n = tx.execute(
+        "UPDATE task_queue SET status = $1, run_after = $2, completed_at = $3, last_error = $4, \
+             claimed_by = NULL, claimed_at = NULL, heartbeat_at = NULL \
+         WHERE id = $5 AND status = 'claimed' AND claimed_by = $6",
+        &[
+            &status,
+            &run_after,
+            &completed_at,
+            &error,
+            &claim.task_id,
+            &claim.worker,
+        ],
+    )?;
+    fenced(n, claim)?;
+    if outcome == FailOutcome::Failed && claim.task_type.is_stage() {
+        let doc = [claim.document_id];
+        set_documents_status(tx, &doc, DocumentStatus::Failed, Some(error), now)?;
+    }
+    Ok(outcome)
+}
+
+/// Puts the task back to pending, due now, without counting this attempt.
+pub fn do_release(tx: &mut impl GenericClient, claim: &Claim, now: i64) -> Result<(), QueueError> {
+    let n = tx.execute(
+        "UPDATE task_queue SET status = 'pending', run_after = $1, \
+             attempts = greatest(attempts - 1, 0), \
+             claimed_by = NULL, claimed_at = NULL, heartbeat_at = NULL \
+         WHERE id = $2 AND status = 'claimed' AND claimed_by = $3",
+        &[&now, &claim.task_id, &claim.worker],
+    )?;
+    fenced(n, claim)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::Priority;
+    use crate::queue::postgres::claim::do_claim;
+    use crate::queue::postgres::enqueue::do_enqueue;
+    use crate::queue::postgres::testing::{T0, fixture};
+
+    #[test]
+    fn ocr_then_indexing_moves_the_document_on_to_indexed() {
+        let f = fixture();
+        let doc = f.document("a");
+        let policy = Policy::default();
+        let mut c = f.conn();
+        do_enqueue(&mut *c, doc, TaskType::Ocr, Priority::High, 3, T0).unwrap();
+        let ocr = do_claim(&mut *c, "w", 1, T0).unwrap().remove(0);
+        do_heartbeat(&mut *c, &ocr, T0 + 5).unwrap();
+        do_complete(&mut *c, &ocr, &policy, T0 + 10).unwrap();
+        assert_eq!(f.doc_status(doc), "indexing");
+        // Indexing comes first (high priority, as the OCR task was), then the PDF.
+        let next = do_claim(&mut *c, "w", 2, T0 + 10).unwrap();
+        let types: Vec<TaskType> = next.iter().map(|c| c.task_type).collect();
+        assert_eq!(types.len(), 2);
+        assert!(types.contains(&TaskType::Indexing) && types.contains(&TaskType::Pdf));
+        for claim in &next {
+            do_complete(&mut *c, claim, &policy, T0 + 20).unwrap();
+        }
+        assert_eq!(f.doc_status(doc), "indexed");
+    }
+
+    #[test]
+    fn a_lost_claim_changes_nothing_for_the_new_owner() {
+        let f = fixture();
+        let doc = f.document("a");
+        let policy = Policy::default();
+        let mut c = f.conn();
+        do_enqueue(&mut *c, doc, TaskType::Ocr, Priority::High, 3, T0).unwrap();
+        let old = do_claim(&mut *c, "host-a", 1, T0).unwrap().remove(0);
+        do_release(&mut *c, &old, T0 + 1).unwrap();
+        let new = do_claim(&mut *c, "host-b", 1, T0 + 2).unwrap().remove(0);
+        assert_eq!(new.task_id, old.task_id);
+        for late in [
+            do_heartbeat(&mut *c, &old, T0 + 3),
+            do_complete(&mut *c, &old, &policy, T0 + 3),
+            do_release(&mut *c, &old, T0 + 3),
+            do_fail(&mut *c, &old, FailureKind::Permanent, "x", &policy, T0 + 3).map(|_| ()),
+        ] {
+            assert!(
+                matches!(late, Err(QueueError::LostClaim { .. })),
+                "{late:?}"
+            );
+        }
+        assert_eq!(f.task_status(new.task_id), "claimed");
+        do_complete(&mut *c, &new, &policy, T0 + 4).unwrap();
+    }
+
+    #[test]
+    fn transient_failures_back_off_then_fail_the_document() {
+        let f = fixture();
+        let doc = f.document("a");
+        let policy = Policy::default();
+        let mut c = f.conn();
+        do_enqueue(&mut *c, doc, TaskType::Ocr, Priority::High, 2, T0).unwrap();
+        let first = do_claim(&mut *c, "w", 1, T0).unwrap().remove(0);
+        let FailOutcome::RetryAt(at) =
+            do_fail(&mut *c, &first, FailureKind::Transient, "io", &policy, T0).unwrap()
+        else {
+            panic!("a transient failure with attempts left is retried");
+        };
+        assert!(at >= T0 + policy.backoff_base.as_millis() as i64);
+        assert!(
+            do_claim(&mut *c, "w", 1, at - 1).unwrap().is_empty(),
+            "not yet due"
+        );
+        let second = do_claim(&mut *c, "w", 1, at).unwrap().remove(0);
+        assert_eq!(second.attempt, 2);
+        let out = do_fail(&mut *c, &second, FailureKind::Transient, "io", &policy, at).unwrap();
+        assert_eq!(out, FailOutcome::Failed);
+        assert_eq!(f.doc_status(doc), "failed");
+    }
+}

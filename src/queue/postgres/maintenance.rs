@@ -1,0 +1,114 @@
+//! Releasing claims whose worker stopped heartbeating, by the server's
+//! clock. Every host may run it at once: each release is one fenced UPDATE
+//! of a row still claimed, so two hosts releasing the same task release it
+//! once, and rows another transaction holds are skipped, not waited for.
+
+use postgres::GenericClient;
+
+use super::set_documents_status;
+use crate::queue::{DocumentStatus, QueueError, ReleasedStale, TaskType};
+
+/// Releases every claim whose heartbeat is older than `cutoff` (Unix ms by
+/// the server's clock) back to pending, or fails it when it has used up its
+/// attempts. An attempt that made progress (`progress_at` after the claim)
+/// does not count, as on SQLite.
+pub fn do_release_stale(
+    tx: &mut impl GenericClient,
+    cutoff: i64,
+    now: i64,
+) -> Result<Vec<ReleasedStale>, QueueError> {
+    let reason = "its worker stopped heartbeating";
+    let rows = tx.query(
+        "WITH stale AS (
+             SELECT id, claimed_by, coalesce(progress_at > claimed_at, false) AS progressed
+             FROM task_queue WHERE status = 'claimed' AND heartbeat_at < $1
+             FOR UPDATE SKIP LOCKED)
+         UPDATE task_queue t SET
+             status = CASE WHEN NOT s.progressed AND t.attempts >= t.max_attempts
+                          THEN 'failed' ELSE 'pending' END,
+             completed_at = CASE WHEN NOT s.progressed AND t.attempts >= t.max_attempts
+                                THEN $2::bigint END,
+             max_attempts = t.max_attempts + CASE WHEN s.progressed THEN 1 ELSE 0 END,
+             run_after = $2, last_error = $3,
+             claimed_by = NULL, claimed_at = NULL, heartbeat_at = NULL
+         FROM stale s WHERE t.id = s.id AND t.status = 'claimed'
+         RETURNING t.id, t.document_id, s.claimed_by, t.status = 'failed', t.task_type",
+        &[&cutoff, &now, &reason],
+    )?;
+    let mut released = Vec::with_capacity(rows.len());
+    for r in rows {
+        let (task_id, document_id, worker, failed): (i64, i64, Option<String>, bool) =
+            (r.get(0), r.get(1), r.get(2), r.get(3));
+        let task_type: TaskType = super::parse(r.get(4))?;
+        if failed && task_type.is_stage() {
+            let error = format!(
+                "{reason}, on every one of its attempts; `quire retry {task_id}` tries again"
+            );
+            let doc = [document_id];
+            set_documents_status(tx, &doc, DocumentStatus::Failed, Some(&error), now)?;
+        }
+        log::warn!(
+            "task {task_id} (document {document_id}): {reason}; {}",
+            if failed { "failed" } else { "released" }
+        );
+        released.push(ReleasedStale {
+            task_id,
+            document_id,
+            worker: worker.unwrap_or_default(),
+            failed,
+        });
+    }
+    Ok(released)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::postgres::claim::do_claim;
+    use crate::queue::postgres::enqueue::do_enqueue;
+    use crate::queue::postgres::lease::do_heartbeat;
+    use crate::queue::postgres::testing::{T0, fixture};
+    use crate::queue::{Priority, QueueError};
+
+    #[test]
+    fn only_claims_past_the_cutoff_are_released_and_their_owner_is_fenced_out() {
+        let f = fixture();
+        let (a, b) = (f.document("a"), f.document("b"));
+        let mut c = f.conn();
+        do_enqueue(&mut *c, a, TaskType::Ocr, Priority::High, 3, T0).unwrap();
+        do_enqueue(&mut *c, b, TaskType::Ocr, Priority::High, 3, T0).unwrap();
+        let claims = do_claim(&mut *c, "host-a", 2, T0).unwrap();
+        // One worker keeps heartbeating, the other went quiet.
+        do_heartbeat(&mut *c, &claims[1], T0 + 50_000).unwrap();
+        let released = do_release_stale(&mut *c, T0 + 30_000, T0 + 60_000).unwrap();
+        assert_eq!(released.len(), 1);
+        assert_eq!(released[0].task_id, claims[0].task_id);
+        assert_eq!(released[0].worker, "host-a");
+        assert!(!released[0].failed);
+        assert_eq!(f.task_status(claims[0].task_id), "pending");
+        assert_eq!(f.task_status(claims[1].task_id), "claimed");
+        let late = do_heartbeat(&mut *c, &claims[0], T0 + 61_000);
+        assert!(
+            matches!(late, Err(QueueError::LostClaim { .. })),
+            "{late:?}"
+        );
+        // Hosts releasing at the same moment release it once.
+        assert!(
+            do_release_stale(&mut *c, T0 + 30_000, T0 + 60_000)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn the_last_attempt_released_as_stale_fails_the_document() {
+        let f = fixture();
+        let doc = f.document("a");
+        let mut c = f.conn();
+        do_enqueue(&mut *c, doc, TaskType::Ocr, Priority::High, 1, T0).unwrap();
+        do_claim(&mut *c, "w", 1, T0).unwrap();
+        let released = do_release_stale(&mut *c, T0 + 1, T0 + 2).unwrap();
+        assert!(released[0].failed);
+        assert_eq!(f.doc_status(doc), "failed");
+    }
+}
