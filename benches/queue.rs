@@ -8,8 +8,12 @@
 //! the ratios. The fused steps are compared with a plain loop that also
 //! commits once per task and sets a document's status, as quire does.
 //!
+//! Each row is followed by the same drain on PostgreSQL (#15), through the
+//! queue's PostgreSQL operations, when a server answers.
+//!
 //! Run: `cargo bench --bench queue` (QUIRE_BENCH_TASKS overrides N;
-//! QUIRE_BENCH_ONLY and QUIRE_BENCH_WORKERS pick one case, for profiling).
+//! QUIRE_BENCH_ONLY and QUIRE_BENCH_WORKERS pick one case, for profiling;
+//! QUIRE_BENCH_POSTGRES=0 leaves PostgreSQL out).
 
 use std::time::Instant;
 
@@ -56,6 +60,9 @@ fn main() {
         "baseline, plain rusqlite, fused (complete + claim the next in one commit): \
          {base_fused_bare:.0} tasks/s bare, {base_fused:.0} also setting a document's status"
     );
+    // Each row is followed by the same drain on PostgreSQL, unless
+    // QUIRE_BENCH_POSTGRES=0 (or no server answers).
+    let mut postgres = std::env::var("QUIRE_BENCH_POSTGRES").map_or(true, |v| v != "0");
     for (label, batch, fused) in [
         ("claim 1", 1, false),
         ("fused 1", 1, true),
@@ -69,6 +76,7 @@ fn main() {
                 continue;
             }
             let (enq, drained) = run(n, workers, batch, fused);
+            let sqlite_drained = drained;
             let base = match (batch, fused) {
                 (1, true) => base_fused,
                 (1, false) => base_single,
@@ -79,8 +87,99 @@ fn main() {
                  = {:.2}x the baseline",
                 drained / base
             );
+            if postgres {
+                match run_postgres(n, workers, batch, fused) {
+                    Some((enq, drained)) => println!(
+                        "  on PostgreSQL   : enqueue {enq:>8.0} tasks/s, drain {drained:>8.0} tasks/s \
+                         = {:.2}x SQLite",
+                        drained / sqlite_drained
+                    ),
+                    None => {
+                        println!(
+                            "  on PostgreSQL: no server answers (QUIRE_TEST_POSTGRES); skipped"
+                        );
+                        postgres = false;
+                    }
+                }
+            }
         }
     }
+}
+
+/// The same drain on PostgreSQL (the queue's PostgreSQL operations, which
+/// `Queue` does not dispatch to yet), on a fresh database of the test server
+/// (`QUIRE_TEST_POSTGRES`, default the local one); `None` when no server
+/// answers. Time comes from the server, as it will in the daemon.
+fn run_postgres(n: usize, workers: usize, batch: usize, fused: bool) -> Option<(f64, f64)> {
+    use quire::db::postgres::PostgresDb;
+    use quire::db::postgres::testing::TestDatabase;
+    use quire::queue::postgres::{claim, db_now_ms, enqueue, lease};
+    let database = std::panic::catch_unwind(TestDatabase::new).ok()?;
+    let db = PostgresDb::open(database.target(), workers as u32 + 1).unwrap();
+    let policy = Policy::default();
+    db.write(|tx| {
+        tx.execute(
+            "INSERT INTO documents (original_name, stored_path, size, sha256, kind, created_at, updated_at) \
+             SELECT 'd' || i, 'd' || i, 1, 'd' || i, 'png', 0, 0 FROM generate_series(1, $1::bigint) AS i",
+            &[&(n as i64)],
+        )?;
+        Ok::<_, quire::queue::QueueError>(())
+    })
+    .unwrap();
+    let t = Instant::now();
+    db.write(|tx| {
+        let now = db_now_ms(tx)?;
+        for doc in 1..=n as i64 {
+            enqueue::do_enqueue(tx, doc, TaskType::Indexing, Priority::Normal, 3, now)?;
+        }
+        Ok::<_, quire::queue::QueueError>(())
+    })
+    .unwrap();
+    let enqueue_rate = n as f64 / t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let done: usize = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                let (db, policy) = (&db, &policy);
+                s.spawn(move || {
+                    let id = format!("bench-w{w}");
+                    let claim = |tx: &mut postgres::Transaction<'_>| {
+                        let now = db_now_ms(tx)?;
+                        claim::do_claim(tx, &id, batch, now)
+                    };
+                    let mut done = 0;
+                    let mut claims = db.write(claim).unwrap();
+                    while !claims.is_empty() {
+                        done += claims.len();
+                        claims = if fused {
+                            // Complete and claim the next in one transaction.
+                            db.write(|tx| {
+                                let now = db_now_ms(tx)?;
+                                lease::do_complete(tx, &claims[0], policy, now)?;
+                                claim::do_claim(tx, &id, 1, now)
+                            })
+                            .unwrap()
+                        } else {
+                            // One transaction for the batch's completions.
+                            db.write(|tx| {
+                                let now = db_now_ms(tx)?;
+                                for c in &claims {
+                                    lease::do_complete(tx, c, policy, now)?;
+                                }
+                                Ok::<_, quire::queue::QueueError>(())
+                            })
+                            .unwrap();
+                            db.write(claim).unwrap()
+                        };
+                    }
+                    done
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    assert_eq!(done, n, "every task drained exactly once");
+    Some((enqueue_rate, n as f64 / t.elapsed().as_secs_f64()))
 }
 
 /// The plain rusqlite loop: a bare task table, WAL and synchronous=NORMAL as
