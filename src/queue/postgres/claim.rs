@@ -4,6 +4,7 @@
 //! the same task.
 
 use postgres::GenericClient;
+use postgres::types::Type;
 
 use super::{parse, set_documents_status};
 use crate::queue::{Claim, Priority, QueueError};
@@ -20,7 +21,7 @@ pub fn do_claim(
     // The UPDATE re-checks status = 'pending': under READ COMMITTED a row
     // the subquery chose can be re-read after another transaction's commit,
     // and without the re-check a task claimed meanwhile would be taken twice.
-    let rows = tx.query(
+    let rows = tx.query_typed(
         "UPDATE task_queue \
          SET status = 'claimed', claimed_by = $1, claimed_at = $2, heartbeat_at = $2, \
              attempts = attempts + 1 \
@@ -30,7 +31,11 @@ pub fn do_claim(
                       FOR UPDATE SKIP LOCKED) \
            AND status = 'pending' \
          RETURNING id, document_id, task_type, priority, attempts, max_attempts, run_after",
-        &[&worker, &now, &(limit as i64)],
+        &[
+            (&worker, Type::TEXT),
+            (&now, Type::INT8),
+            (&(limit as i64), Type::INT8),
+        ],
     )?;
     let mut claims = Vec::with_capacity(rows.len());
     for r in &rows {

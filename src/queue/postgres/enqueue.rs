@@ -5,6 +5,7 @@
 
 use postgres::GenericClient;
 use postgres::error::SqlState;
+use postgres::types::Type;
 
 use super::set_documents_status;
 use crate::queue::{Enqueued, Priority, QueueError, TaskType};
@@ -21,12 +22,18 @@ pub fn do_enqueue(
     max_attempts: i64,
     now: i64,
 ) -> Result<Enqueued, QueueError> {
-    let inserted = tx.query_opt(
+    let inserted = tx.query_typed_opt(
         "INSERT INTO task_queue (document_id, task_type, priority, max_attempts, run_after, created_at) \
          VALUES ($1, $2, $3, $4, $5, $5) \
          ON CONFLICT (document_id, task_type) WHERE status IN ('pending', 'claimed') DO NOTHING \
          RETURNING id",
-        &[&document_id, &task_type.as_str(), &priority.rank(), &max_attempts, &now],
+        &[
+            (&document_id, Type::INT8),
+            (&task_type.as_str(), Type::TEXT),
+            (&priority.rank(), Type::INT8),
+            (&max_attempts, Type::INT8),
+            (&now, Type::INT8),
+        ],
     );
     match inserted {
         Ok(Some(row)) => {
@@ -36,10 +43,13 @@ pub fn do_enqueue(
             Ok(Enqueued::Added(row.get(0)))
         }
         Ok(None) => {
-            let live = tx.query_opt(
+            let live = tx.query_typed_opt(
                 "SELECT id FROM task_queue WHERE document_id = $1 AND task_type = $2 \
                  AND status IN ('pending', 'claimed')",
-                &[&document_id, &task_type.as_str()],
+                &[
+                    (&document_id, Type::INT8),
+                    (&task_type.as_str(), Type::TEXT),
+                ],
             )?;
             live.map(|r| Enqueued::AlreadyQueued(r.get(0)))
                 .ok_or(QueueError::DocumentNotFound(document_id))

@@ -7,6 +7,7 @@
 //! the host that took its task over.
 
 use postgres::GenericClient;
+use postgres::types::Type;
 
 use super::{enqueue, set_documents_status};
 use crate::queue::{Claim, DocumentStatus, FailOutcome, FailureKind, Policy, QueueError, TaskType};
@@ -29,10 +30,14 @@ pub fn do_heartbeat(
     claim: &Claim,
     now: i64,
 ) -> Result<(), QueueError> {
-    let n = tx.execute(
+    let n = tx.execute_typed(
         "UPDATE task_queue SET heartbeat_at = $1 \
          WHERE id = $2 AND status = 'claimed' AND claimed_by = $3",
-        &[&now, &claim.task_id, &claim.worker],
+        &[
+            (&now, Type::INT8),
+            (&claim.task_id, Type::INT8),
+            (&claim.worker, Type::TEXT),
+        ],
     )?;
     fenced(n, claim)
 }
@@ -46,10 +51,14 @@ pub fn do_complete(
     policy: &Policy,
     now: i64,
 ) -> Result<(), QueueError> {
-    let n = tx.execute(
+    let n = tx.execute_typed(
         "UPDATE task_queue SET status = 'completed', completed_at = $1, heartbeat_at = $1 \
          WHERE id = $2 AND status = 'claimed' AND claimed_by = $3",
-        &[&now, &claim.task_id, &claim.worker],
+        &[
+            (&now, Type::INT8),
+            (&claim.task_id, Type::INT8),
+            (&claim.worker, Type::TEXT),
+        ],
     )?;
     fenced(n, claim)?;
     for &next in policy.next_tasks(claim.task_type) {
@@ -82,17 +91,17 @@ pub fn do_fail(
         FailOutcome::RetryAt(at) => ("pending", at, None),
         FailOutcome::Failed => ("failed", now, Some(now)),
     };
-    let n = tx.execute(
+    let n = tx.execute_typed(
         "UPDATE task_queue SET status = $1, run_after = $2, completed_at = $3, last_error = $4, \
              claimed_by = NULL, claimed_at = NULL, heartbeat_at = NULL \
          WHERE id = $5 AND status = 'claimed' AND claimed_by = $6",
         &[
-            &status,
-            &run_after,
-            &completed_at,
-            &error,
-            &claim.task_id,
-            &claim.worker,
+            (&status, Type::TEXT),
+            (&run_after, Type::INT8),
+            (&completed_at, Type::INT8),
+            (&error, Type::TEXT),
+            (&claim.task_id, Type::INT8),
+            (&claim.worker, Type::TEXT),
         ],
     )?;
     fenced(n, claim)?;
@@ -105,12 +114,16 @@ pub fn do_fail(
 
 /// Puts the task back to pending, due now, without counting this attempt.
 pub fn do_release(tx: &mut impl GenericClient, claim: &Claim, now: i64) -> Result<(), QueueError> {
-    let n = tx.execute(
+    let n = tx.execute_typed(
         "UPDATE task_queue SET status = 'pending', run_after = $1, \
              attempts = greatest(attempts - 1, 0), \
              claimed_by = NULL, claimed_at = NULL, heartbeat_at = NULL \
          WHERE id = $2 AND status = 'claimed' AND claimed_by = $3",
-        &[&now, &claim.task_id, &claim.worker],
+        &[
+            (&now, Type::INT8),
+            (&claim.task_id, Type::INT8),
+            (&claim.worker, Type::TEXT),
+        ],
     )?;
     fenced(n, claim)
 }

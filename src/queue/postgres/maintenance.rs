@@ -4,6 +4,7 @@
 //! once, and rows another transaction holds are skipped, not waited for.
 
 use postgres::GenericClient;
+use postgres::types::Type;
 
 use super::set_documents_status;
 use crate::queue::{DocumentStatus, QueueError, ReleasedStale, TaskType};
@@ -18,7 +19,7 @@ pub fn do_release_stale(
     now: i64,
 ) -> Result<Vec<ReleasedStale>, QueueError> {
     let reason = "its worker stopped heartbeating";
-    let rows = tx.query(
+    let rows = tx.query_typed(
         "WITH stale AS (
              SELECT id, claimed_by, coalesce(progress_at > claimed_at, false) AS progressed
              FROM task_queue WHERE status = 'claimed' AND heartbeat_at < $1
@@ -33,7 +34,11 @@ pub fn do_release_stale(
              claimed_by = NULL, claimed_at = NULL, heartbeat_at = NULL
          FROM stale s WHERE t.id = s.id AND t.status = 'claimed'
          RETURNING t.id, t.document_id, s.claimed_by, t.status = 'failed', t.task_type",
-        &[&cutoff, &now, &reason],
+        &[
+            (&cutoff, Type::INT8),
+            (&now, Type::INT8),
+            (&reason, Type::TEXT),
+        ],
     )?;
     let mut released = Vec::with_capacity(rows.len());
     for r in rows {

@@ -13,6 +13,10 @@
 //!   on heartbeats, stale claims and backoff; tests pass a fixed time.
 //! - One live task per document and type is the partial unique index
 //!   `task_queue_live`, used by `ON CONFLICT ... DO NOTHING`.
+//! - Statements go with their parameters' types (`execute_typed`,
+//!   `query_typed`): one round trip each, where an untyped statement first
+//!   asks the server to prepare it (this driver caches no statements).
+//!   Round trips are what a queue step on PostgreSQL costs.
 
 pub mod claim;
 pub mod enqueue;
@@ -20,6 +24,7 @@ pub mod lease;
 pub mod maintenance;
 
 use postgres::GenericClient;
+use postgres::types::Type;
 
 use super::{DocumentStatus, QueueError};
 use crate::db::DbError;
@@ -40,7 +45,7 @@ impl From<PgError> for QueueError {
 /// The server's clock, Unix ms: `clock_timestamp()`, the time of the call
 /// (`now()` would be the transaction's start).
 pub fn db_now_ms(c: &mut impl GenericClient) -> Result<i64, QueueError> {
-    Ok(c.query_one(
+    Ok(c.query_typed_one(
         "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
         &[],
     )?
@@ -63,9 +68,14 @@ fn set_documents_status(
     error: Option<&str>,
     now: i64,
 ) -> Result<(), QueueError> {
-    c.execute(
+    c.execute_typed(
         "UPDATE documents SET status = $1, last_error = $2, updated_at = $3 WHERE id = ANY($4)",
-        &[&status.as_str(), &error, &now, &documents],
+        &[
+            (&status.as_str(), Type::TEXT),
+            (&error, Type::TEXT),
+            (&now, Type::INT8),
+            (&documents, Type::INT8_ARRAY),
+        ],
     )?;
     Ok(())
 }
