@@ -7,7 +7,7 @@ use postgres::GenericClient;
 use postgres::types::Type;
 
 use super::{parse, set_documents_status};
-use crate::queue::{Claim, Priority, QueueError};
+use crate::queue::{Claim, Priority, QueueError, TaskType};
 
 /// Claims up to `limit` due pending tasks for `worker`, by priority, then
 /// by when they became due, then by id; counts an attempt on each and moves
@@ -61,10 +61,65 @@ pub fn do_claim(
     Ok(claims)
 }
 
+/// Whether a pending task of `priority` or higher is due.
+pub fn do_others_waiting(
+    c: &mut impl GenericClient,
+    priority: Priority,
+    now: i64,
+) -> Result<bool, QueueError> {
+    Ok(c.query_typed_one(
+        "SELECT EXISTS (SELECT 1 FROM task_queue \
+         WHERE status = 'pending' AND priority <= $1 AND run_after <= $2)",
+        &[(&priority.rank(), Type::INT8), (&now, Type::INT8)],
+    )?
+    .get(0))
+}
+
+/// Claims the pending task of `task_type` for one document: due or not
+/// (`quire process`), or, with `due_only`, only if due.
+pub fn do_claim_document(
+    tx: &mut impl GenericClient,
+    worker: &str,
+    document_id: i64,
+    task_type: TaskType,
+    due_only: bool,
+    now: i64,
+) -> Result<Option<Claim>, QueueError> {
+    let row = tx.query_typed_opt(
+        "UPDATE task_queue \
+         SET status = 'claimed', claimed_by = $1, claimed_at = $2, heartbeat_at = $2, \
+             attempts = attempts + 1 \
+         WHERE document_id = $3 AND task_type = $4 AND status = 'pending' \
+           AND (NOT $5 OR run_after <= $2) \
+         RETURNING id, priority, attempts, max_attempts",
+        &[
+            (&worker, Type::TEXT),
+            (&now, Type::INT8),
+            (&document_id, Type::INT8),
+            (&task_type.as_str(), Type::TEXT),
+            (&due_only, Type::BOOL),
+        ],
+    )?;
+    let Some(r) = row else {
+        return Ok(None);
+    };
+    if let Some(status) = task_type.claimed_document_status() {
+        set_documents_status(tx, &[document_id], status, None, now)?;
+    }
+    Ok(Some(Claim {
+        task_id: r.get(0),
+        document_id,
+        task_type,
+        priority: Priority::from_rank(r.get(1)),
+        attempt: r.get(2),
+        max_attempts: r.get(3),
+        worker: worker.to_owned(),
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::queue::TaskType;
     use crate::queue::postgres::enqueue::do_enqueue;
     use crate::queue::postgres::testing::{T0, fixture};
 
@@ -98,6 +153,28 @@ mod tests {
         let due = do_claim(&mut *c, "w", 10, T0 + 60_000).unwrap();
         assert_eq!(due.len(), 1);
         assert_eq!((due[0].task_id, due[0].attempt), (later, 1));
+    }
+
+    #[test]
+    fn one_documents_task_is_claimed_due_or_not_and_others_waiting_sees_due_ones() {
+        let f = fixture();
+        let (a, b) = (f.document("a"), f.document("b"));
+        let mut c = f.conn();
+        do_enqueue(&mut *c, a, TaskType::Ocr, Priority::Low, 3, T0 + 60_000).unwrap();
+        do_enqueue(&mut *c, b, TaskType::Ocr, Priority::Normal, 3, T0).unwrap();
+        assert!(do_others_waiting(&mut *c, Priority::Normal, T0).unwrap());
+        assert!(!do_others_waiting(&mut *c, Priority::High, T0).unwrap());
+        let not_due = do_claim_document(&mut *c, "w", a, TaskType::Ocr, true, T0).unwrap();
+        assert!(not_due.is_none());
+        let claim = do_claim_document(&mut *c, "w", a, TaskType::Ocr, false, T0).unwrap();
+        assert_eq!(claim.map(|c| (c.document_id, c.attempt)), Some((a, 1)));
+        assert_eq!(f.doc_status(a), "ocr");
+        assert!(
+            do_claim_document(&mut *c, "w", a, TaskType::Ocr, false, T0)
+                .unwrap()
+                .is_none(),
+            "claimed already"
+        );
     }
 
     #[test]

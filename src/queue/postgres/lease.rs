@@ -42,6 +42,25 @@ pub fn do_heartbeat(
     fenced(n, claim)
 }
 
+/// Marks the claimed attempt as having made progress (a stale release then
+/// does not count it).
+pub fn do_record_progress(
+    tx: &mut impl GenericClient,
+    claim: &Claim,
+    now: i64,
+) -> Result<(), QueueError> {
+    let n = tx.execute_typed(
+        "UPDATE task_queue SET progress_at = $1 \
+         WHERE id = $2 AND status = 'claimed' AND claimed_by = $3",
+        &[
+            (&now, Type::INT8),
+            (&claim.task_id, Type::INT8),
+            (&claim.worker, Type::TEXT),
+        ],
+    )?;
+    fenced(n, claim)
+}
+
 /// Completes the task and advances its document, as on SQLite: OCR done
 /// enqueues indexing and, when the policy asks for searchable PDFs, the PDF
 /// task (both at the same priority); indexing done marks the document indexed.

@@ -6,8 +6,8 @@
 use postgres::GenericClient;
 use postgres::types::Type;
 
-use super::set_documents_status;
-use crate::queue::{DocumentStatus, QueueError, ReleasedStale, TaskType};
+use super::{enqueue, set_documents_status};
+use crate::queue::{DocumentStatus, Priority, QueueError, ReleasedStale, TaskType};
 
 /// Releases every claim whose heartbeat is older than `cutoff` (Unix ms by
 /// the server's clock) back to pending, or fails it when it has used up its
@@ -66,6 +66,48 @@ pub fn do_release_stale(
     Ok(released)
 }
 
+/// Enqueues, at low priority, a task for every document that needs OCR or
+/// indexing but has no live task. Safe when every host runs it at once: the
+/// enqueue is idempotent (`task_queue_live`).
+pub fn do_enqueue_orphans(
+    tx: &mut impl GenericClient,
+    max_attempts: i64,
+    now: i64,
+) -> Result<Vec<(i64, TaskType)>, QueueError> {
+    let rows = tx.query_typed(
+        "SELECT id, status FROM documents d \
+         WHERE status IN ('queued', 'ocr', 'indexing') \
+         AND NOT EXISTS (SELECT 1 FROM task_queue t WHERE t.document_id = d.id \
+                         AND t.status IN ('pending', 'claimed'))",
+        &[],
+    )?;
+    let mut orphans = vec![];
+    for r in rows {
+        let (doc, status): (i64, DocumentStatus) = (r.get(0), super::parse(r.get(1))?);
+        let ty = if status == DocumentStatus::Indexing {
+            TaskType::Indexing
+        } else {
+            TaskType::Ocr
+        };
+        enqueue::do_enqueue(tx, doc, ty, Priority::Low, max_attempts, now)?;
+        // Enqueueing OCR resets the status to queued; keep "ocr" visible
+        // for a document whose OCR had started (its checkpoints remain).
+        if status == DocumentStatus::Ocr {
+            set_documents_status(tx, &[doc], DocumentStatus::Ocr, None, now)?;
+        }
+        orphans.push((doc, ty));
+    }
+    Ok(orphans)
+}
+
+/// Deletes completed and cancelled tasks finished before `cutoff`.
+pub fn do_purge(tx: &mut impl GenericClient, cutoff: i64) -> Result<u64, QueueError> {
+    Ok(tx.execute_typed(
+        "DELETE FROM task_queue WHERE status IN ('completed', 'cancelled') AND completed_at < $1",
+        &[(&cutoff, Type::INT8)],
+    )?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,6 +145,28 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn orphans_get_a_task_and_old_finished_tasks_are_purged() {
+        let f = fixture();
+        let (a, b) = (f.document("a"), f.document("b"));
+        let mut c = f.conn();
+        // a is queued with no task (as after a crash between two writes of
+        // an older quire); b has its task.
+        do_enqueue(&mut *c, b, TaskType::Ocr, Priority::High, 3, T0).unwrap();
+        let orphans = do_enqueue_orphans(&mut *c, 3, T0).unwrap();
+        assert_eq!(orphans, vec![(a, TaskType::Ocr)]);
+        assert!(do_enqueue_orphans(&mut *c, 3, T0).unwrap().is_empty());
+        let claims = do_claim(&mut *c, "w", 2, T0).unwrap();
+        let policy = crate::queue::Policy::default();
+        crate::queue::postgres::lease::do_complete(&mut *c, &claims[0], &policy, T0 + 10).unwrap();
+        assert_eq!(
+            do_purge(&mut *c, T0 + 10).unwrap(),
+            0,
+            "finished at the cutoff: kept"
+        );
+        assert_eq!(do_purge(&mut *c, T0 + 11).unwrap(), 1);
     }
 
     #[test]

@@ -18,10 +18,12 @@
 //!   asks the server to prepare it (this driver caches no statements).
 //!   Round trips are what a queue step on PostgreSQL costs.
 
+pub mod admin;
 pub mod claim;
 pub mod enqueue;
 pub mod lease;
 pub mod maintenance;
+pub mod stats;
 
 use postgres::GenericClient;
 use postgres::types::Type;
