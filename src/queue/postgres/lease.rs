@@ -30,16 +30,7 @@ pub fn do_heartbeat(
     claim: &Claim,
     now: i64,
 ) -> Result<(), QueueError> {
-    let n = tx.execute_typed(
-        "UPDATE task_queue SET heartbeat_at = $1 \
-         WHERE id = $2 AND status = 'claimed' AND claimed_by = $3",
-        &[
-            (&now, Type::INT8),
-            (&claim.task_id, Type::INT8),
-            (&claim.worker, Type::TEXT),
-        ],
-    )?;
-    fenced(n, claim)
+    stamp(tx, claim, "heartbeat_at", now)
 }
 
 /// Marks the claimed attempt as having made progress (a stale release then
@@ -49,9 +40,21 @@ pub fn do_record_progress(
     claim: &Claim,
     now: i64,
 ) -> Result<(), QueueError> {
+    stamp(tx, claim, "progress_at", now)
+}
+
+/// Sets one time column of the claimed task, fenced.
+fn stamp(
+    tx: &mut impl GenericClient,
+    claim: &Claim,
+    column: &'static str,
+    now: i64,
+) -> Result<(), QueueError> {
     let n = tx.execute_typed(
-        "UPDATE task_queue SET progress_at = $1 \
-         WHERE id = $2 AND status = 'claimed' AND claimed_by = $3",
+        &format!(
+            "UPDATE task_queue SET {column} = $1 \
+             WHERE id = $2 AND status = 'claimed' AND claimed_by = $3"
+        ),
         &[
             (&now, Type::INT8),
             (&claim.task_id, Type::INT8),
