@@ -93,6 +93,58 @@ pub fn do_complete(
     Ok(())
 }
 
+/// Completes `claims` (see [`do_complete`]) in the caller's transaction;
+/// each result says whether that claim was still held. Indexing tasks, the
+/// many small ones, go in two statements per worker whatever their number
+/// (the tasks, then their documents), as on SQLite; the others one by one.
+pub fn do_complete_batch(
+    tx: &mut impl GenericClient,
+    claims: &[Claim],
+    policy: &Policy,
+    now: i64,
+) -> Result<Vec<Result<(), QueueError>>, QueueError> {
+    let mut results: Vec<Option<Result<(), QueueError>>> =
+        std::iter::repeat_with(|| None).take(claims.len()).collect();
+    let mut by_worker: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
+    for (i, c) in claims.iter().enumerate() {
+        if c.task_type == TaskType::Indexing {
+            by_worker.entry(&c.worker).or_default().push(i);
+        } else {
+            results[i] = Some(match do_complete(tx, c, policy, now) {
+                Err(e @ QueueError::LostClaim { .. }) => Err(e),
+                other => Ok(other?),
+            });
+        }
+    }
+    for (worker, indices) in by_worker {
+        let ids: Vec<i64> = indices.iter().map(|&i| claims[i].task_id).collect();
+        let rows = tx.query_typed(
+            "UPDATE task_queue SET status = 'completed', completed_at = $1, heartbeat_at = $1 \
+             WHERE id = ANY($2) AND status = 'claimed' AND claimed_by = $3 \
+             RETURNING id, document_id",
+            &[
+                (&now, Type::INT8),
+                (&ids, Type::INT8_ARRAY),
+                (&worker, Type::TEXT),
+            ],
+        )?;
+        let done: std::collections::HashSet<i64> = rows.iter().map(|r| r.get(0)).collect();
+        let docs: Vec<i64> = rows.iter().map(|r| r.get(1)).collect();
+        set_documents_status(tx, &docs, DocumentStatus::Indexed, None, now)?;
+        for i in indices {
+            results[i] = Some(if done.contains(&claims[i].task_id) {
+                Ok(())
+            } else {
+                fenced(0, &claims[i])
+            });
+        }
+    }
+    Ok(results
+        .into_iter()
+        .map(|r| r.expect("every claim has its result"))
+        .collect())
+}
+
 /// Records a failed attempt. Transient failures with attempts left go back
 /// to pending after the policy's backoff (from the server's `now`); anything
 /// else fails the task and, for a stage, its document.
@@ -178,6 +230,41 @@ mod tests {
             do_complete(&mut *c, claim, &policy, T0 + 20).unwrap();
         }
         assert_eq!(f.doc_status(doc), "indexed");
+    }
+
+    #[test]
+    fn a_batch_completes_each_held_claim_and_changes_nothing_for_a_lost_one() {
+        let f = fixture();
+        let docs: Vec<i64> = ["a", "b", "c", "d"].iter().map(|n| f.document(n)).collect();
+        let policy = Policy::default();
+        let mut c = f.conn();
+        for &d in &docs[..3] {
+            do_enqueue(&mut *c, d, TaskType::Indexing, Priority::Normal, 3, T0).unwrap();
+        }
+        do_enqueue(&mut *c, docs[3], TaskType::Ocr, Priority::Low, 3, T0).unwrap();
+        let mut claims = do_claim(&mut *c, "w1", 2, T0).unwrap();
+        claims.extend(do_claim(&mut *c, "w2", 2, T0).unwrap());
+        assert_eq!(claims.len(), 4);
+        // Another host took the second claim over.
+        do_release(&mut *c, &claims[1], T0).unwrap();
+        let results =
+            f.db.write(|tx| do_complete_batch(tx, &claims, &policy, T0 + 1))
+                .unwrap();
+        assert!(
+            matches!(results[1], Err(QueueError::LostClaim { .. })),
+            "{results:?}"
+        );
+        for i in [0, 2, 3] {
+            assert!(results[i].is_ok(), "{results:?}");
+        }
+        assert_eq!(f.doc_status(claims[0].document_id), "indexed");
+        assert_eq!(f.task_status(claims[1].task_id), "pending");
+        assert_eq!(f.doc_status(claims[2].document_id), "indexed");
+        assert_eq!(
+            f.doc_status(docs[3]),
+            "indexing",
+            "its OCR done, indexing queued"
+        );
     }
 
     #[test]
