@@ -20,6 +20,7 @@
 //!   transaction holds its locks, so a wait for another writer does not
 //!   leave a stale timestamp.
 
+mod batch;
 mod maintenance;
 pub mod postgres;
 pub(crate) mod sqlite;

@@ -103,46 +103,27 @@ pub fn do_complete_batch(
     policy: &Policy,
     now: i64,
 ) -> Result<Vec<Result<(), QueueError>>, QueueError> {
-    let mut results: Vec<Option<Result<(), QueueError>>> =
-        std::iter::repeat_with(|| None).take(claims.len()).collect();
-    let mut by_worker: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
-    for (i, c) in claims.iter().enumerate() {
-        if c.task_type == TaskType::Indexing {
-            by_worker.entry(&c.worker).or_default().push(i);
-        } else {
-            results[i] = Some(match do_complete(tx, c, policy, now) {
-                Err(e @ QueueError::LostClaim { .. }) => Err(e),
-                other => Ok(other?),
-            });
-        }
-    }
-    for (worker, indices) in by_worker {
-        let ids: Vec<i64> = indices.iter().map(|&i| claims[i].task_id).collect();
-        let rows = tx.query_typed(
-            "UPDATE task_queue SET status = 'completed', completed_at = $1, heartbeat_at = $1 \
-             WHERE id = ANY($2) AND status = 'claimed' AND claimed_by = $3 \
-             RETURNING id, document_id",
-            &[
-                (&now, Type::INT8),
-                (&ids, Type::INT8_ARRAY),
-                (&worker, Type::TEXT),
-            ],
-        )?;
-        let done: std::collections::HashSet<i64> = rows.iter().map(|r| r.get(0)).collect();
-        let docs: Vec<i64> = rows.iter().map(|r| r.get(1)).collect();
-        set_documents_status(tx, &docs, DocumentStatus::Indexed, None, now)?;
-        for i in indices {
-            results[i] = Some(if done.contains(&claims[i].task_id) {
-                Ok(())
-            } else {
-                fenced(0, &claims[i])
-            });
-        }
-    }
-    Ok(results
-        .into_iter()
-        .map(|r| r.expect("every claim has its result"))
-        .collect())
+    crate::queue::batch::complete_by(
+        tx,
+        claims,
+        |tx, c| do_complete(tx, c, policy, now),
+        |tx, worker, claims| {
+            let ids: Vec<i64> = claims.iter().map(|c| c.task_id).collect();
+            let rows = tx.query_typed(
+                "UPDATE task_queue SET status = 'completed', completed_at = $1, heartbeat_at = $1 \
+                 WHERE id = ANY($2) AND status = 'claimed' AND claimed_by = $3 \
+                 RETURNING id, document_id",
+                &[
+                    (&now, Type::INT8),
+                    (&ids, Type::INT8_ARRAY),
+                    (&worker, Type::TEXT),
+                ],
+            )?;
+            let docs: Vec<i64> = rows.iter().map(|r| r.get(1)).collect();
+            set_documents_status(tx, &docs, DocumentStatus::Indexed, None, now)?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        },
+    )
 }
 
 /// Records a failed attempt. Transient failures with attempts left go back

@@ -83,53 +83,34 @@ pub(crate) fn do_complete_batch(
     policy: &Policy,
     now: i64,
 ) -> Result<Vec<Result<(), QueueError>>, QueueError> {
-    let mut results: Vec<Option<Result<(), QueueError>>> =
-        std::iter::repeat_with(|| None).take(claims.len()).collect();
-    let mut by_worker: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
-    for (i, c) in claims.iter().enumerate() {
-        if c.task_type == TaskType::Indexing {
-            by_worker.entry(&c.worker).or_default().push(i);
-        } else {
-            results[i] = Some(match do_complete(tx, c, policy, now) {
-                Err(e @ QueueError::LostClaim { .. }) => Err(e),
-                other => Ok(other?),
-            });
-        }
-    }
-    for (worker, indices) in by_worker {
-        let ids: Vec<i64> = indices.iter().map(|&i| claims[i].task_id).collect();
-        let ids = serde_json::to_string(&ids).expect("ids serialize");
-        let done: std::collections::HashSet<i64> = tx
-            .prepare_cached(
-                "UPDATE task_queue SET status = 'completed', completed_at = :now, heartbeat_at = :now \
-                 WHERE id IN (SELECT value FROM json_each(:ids)) \
-                   AND status = 'claimed' AND claimed_by = :worker \
-                 RETURNING id",
-            )?
-            .query_map(
-                named_params! { ":now": now, ":ids": ids, ":worker": worker },
-                |r| r.get(0),
-            )?
-            .collect::<Result<_, _>>()?;
-        let docs: Vec<i64> = indices
-            .iter()
-            .map(|&i| &claims[i])
-            .filter(|c| done.contains(&c.task_id))
-            .map(|c| c.document_id)
-            .collect();
-        set_documents_status(tx, &docs, DocumentStatus::Indexed, now)?;
-        for i in indices {
-            results[i] = Some(if done.contains(&claims[i].task_id) {
-                Ok(())
-            } else {
-                fenced(0, &claims[i])
-            });
-        }
-    }
-    Ok(results
-        .into_iter()
-        .map(|r| r.expect("every claim has its result"))
-        .collect())
+    crate::queue::batch::complete_by(
+        &mut &*tx,
+        claims,
+        |tx, c| do_complete(tx, c, policy, now),
+        |tx, worker, claims| {
+            let ids: Vec<i64> = claims.iter().map(|c| c.task_id).collect();
+            let ids = serde_json::to_string(&ids).expect("ids serialize");
+            let done: std::collections::HashSet<i64> = tx
+                .prepare_cached(
+                    "UPDATE task_queue SET status = 'completed', completed_at = :now, heartbeat_at = :now \
+                     WHERE id IN (SELECT value FROM json_each(:ids)) \
+                       AND status = 'claimed' AND claimed_by = :worker \
+                     RETURNING id",
+                )?
+                .query_map(
+                    named_params! { ":now": now, ":ids": ids, ":worker": worker },
+                    |r| r.get(0),
+                )?
+                .collect::<Result<_, _>>()?;
+            let docs: Vec<i64> = claims
+                .iter()
+                .filter(|c| done.contains(&c.task_id))
+                .map(|c| c.document_id)
+                .collect();
+            set_documents_status(tx, &docs, DocumentStatus::Indexed, now)?;
+            Ok(done)
+        },
+    )
 }
 
 /// Records a failed attempt. Transient failures with attempts left go back to
