@@ -12,6 +12,7 @@
 pub(crate) mod files;
 mod layout;
 mod pages;
+pub mod postgres;
 mod search;
 pub(crate) mod sqlite;
 

@@ -72,6 +72,12 @@ pub enum PgError {
     Unexpected(String),
 }
 
+impl From<postgres::Error> for PgError {
+    fn from(e: postgres::Error) -> Self {
+        PgError::Statement(e)
+    }
+}
+
 /// An open PostgreSQL database: its pool and where it is.
 #[derive(Clone)]
 pub struct PostgresDb {
