@@ -89,9 +89,16 @@ CREATE TEXT SEARCH CONFIGURATION quire_english (COPY = english);
 ALTER TEXT SEARCH CONFIGURATION quire_english
     ALTER MAPPING FOR hword, hword_part, word WITH unaccent, english_stem;
 
--- One row per indexed page; the vector is computed by the indexing task with
--- the configuration the settings name, so changing index.stemming is a
--- reindex, not a migration.
+-- Settings the database keeps for every host: `search_config`, the text
+-- search configuration page_index's vectors were made with.
+CREATE TABLE quire_settings (
+    key   text PRIMARY KEY,
+    value text NOT NULL
+);
+INSERT INTO quire_settings (key, value) VALUES ('search_config', 'quire_simple');
+
+-- One row per indexed page; the vector is computed with the configuration
+-- in quire_settings, so changing index.stemming is a reindex, not a migration.
 CREATE TABLE page_index (
     document_id bigint   NOT NULL REFERENCES documents (id) ON DELETE CASCADE,
     page_number bigint   NOT NULL,

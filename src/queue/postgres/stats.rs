@@ -96,7 +96,8 @@ pub fn do_stats(c: &mut impl GenericClient, now: i64) -> Result<QueueStats, Queu
 pub fn do_running(c: &mut impl GenericClient) -> Result<Vec<RunningTask>, QueueError> {
     let rows = c.query_typed(
         "SELECT t.id, t.task_type, coalesce(t.claimed_by, ''), d.id, d.original_name, \
-                d.page_count, coalesce(jsonb_array_length(d.ocr_details -> 'pages'), 0)::bigint, \
+                d.page_count, \
+                (SELECT count(*) FROM jsonb_object_keys(coalesce(d.ocr_details -> 'pages', '{}'))), \
                 d.indexing_details ->> 'phase' \
          FROM task_queue t JOIN documents d ON d.id = t.document_id \
          WHERE t.status = 'claimed' ORDER BY t.claimed_at",
