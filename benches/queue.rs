@@ -381,7 +381,9 @@ fn run(n: usize, workers: usize, batch: usize, fused: bool) -> (f64, f64) {
 /// tasks to be enqueued against: setup, not measured, and without the OCR
 /// task that `Queue::create_document_with_task` would add to the queue.
 fn insert_documents(queue: &Queue, n: usize) {
-    let quire::db::Engine::Sqlite(db) = queue.db().engine();
+    let quire::db::Engine::Sqlite(db) = queue.db().engine() else {
+        unreachable!("the bench opens a SQLite file")
+    };
     let mut conn = db.conn().unwrap();
     let tx = conn.transaction().unwrap();
     for i in 0..n {

@@ -9,6 +9,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub trait Clock: Send + Sync {
     /// Milliseconds since the Unix epoch.
     fn now_ms(&self) -> i64;
+
+    /// True for the wall clock: an engine with a clock of its own (a
+    /// PostgreSQL server that many hosts share) may use that instead.
+    fn is_wall(&self) -> bool {
+        false
+    }
 }
 
 /// The wall clock.
@@ -18,6 +24,10 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now_ms(&self) -> i64 {
         now_ms()
+    }
+
+    fn is_wall(&self) -> bool {
+        true
     }
 }
 

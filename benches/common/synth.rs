@@ -18,7 +18,9 @@ pub const VOCABULARY: usize = 20_000;
 /// Stores `docs` documents with their OCR'd pages (as the OCR task would
 /// leave them), in one transaction: setup, not measured.
 pub fn fill(app: &App, docs: usize, vocab: &[String], zipf: &Zipf, rng: &mut Rng) {
-    let quire::db::Engine::Sqlite(db) = app.db.engine();
+    let quire::db::Engine::Sqlite(db) = app.db.engine() else {
+        panic!("the synthetic index is written to SQLite only")
+    };
     let mut conn = db.conn().unwrap();
     let tx = conn.transaction().unwrap();
     for d in 0..docs {

@@ -33,6 +33,8 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 pub enum Location {
     /// A SQLite file.
     Sqlite(PathBuf),
+    /// A PostgreSQL database (`database.url`).
+    Postgres(postgres::Target),
 }
 
 impl Location {
@@ -40,6 +42,8 @@ impl Location {
     pub fn exists(&self) -> bool {
         match self {
             Location::Sqlite(path) => path.exists(),
+            // A server's database is there or not when connected to.
+            Location::Postgres(_) => true,
         }
     }
 }
@@ -48,6 +52,7 @@ impl std::fmt::Display for Location {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Location::Sqlite(path) => write!(f, "{}", path.display()),
+            Location::Postgres(target) => write!(f, "{target}"),
         }
     }
 }
@@ -139,6 +144,7 @@ impl From<r2d2::Error> for DbError {
 #[derive(Clone)]
 pub enum Engine {
     Sqlite(sqlite::SqliteDb),
+    Postgres(postgres::PostgresDb),
 }
 
 /// The shared handle to the database: cheap to clone, safe to send between threads.
@@ -171,6 +177,9 @@ impl Db {
             Location::Sqlite(path) => Ok(Db {
                 engine: Engine::Sqlite(sqlite::SqliteDb::open(&path, max_connections)?),
             }),
+            Location::Postgres(target) => Ok(Db {
+                engine: Engine::Postgres(postgres::PostgresDb::open(&target, max_connections)?),
+            }),
         }
     }
 
@@ -184,6 +193,7 @@ impl Db {
     pub fn check(&self) -> Result<Health, DbError> {
         match &self.engine {
             Engine::Sqlite(db) => db.check(),
+            Engine::Postgres(db) => Ok(db.check()?),
         }
     }
 
@@ -192,6 +202,9 @@ impl Db {
     pub fn change_watcher(&self) -> Result<ChangeWatcher, DbError> {
         match &self.engine {
             Engine::Sqlite(db) => Ok(ChangeWatcher::Sqlite(db.change_watcher()?)),
+            // LISTEN/NOTIFY is to come: until then workers on PostgreSQL
+            // find other hosts' work at the poll interval.
+            Engine::Postgres(_) => Ok(ChangeWatcher::Poll),
         }
     }
 
@@ -202,6 +215,7 @@ impl Db {
     pub fn try_leader_lock(&self, role: &str) -> Result<Option<LeaderLock>, DbError> {
         match &self.engine {
             Engine::Sqlite(db) => Ok(db.try_leader_lock(role)?.map(LeaderLock::Sqlite)),
+            Engine::Postgres(db) => Ok(db.try_leader_lock(role)?.map(LeaderLock::Postgres)),
         }
     }
 }
@@ -209,6 +223,8 @@ impl Db {
 /// Notices commits made by other processes; see [`Db::change_watcher`].
 pub enum ChangeWatcher {
     Sqlite(sqlite::DataVersionWatch),
+    /// Notices nothing: workers look at the poll interval.
+    Poll,
 }
 
 impl ChangeWatcher {
@@ -219,6 +235,7 @@ impl ChangeWatcher {
     pub fn changed(&mut self) -> bool {
         match self {
             ChangeWatcher::Sqlite(w) => w.changed(),
+            ChangeWatcher::Poll => false,
         }
     }
 }
@@ -226,4 +243,5 @@ impl ChangeWatcher {
 /// A held leader lock; see [`Db::try_leader_lock`]. Dropping it releases it.
 pub enum LeaderLock {
     Sqlite(sqlite::FileLock),
+    Postgres(postgres::AdvisoryLock),
 }

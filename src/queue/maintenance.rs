@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::{Queue, QueueError, TaskType, sqlite};
+use super::{Queue, QueueError, TaskType, postgres, sqlite};
 use crate::db::Engine;
 
 /// A claimed task given back because its worker stopped heartbeating or died.
@@ -43,6 +43,10 @@ impl<'q> Maintenance<'q> {
                 let cutoff = now - stale_timeout.as_millis() as i64;
                 sqlite::maintenance::do_release_stale(tx, cutoff, &reason, now)
             }),
+            Engine::Postgres(db) => self.queue.pg_write(db, |tx, now| {
+                let cutoff = now - stale_timeout.as_millis() as i64;
+                postgres::maintenance::do_release_stale(tx, cutoff, &reason, now)
+            }),
         }
     }
 
@@ -59,6 +63,9 @@ impl<'q> Maintenance<'q> {
             Engine::Sqlite(db) => db.write(|tx| {
                 sqlite::maintenance::do_release_dead(tx, is_dead, max, self.queue.now_ms())
             }),
+            Engine::Postgres(db) => self.queue.pg_write(db, |tx, now| {
+                postgres::maintenance::do_release_dead(tx, is_dead, max, now)
+            }),
         }
     }
 
@@ -71,6 +78,9 @@ impl<'q> Maintenance<'q> {
             Engine::Sqlite(db) => {
                 db.write(|tx| sqlite::maintenance::do_enqueue_orphans(tx, max, self.queue.now_ms()))
             }
+            Engine::Postgres(db) => self.queue.pg_write(db, |tx, now| {
+                postgres::maintenance::do_enqueue_orphans(tx, max, now)
+            }),
         }
     }
 
@@ -81,6 +91,10 @@ impl<'q> Maintenance<'q> {
             Engine::Sqlite(db) => db.write(|tx| {
                 let cutoff = self.queue.now_ms() - retention.as_millis() as i64;
                 sqlite::maintenance::do_purge(tx, cutoff)
+            }),
+            Engine::Postgres(db) => self.queue.pg_write(db, |tx, now| {
+                let cutoff = now - retention.as_millis() as i64;
+                Ok(postgres::maintenance::do_purge(tx, cutoff)? as usize)
             }),
         }
     }

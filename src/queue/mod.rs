@@ -147,6 +147,29 @@ impl Queue {
         self.clock.now_ms()
     }
 
+    /// The time a PostgreSQL transaction uses: the server's, so that hosts
+    /// whose clocks disagree agree on heartbeats, stale claims and backoff;
+    /// a queue with an injected clock (tests) uses that.
+    fn pg_now(&self, tx: &mut impl ::postgres::GenericClient) -> Result<i64, QueueError> {
+        if self.clock.is_wall() {
+            postgres::db_now_ms(tx)
+        } else {
+            Ok(self.clock.now_ms())
+        }
+    }
+
+    /// Runs `f` in one PostgreSQL transaction with [`Queue::pg_now`]'s time.
+    fn pg_write<T>(
+        &self,
+        db: &crate::db::postgres::PostgresDb,
+        f: impl FnOnce(&mut ::postgres::Transaction<'_>, i64) -> Result<T, QueueError>,
+    ) -> Result<T, QueueError> {
+        db.write(|tx| {
+            let now = self.pg_now(tx)?;
+            f(tx, now)
+        })
+    }
+
     /// Creates a document and its OCR task in one transaction, so that no
     /// document exists without the task that reads it. `Ok(None)` when a
     /// document with the same content (`sha256`) exists already, however
@@ -160,6 +183,9 @@ impl Queue {
         match self.db.engine() {
             Engine::Sqlite(db) => db.write(|tx| {
                 sqlite::enqueue::do_create_document(tx, doc, priority, max, self.now_ms())
+            }),
+            Engine::Postgres(db) => self.pg_write(db, |tx, now| {
+                postgres::enqueue::do_create_document(tx, doc, priority, max, now)
             }),
         }
     }
@@ -192,6 +218,14 @@ impl Queue {
                     .map(|&(doc, ty, pri)| sqlite::enqueue::do_enqueue(tx, doc, ty, pri, max, now))
                     .collect()
             }),
+            Engine::Postgres(db) => self.pg_write(db, |tx, now| {
+                tasks
+                    .iter()
+                    .map(|&(doc, ty, pri)| {
+                        postgres::enqueue::do_enqueue(tx, doc, ty, pri, max, now)
+                    })
+                    .collect()
+            }),
         }
     }
 
@@ -204,6 +238,9 @@ impl Queue {
             Engine::Sqlite(db) => {
                 db.write(|tx| sqlite::claim::do_claim(tx, worker, limit, self.now_ms()))
             }
+            Engine::Postgres(db) => self.pg_write(db, |tx, now| {
+                postgres::claim::do_claim(tx, worker, limit, now)
+            }),
         }
     }
 
@@ -226,6 +263,9 @@ impl Queue {
                     self.now_ms(),
                 )
             }),
+            Engine::Postgres(db) => self.pg_write(db, |tx, now| {
+                postgres::claim::do_claim_document(tx, worker, document_id, task_type, false, now)
+            }),
         }
     }
 
@@ -234,6 +274,9 @@ impl Queue {
         match self.db.engine() {
             Engine::Sqlite(db) => {
                 db.write(|tx| sqlite::lease::do_heartbeat(tx, claim, self.now_ms()))
+            }
+            Engine::Postgres(db) => {
+                self.pg_write(db, |tx, now| postgres::lease::do_heartbeat(tx, claim, now))
             }
         }
     }
@@ -247,6 +290,9 @@ impl Queue {
             Engine::Sqlite(db) => {
                 db.write(|tx| sqlite::lease::do_record_progress(tx, claim, self.now_ms()))
             }
+            Engine::Postgres(db) => self.pg_write(db, |tx, now| {
+                postgres::lease::do_record_progress(tx, claim, now)
+            }),
         }
     }
 
@@ -260,6 +306,9 @@ impl Queue {
             Engine::Sqlite(db) => {
                 db.write(|tx| sqlite::lease::do_complete(tx, claim, &self.policy, self.now_ms()))
             }
+            Engine::Postgres(db) => self.pg_write(db, |tx, now| {
+                postgres::lease::do_complete(tx, claim, &self.policy, now)
+            }),
         }
     }
 
@@ -275,6 +324,9 @@ impl Queue {
         match self.db.engine() {
             Engine::Sqlite(db) => db.write(|tx| {
                 sqlite::lease::do_complete_batch(tx, claims, &self.policy, self.now_ms())
+            }),
+            Engine::Postgres(db) => self.pg_write(db, |tx, now| {
+                postgres::lease::do_complete_batch(tx, claims, &self.policy, now)
             }),
         }
     }
@@ -307,6 +359,22 @@ impl Queue {
                 }
                 sqlite::claim::do_claim(tx, &claim.worker, limit, now)
             }),
+            Engine::Postgres(db) => self.pg_write(db, |tx, now| {
+                postgres::lease::do_complete(tx, claim, &self.policy, now)?;
+                if claim.task_type == TaskType::Ocr
+                    && let Some(next) = postgres::claim::do_claim_document(
+                        tx,
+                        &claim.worker,
+                        claim.document_id,
+                        TaskType::Indexing,
+                        true,
+                        now,
+                    )?
+                {
+                    return Ok(vec![next]);
+                }
+                postgres::claim::do_claim(tx, &claim.worker, limit, now)
+            }),
         }
     }
 
@@ -323,6 +391,9 @@ impl Queue {
         match self.db.engine() {
             Engine::Sqlite(db) => db
                 .write(|tx| sqlite::lease::do_fail(tx, claim, kind, error, &policy, self.now_ms())),
+            Engine::Postgres(db) => self.pg_write(db, |tx, now| {
+                postgres::lease::do_fail(tx, claim, kind, error, &policy, now)
+            }),
         }
     }
 
@@ -334,6 +405,9 @@ impl Queue {
         match self.db.engine() {
             Engine::Sqlite(db) => {
                 db.write(|tx| sqlite::lease::do_release(tx, claim, self.now_ms()))
+            }
+            Engine::Postgres(db) => {
+                self.pg_write(db, |tx, now| postgres::lease::do_release(tx, claim, now))
             }
         }
     }
@@ -347,6 +421,9 @@ impl Queue {
             Engine::Sqlite(db) => {
                 db.write(|tx| sqlite::admin::do_cancel(tx, task_id, self.now_ms()))
             }
+            Engine::Postgres(db) => {
+                self.pg_write(db, |tx, now| postgres::admin::do_cancel(tx, task_id, now))
+            }
         }
     }
 
@@ -359,6 +436,9 @@ impl Queue {
             Engine::Sqlite(db) => {
                 db.write(|tx| sqlite::admin::do_retry(tx, task_id, max, self.now_ms()))
             }
+            Engine::Postgres(db) => self.pg_write(db, |tx, now| {
+                postgres::admin::do_retry(tx, task_id, max, now)
+            }),
         }
     }
 
@@ -370,6 +450,9 @@ impl Queue {
             Engine::Sqlite(db) => {
                 db.write(|tx| sqlite::admin::do_retry_all_failed(tx, max, self.now_ms()))
             }
+            Engine::Postgres(db) => self.pg_write(db, |tx, now| {
+                postgres::admin::do_retry_all_failed(tx, max, now)
+            }),
         }
     }
 
@@ -381,6 +464,9 @@ impl Queue {
             Engine::Sqlite(db) => {
                 db.read(|c| sqlite::claim::do_others_waiting(c, priority, self.now_ms()))
             }
+            Engine::Postgres(db) => self.pg_write(db, |tx, now| {
+                postgres::claim::do_others_waiting(tx, priority, now)
+            }),
         }
     }
 
@@ -394,6 +480,10 @@ impl Queue {
     pub fn stats(&self) -> Result<QueueStats, QueueError> {
         match self.db.engine() {
             Engine::Sqlite(db) => db.read(|c| sqlite::stats::do_stats(c, self.now_ms())),
+            Engine::Postgres(db) => db.snapshot(|tx| {
+                let now = self.pg_now(tx)?;
+                postgres::stats::do_stats(tx, now)
+            }),
         }
     }
 
@@ -401,6 +491,7 @@ impl Queue {
     pub fn running(&self) -> Result<Vec<RunningTask>, QueueError> {
         match self.db.engine() {
             Engine::Sqlite(db) => db.read(sqlite::stats::do_running),
+            Engine::Postgres(db) => db.snapshot(|tx| postgres::stats::do_running(tx)),
         }
     }
 
@@ -408,6 +499,9 @@ impl Queue {
     pub fn task(&self, task_id: i64) -> Result<Task, QueueError> {
         match self.db.engine() {
             Engine::Sqlite(db) => db.read(|c| sqlite::task_by_id(c, task_id)),
+            Engine::Postgres(db) => {
+                db.snapshot(|tx| postgres::admin::task_by_id(tx, task_id, false))
+            }
         }
     }
 
@@ -420,6 +514,9 @@ impl Queue {
     ) -> Result<Vec<Task>, QueueError> {
         match self.db.engine() {
             Engine::Sqlite(db) => db.read(|c| sqlite::tasks_with_status(c, status, limit)),
+            Engine::Postgres(db) => {
+                db.snapshot(|tx| postgres::admin::tasks_with_status(tx, status, limit))
+            }
         }
     }
 
@@ -427,6 +524,7 @@ impl Queue {
     pub fn tasks_of(&self, document_id: i64) -> Result<Vec<Task>, QueueError> {
         match self.db.engine() {
             Engine::Sqlite(db) => db.read(|c| sqlite::tasks_of(c, document_id)),
+            Engine::Postgres(db) => db.snapshot(|tx| postgres::admin::tasks_of(tx, document_id)),
         }
     }
 }

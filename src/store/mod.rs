@@ -172,6 +172,7 @@ impl Store {
     pub fn document(&self, id: i64) -> Result<Option<Document>, DbError> {
         match self.db.engine() {
             Engine::Sqlite(db) => db.read(|c| sqlite::documents::document(c, id)),
+            Engine::Postgres(db) => db.snapshot(|tx| postgres::documents::document(tx, id)),
         }
     }
 
@@ -179,6 +180,7 @@ impl Store {
     pub fn list(&self, status: Option<DocumentStatus>) -> Result<Vec<Document>, DbError> {
         match self.db.engine() {
             Engine::Sqlite(db) => db.read(|c| sqlite::documents::list(c, status)),
+            Engine::Postgres(db) => db.snapshot(|tx| postgres::documents::newest(tx, status, None)),
         }
     }
 
@@ -191,6 +193,9 @@ impl Store {
     ) -> Result<Vec<Document>, DbError> {
         match self.db.engine() {
             Engine::Sqlite(db) => db.read(|c| sqlite::documents::newest(c, status, limit)),
+            Engine::Postgres(db) => {
+                db.snapshot(|tx| postgres::documents::newest(tx, status, Some(limit)))
+            }
         }
     }
 
@@ -198,6 +203,7 @@ impl Store {
     pub fn by_sha256(&self, sha: &str) -> Result<Option<Document>, DbError> {
         match self.db.engine() {
             Engine::Sqlite(db) => db.read(|c| sqlite::documents::by_sha256(c, sha)),
+            Engine::Postgres(db) => db.snapshot(|tx| postgres::documents::by_sha256(tx, sha)),
         }
     }
 
@@ -205,6 +211,9 @@ impl Store {
     pub fn count_duplicates_of(&self, id: i64) -> Result<i64, DbError> {
         match self.db.engine() {
             Engine::Sqlite(db) => db.read(|c| sqlite::documents::count_duplicates_of(c, id)),
+            Engine::Postgres(db) => {
+                db.snapshot(|tx| postgres::documents::count_duplicates_of(tx, id))
+            }
         }
     }
 
@@ -221,6 +230,9 @@ impl Store {
             Engine::Sqlite(db) => db.write(|tx| {
                 sqlite::documents::insert_duplicate(tx, document_id, name, stored_path, now)
             }),
+            Engine::Postgres(db) => db.write(|tx| {
+                postgres::documents::insert_duplicate(tx, document_id, name, stored_path, now)
+            }),
         }
     }
 
@@ -232,6 +244,9 @@ impl Store {
         match self.db.engine() {
             Engine::Sqlite(db) => {
                 db.write(|tx| sqlite::pages::begin_ocr(tx, document_id, task_id, pages))
+            }
+            Engine::Postgres(db) => {
+                db.write(|tx| postgres::pages::begin_ocr(tx, document_id, task_id, pages))
             }
         }
     }
@@ -252,6 +267,9 @@ impl Store {
         match self.db.engine() {
             Engine::Sqlite(db) => {
                 db.write(|tx| sqlite::pages::save_page(tx, claim, number, reading, detail, now))
+            }
+            Engine::Postgres(db) => {
+                db.write(|tx| postgres::pages::save_page(tx, claim, number, reading, detail, now))
             }
         }
     }
@@ -288,6 +306,7 @@ impl Store {
         };
         let removed = match self.db.engine() {
             Engine::Sqlite(db) => db.write(|tx| sqlite::documents::remove(tx, document_id)),
+            Engine::Postgres(db) => db.write(|tx| postgres::documents::remove(tx, document_id)),
         }?;
         if !removed {
             return Ok(None); // removed by another process meanwhile
@@ -333,6 +352,9 @@ impl Store {
             Engine::Sqlite(db) => {
                 db.read(|c| sqlite::documents::pdf_taken_by_other(c, document_id, &path))
             }
+            Engine::Postgres(db) => {
+                db.snapshot(|tx| postgres::documents::pdf_taken_by_other(tx, document_id, &path))
+            }
         }
     }
 
@@ -342,6 +364,9 @@ impl Store {
         match self.db.engine() {
             Engine::Sqlite(db) => {
                 db.write(|tx| sqlite::documents::set_searchable_pdf(tx, document_id, &path))
+            }
+            Engine::Postgres(db) => {
+                db.write(|tx| postgres::documents::set_searchable_pdf(tx, document_id, &path))
             }
         }
     }
@@ -354,6 +379,7 @@ impl Store {
     ) -> Result<Vec<(i64, PageSource, Option<Layout>)>, DbError> {
         match self.db.engine() {
             Engine::Sqlite(db) => db.read(|c| sqlite::pages::layouts(c, document_id)),
+            Engine::Postgres(db) => db.snapshot(|tx| postgres::pages::layouts(tx, document_id)),
         }
     }
 
@@ -365,6 +391,9 @@ impl Store {
     ) -> Result<Option<PageDetail>, DbError> {
         match self.db.engine() {
             Engine::Sqlite(db) => db.read(|c| sqlite::pages::page_detail(c, document_id, number)),
+            Engine::Postgres(db) => {
+                db.snapshot(|tx| postgres::pages::page_detail(tx, document_id, number))
+            }
         }
     }
 
@@ -372,6 +401,7 @@ impl Store {
     pub fn pages(&self, document_id: i64) -> Result<Vec<Page>, DbError> {
         match self.db.engine() {
             Engine::Sqlite(db) => db.read(|c| sqlite::pages::pages(c, document_id)),
+            Engine::Postgres(db) => db.snapshot(|tx| postgres::pages::pages(tx, document_id)),
         }
     }
 
@@ -382,6 +412,9 @@ impl Store {
         match self.db.engine() {
             Engine::Sqlite(db) => {
                 db.write(|tx| sqlite::index::begin_indexing(tx, document_id, task_id))
+            }
+            Engine::Postgres(db) => {
+                db.write(|tx| postgres::index::begin_indexing(tx, document_id, task_id))
             }
         }
     }
@@ -399,6 +432,9 @@ impl Store {
             Engine::Sqlite(db) => db.write(|tx| {
                 sqlite::index::stage_pages(tx, document_id, pages, staged_through, now)
             }),
+            Engine::Postgres(db) => db.write(|tx| {
+                postgres::index::stage_pages(tx, document_id, pages, staged_through, now)
+            }),
         }
     }
 
@@ -408,6 +444,9 @@ impl Store {
     pub fn publish_index(&self, document_id: i64, now: i64) -> Result<i64, DbError> {
         match self.db.engine() {
             Engine::Sqlite(db) => db.write(|tx| sqlite::index::publish_index(tx, document_id, now)),
+            Engine::Postgres(db) => {
+                db.write(|tx| postgres::index::publish_index(tx, document_id, now))
+            }
         }
     }
 
@@ -417,6 +456,9 @@ impl Store {
             Engine::Sqlite(db) => {
                 db.write(|tx| sqlite::index::finish_indexing(tx, document_id, now))
             }
+            Engine::Postgres(db) => {
+                db.write(|tx| postgres::index::finish_indexing(tx, document_id, now))
+            }
         }
     }
 
@@ -424,6 +466,9 @@ impl Store {
     pub fn indexed_pages(&self, document_id: i64) -> Result<i64, DbError> {
         match self.db.engine() {
             Engine::Sqlite(db) => db.read(|c| sqlite::index::indexed_pages(c, document_id)),
+            Engine::Postgres(db) => {
+                db.snapshot(|tx| postgres::index::indexed_pages(tx, document_id))
+            }
         }
     }
 
@@ -432,6 +477,9 @@ impl Store {
     pub fn indexed_text(&self, document_id: i64) -> Result<Vec<(i64, String)>, DbError> {
         match self.db.engine() {
             Engine::Sqlite(db) => db.read(|c| sqlite::index::indexed_text(c, document_id)),
+            Engine::Postgres(db) => {
+                db.snapshot(|tx| postgres::index::indexed_text(tx, document_id))
+            }
         }
     }
 
@@ -441,6 +489,7 @@ impl Store {
     pub fn ensure_stemming(&self, stemming: Stemming) -> Result<usize, DbError> {
         match self.db.engine() {
             Engine::Sqlite(db) => db.write(|tx| sqlite::index::ensure_stemming(tx, stemming)),
+            Engine::Postgres(db) => db.write(|tx| postgres::index::ensure_stemming(tx, stemming)),
         }
     }
 
@@ -448,6 +497,9 @@ impl Store {
     pub fn stemming_matches(&self, stemming: Stemming) -> Result<bool, DbError> {
         match self.db.engine() {
             Engine::Sqlite(db) => db.read(|c| sqlite::index::tokenizer_matches(c, stemming)),
+            Engine::Postgres(db) => {
+                db.snapshot(|tx| postgres::index::stemming_matches(tx, stemming))
+            }
         }
     }
 
@@ -463,6 +515,10 @@ impl Store {
     ) -> Result<Found<Hit>, DbError> {
         let mut found = match self.db.engine() {
             Engine::Sqlite(db) => db.read(|c| sqlite::search::search(c, query, filter, limit)),
+            Engine::Postgres(db) => db.snapshot(|tx| {
+                let config = postgres::index::search_config(tx)?;
+                postgres::search::search(tx, query, filter, limit, &config)
+            }),
         }?;
         for h in &mut found.hits {
             h.path = self.data_dir.join(&h.path);
@@ -485,6 +541,10 @@ impl Store {
             Engine::Sqlite(db) => {
                 db.read(|c| sqlite::search::search_documents(c, query, filter, limit))
             }
+            Engine::Postgres(db) => db.snapshot(|tx| {
+                let config = postgres::index::search_config(tx)?;
+                postgres::search::search_documents(tx, query, filter, limit, &config)
+            }),
         }?;
         for h in &mut found.hits {
             h.best.path = self.data_dir.join(&h.best.path);

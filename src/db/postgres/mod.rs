@@ -7,6 +7,7 @@
 //! This module and the `postgres` modules of the queue and the store (to
 //! come) are the only places that name the `postgres` driver.
 
+mod lock;
 pub mod migrations;
 pub mod target;
 pub mod testing;
@@ -16,6 +17,7 @@ use r2d2_postgres::PostgresConnectionManager;
 
 use super::BUSY_TIMEOUT;
 
+pub use lock::AdvisoryLock;
 pub use target::{Target, TargetError};
 
 /// A pooled connection.
@@ -156,6 +158,25 @@ impl PostgresDb {
         Ok(out)
     }
 
+    /// Runs read-only `f` in one `REPEATABLE READ` transaction: several
+    /// statements that see the database as of one moment, whatever other
+    /// hosts commit meanwhile.
+    pub fn snapshot<T, E: From<PgError>>(
+        &self,
+        f: impl FnOnce(&mut postgres::Transaction<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut conn = self.conn()?;
+        let mut tx = conn
+            .build_transaction()
+            .isolation_level(postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .map_err(PgError::Statement)?;
+        let out = f(&mut tx)?;
+        tx.commit().map_err(PgError::Statement)?;
+        Ok(out)
+    }
+
     /// Where the database is.
     pub fn target(&self) -> &Target {
         &self.target
@@ -167,6 +188,32 @@ impl PostgresDb {
         migrations::found_version(&mut *c).map_err(|error| PgError::Query {
             target: self.target.clone(),
             error,
+        })
+    }
+}
+
+impl PostgresDb {
+    /// The schema version and the server's version, for `quire doctor`.
+    /// PostgreSQL checks its own pages; there is no integrity check to run.
+    pub fn check(&self) -> Result<crate::db::Health, PgError> {
+        let mut c = self.conn()?;
+        let server: String = c.query_one("SHOW server_version", &[])?.get(0);
+        let unaccent: bool = c
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'unaccent')",
+                &[],
+            )?
+            .get(0);
+        Ok(crate::db::Health {
+            schema_version: migrations::found_version(&mut *c)?.into(),
+            known_schema_version: migrations::schema_version().into(),
+            problem: (!unaccent)
+                .then(|| format!("the extension unaccent is missing (server {server})")),
+            repair: format!(
+                "as the database's owner: psql '{}' -c 'CREATE EXTENSION unaccent' \
+                 (Debian: the postgresql package has it)",
+                self.target
+            ),
         })
     }
 }

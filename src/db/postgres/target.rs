@@ -123,6 +123,15 @@ impl std::fmt::Display for Target {
     }
 }
 
+/// Targets are equal when they name the same database as the same user.
+impl PartialEq for Target {
+    fn eq(&self, other: &Target) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for Target {}
+
 impl std::fmt::Debug for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Target({self})")

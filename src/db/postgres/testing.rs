@@ -50,6 +50,13 @@ impl TestDatabase {
     pub fn target(&self) -> &Target {
         &self.target
     }
+
+    /// The database's URL, for `database.url` (the test server needs no
+    /// password; one given in `QUIRE_TEST_POSTGRES` is not repeated here,
+    /// so set `PGPASSWORD` for such a server).
+    pub fn url(&self) -> String {
+        self.target.to_string()
+    }
 }
 
 impl Default for TestDatabase {

@@ -57,6 +57,24 @@ pub fn tasks_of(c: &mut impl GenericClient, document_id: i64) -> Result<Vec<Task
     rows.iter().map(task_from_row).collect()
 }
 
+/// The newest `limit` tasks with `status`, newest first.
+pub fn tasks_with_status(
+    c: &mut impl GenericClient,
+    status: TaskStatus,
+    limit: usize,
+) -> Result<Vec<Task>, QueueError> {
+    let rows = c.query_typed(
+        &format!(
+            "SELECT {TASK_COLUMNS} FROM task_queue WHERE status = $1 ORDER BY id DESC LIMIT $2"
+        ),
+        &[
+            (&status.as_str(), Type::TEXT),
+            (&(limit as i64), Type::INT8),
+        ],
+    )?;
+    rows.iter().map(task_from_row).collect()
+}
+
 /// Cancels a pending or claimed task. A worker still running it loses its
 /// claim: its next heartbeat or completion is [`QueueError::LostClaim`].
 pub fn do_cancel(tx: &mut impl GenericClient, task_id: i64, now: i64) -> Result<(), QueueError> {

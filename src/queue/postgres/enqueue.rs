@@ -9,6 +9,23 @@ use postgres::types::Type;
 
 use super::set_documents_status;
 use crate::queue::{Enqueued, Priority, QueueError, TaskType};
+use crate::store::NewDocument;
+
+/// Inserts a document and its OCR task; `Ok(None)` (and nothing written)
+/// when a document with the same content exists.
+pub fn do_create_document(
+    tx: &mut impl GenericClient,
+    doc: &NewDocument<'_>,
+    priority: Priority,
+    max_attempts: i64,
+    now: i64,
+) -> Result<Option<(i64, Enqueued)>, QueueError> {
+    let Some(id) = crate::store::postgres::documents::insert_document(tx, doc, now)? else {
+        return Ok(None);
+    };
+    let task = do_enqueue(tx, id, TaskType::Ocr, priority, max_attempts, now)?;
+    Ok(Some((id, task)))
+}
 
 /// Inserts a pending task unless the document already has a pending or
 /// claimed task of this type; sets the document's status for the task type

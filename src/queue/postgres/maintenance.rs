@@ -7,6 +7,7 @@ use postgres::GenericClient;
 use postgres::types::Type;
 
 use super::{enqueue, set_documents_status};
+use crate::queue::sqlite::maintenance::KILLS_FORGIVEN_FACTOR;
 use crate::queue::{DocumentStatus, Priority, QueueError, ReleasedStale, TaskType};
 
 /// Releases every claim whose heartbeat is older than `cutoff` (Unix ms by
@@ -16,9 +17,9 @@ use crate::queue::{DocumentStatus, Priority, QueueError, ReleasedStale, TaskType
 pub fn do_release_stale(
     tx: &mut impl GenericClient,
     cutoff: i64,
+    reason: &str,
     now: i64,
 ) -> Result<Vec<ReleasedStale>, QueueError> {
-    let reason = "its worker stopped heartbeating";
     let rows = tx.query_typed(
         "WITH stale AS (
              SELECT id, claimed_by, coalesce(progress_at > claimed_at, false) AS progressed
@@ -60,6 +61,86 @@ pub fn do_release_stale(
             task_id,
             document_id,
             worker: worker.unwrap_or_default(),
+            failed,
+        });
+    }
+    Ok(released)
+}
+
+/// Releases the claims of workers that `is_dead` says are gone (on this
+/// host: the caller answers for its own host's workers only; other hosts'
+/// claims go by heartbeat). As on SQLite, a death does not count against
+/// the attempts until the task has been claimed `max_attempts` times
+/// [`KILLS_FORGIVEN_FACTOR`] over; then it fails.
+pub fn do_release_dead(
+    tx: &mut impl GenericClient,
+    is_dead: impl Fn(&str) -> bool,
+    max_attempts: i64,
+    now: i64,
+) -> Result<Vec<ReleasedStale>, QueueError> {
+    let claimed = tx.query_typed(
+        "SELECT id, claimed_by FROM task_queue WHERE status = 'claimed' FOR UPDATE SKIP LOCKED",
+        &[],
+    )?;
+    let dead: Vec<(i64, String)> = claimed
+        .iter()
+        .map(|r| {
+            (
+                r.get::<_, i64>(0),
+                r.get::<_, Option<String>>(1).unwrap_or_default(),
+            )
+        })
+        .filter(|(_, worker)| is_dead(worker))
+        .collect();
+    let forgiven = max_attempts * KILLS_FORGIVEN_FACTOR;
+    let mut released = vec![];
+    for (task_id, worker) in dead {
+        let reason = format!("worker {worker} died while running this task");
+        let r = tx.query_typed_one(
+            "UPDATE task_queue SET \
+                 status = CASE WHEN attempts >= $1 AND NOT coalesce(progress_at > claimed_at, false) \
+                     THEN 'failed' ELSE 'pending' END, \
+                 completed_at = CASE WHEN attempts >= $1 \
+                     AND NOT coalesce(progress_at > claimed_at, false) THEN $2::bigint END, \
+                 max_attempts = max_attempts + CASE WHEN attempts < $1 \
+                     OR coalesce(progress_at > claimed_at, false) THEN 1 ELSE 0 END, \
+                 run_after = $2, last_error = $3, \
+                 claimed_by = NULL, claimed_at = NULL, heartbeat_at = NULL \
+             WHERE id = $4 \
+             RETURNING document_id, status = 'failed', task_type",
+            &[
+                (&forgiven, Type::INT8),
+                (&now, Type::INT8),
+                (&reason, Type::TEXT),
+                (&task_id, Type::INT8),
+            ],
+        )?;
+        let (document_id, failed): (i64, bool) = (r.get(0), r.get(1));
+        let task_type: TaskType = super::parse(r.get(2))?;
+        if failed && task_type.is_stage() {
+            let error = format!(
+                "{reason}, on every one of its attempts; `quire retry {task_id}` tries again"
+            );
+            set_documents_status(
+                tx,
+                &[document_id],
+                DocumentStatus::Failed,
+                Some(&error),
+                now,
+            )?;
+        }
+        log::warn!(
+            "task {task_id} (document {document_id}): {reason}; {}",
+            if failed {
+                "failed"
+            } else {
+                "released (the attempt is not counted)"
+            }
+        );
+        released.push(ReleasedStale {
+            task_id,
+            document_id,
+            worker,
             failed,
         });
     }
@@ -127,7 +208,7 @@ mod tests {
         let claims = do_claim(&mut *c, "host-a", 2, T0).unwrap();
         // One worker keeps heartbeating, the other went quiet.
         do_heartbeat(&mut *c, &claims[1], T0 + 50_000).unwrap();
-        let released = do_release_stale(&mut *c, T0 + 30_000, T0 + 60_000).unwrap();
+        let released = do_release_stale(&mut *c, T0 + 30_000, "stale", T0 + 60_000).unwrap();
         assert_eq!(released.len(), 1);
         assert_eq!(released[0].task_id, claims[0].task_id);
         assert_eq!(released[0].worker, "host-a");
@@ -141,7 +222,7 @@ mod tests {
         );
         // Hosts releasing at the same moment release it once.
         assert!(
-            do_release_stale(&mut *c, T0 + 30_000, T0 + 60_000)
+            do_release_stale(&mut *c, T0 + 30_000, "stale", T0 + 60_000)
                 .unwrap()
                 .is_empty()
         );
@@ -176,7 +257,7 @@ mod tests {
         let mut c = f.conn();
         do_enqueue(&mut *c, doc, TaskType::Ocr, Priority::High, 1, T0).unwrap();
         do_claim(&mut *c, "w", 1, T0).unwrap();
-        let released = do_release_stale(&mut *c, T0 + 1, T0 + 2).unwrap();
+        let released = do_release_stale(&mut *c, T0 + 1, "stale", T0 + 2).unwrap();
         assert!(released[0].failed);
         assert_eq!(f.doc_status(doc), "failed");
     }

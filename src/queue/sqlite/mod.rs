@@ -149,7 +149,9 @@ pub(crate) mod testing {
     impl Fixture {
         /// The SQLite connection pool under the queue.
         pub fn conn(&self) -> crate::db::sqlite::Conn {
-            let Engine::Sqlite(db) = self.queue.db().engine();
+            let Engine::Sqlite(db) = self.queue.db().engine() else {
+                unreachable!("the fixture opens a SQLite file")
+            };
             db.conn().unwrap()
         }
 
