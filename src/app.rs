@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Context;
 
 use crate::config::Config;
-use crate::db::{Db, DbError, Location};
+use crate::db::{Db, DbError};
 use crate::queue::{Policy, Queue, QueueError};
 use crate::store::{Document, Store};
 
@@ -31,7 +31,7 @@ impl App {
             )
         })?;
         check_writable(dir)?;
-        let db = Db::open(config.db_path(), connections)?;
+        let db = Db::open(config.location()?, connections)?;
         let queue = Queue::new(db.clone(), Policy::from_config(config));
         let store = Store::open(db.clone(), dir)
             .with_context(|| format!("cannot create the store folders in {}", dir.display()))?;
@@ -46,7 +46,7 @@ impl App {
     /// Opens an existing data dir for a read-mostly command; fails with advice
     /// when there is none yet, instead of creating an empty one.
     pub fn open_existing(config: &Config) -> anyhow::Result<App> {
-        let location = Location::from(config.db_path());
+        let location = config.location()?;
         if !location.exists() {
             return Err(DbError::Missing(location).into());
         }

@@ -26,6 +26,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
+    /// The database: empty for the SQLite file in the data dir, or a
+    /// postgres://user@host:port/dbname URL [env: QUIRE_DATABASE_URL]
+    #[arg(long, global = true, value_name = "URL")]
+    pub database: Option<String>,
+
     /// The configuration file [env: QUIRE_CONFIG]
     /// [default: ~/.config/quire/config.toml or /etc/quire/config.toml, if present]
     #[arg(long, global = true, value_name = "FILE")]

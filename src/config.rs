@@ -35,6 +35,7 @@ pub struct Config {
     pub index: IndexConfig,
     pub output: OutputConfig,
     pub http: HttpConfig,
+    pub database: DatabaseConfig,
 }
 
 /// `[queue]`: the workers and the retry policy.
@@ -177,6 +178,19 @@ pub struct HttpConfig {
     pub upload_limit_mb: u64,
 }
 
+/// `[database]`: where quire keeps its queue, documents and index.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// Empty: the SQLite file `quire.db` in the data dir. A
+    /// `postgres://user@host:port/dbname` URL (also `postgresql://`): that
+    /// PostgreSQL database, which many daemons on many hosts can share.
+    pub url: String,
+    /// A file whose first line is the PostgreSQL password, when the URL has
+    /// none (else `PGPASSWORD`); works with systemd credentials.
+    pub password_file: PathBuf,
+}
+
 /// How words are reduced before indexing and searching.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
@@ -198,6 +212,7 @@ impl Default for Config {
             ocr: OcrConfig::default(),
             index: IndexConfig::default(),
             output: OutputConfig::default(),
+            database: DatabaseConfig::default(),
             http: HttpConfig::default(),
         }
     }
@@ -440,6 +455,20 @@ impl Config {
     /// The database file.
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("quire.db")
+    }
+
+    /// Where the database is: the SQLite file in the data dir, or the
+    /// PostgreSQL database `database.url` names (its password resolved).
+    pub fn location(&self) -> Result<crate::db::Location, crate::db::postgres::TargetError> {
+        let db = &self.database;
+        if db.url.is_empty() {
+            return Ok(crate::db::Location::Sqlite(self.db_path()));
+        }
+        let password_file =
+            (!db.password_file.as_os_str().is_empty()).then_some(db.password_file.as_path());
+        let target =
+            crate::db::postgres::Target::parse(&db.url, password_file, |k| std::env::var(k).ok())?;
+        Ok(crate::db::Location::Postgres(target))
     }
 
     /// Worker threads to run: the configured number, or one per core.
@@ -729,6 +758,21 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn the_database_is_the_sqlite_file_unless_a_postgres_url_is_set() {
+        let mut c = Config::default();
+        assert_eq!(
+            c.location().unwrap(),
+            crate::db::Location::Sqlite(c.data_dir.join("quire.db"))
+        );
+        c.database.url = "postgresql://quire:pw@db:6543/archive".into();
+        let location = c.location().unwrap();
+        assert_eq!(location.to_string(), "postgres://quire@db:6543/archive");
+        c.database.url = "sqlite:///var/lib/quire.db".into();
+        let err = c.location().unwrap_err().to_string();
+        assert!(err.contains("leave it empty for SQLite"), "{err}");
     }
 
     #[test]

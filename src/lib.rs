@@ -68,6 +68,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(dir) = cli.data_dir {
         config.data_dir = dir;
     }
+    if let Some(url) = cli.database {
+        config.database.url = url;
+    }
     match cli.command {
         Command::Serve(args) => commands::serve::run(&config, &args),
         Command::Enqueue(args) => commands::enqueue::run(&config, &args),

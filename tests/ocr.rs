@@ -486,6 +486,7 @@ fn limits_and_locked_files_fail_with_a_clear_error() {
     let patient = Env {
         dir: env.dir,
         extra: vec![("QUIRE_OCR_PAGE_TIMEOUT".into(), "5m".into())],
+        postgres: None,
     };
     patient.ok(&["retry", "--all-failed"]);
     patient.ok(&["process", "1"]);

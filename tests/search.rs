@@ -42,6 +42,7 @@ fn stemming_is_configurable_and_changing_it_rebuilds_the_index() {
     let porter = Env {
         dir: env.dir,
         extra: vec![("QUIRE_INDEX_STEMMING".into(), "porter".into())],
+        postgres: None,
     };
     let other = porter.dir.path().join("other.pdf");
     text_pdf(&other, &["Connection established after the run was over"]);

@@ -219,6 +219,7 @@ fn with_the_queue_disabled_serve_only_ingests() {
     let workers = Env {
         dir: env.dir,
         extra: vec![],
+        postgres: None,
     };
     let _w = workers.serve(&["--workers", "1", "--no-watch"]);
     let docs = workers.wait_settled(1);

@@ -7,6 +7,7 @@ mod cli;
 mod http;
 mod ocr;
 mod parallel;
+mod postgres;
 mod procs;
 mod reliability;
 mod scans;

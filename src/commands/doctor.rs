@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::config::{Config, WatchMode};
-use crate::db::{Db, Location};
+use crate::db::Db;
 
 /// One check's verdict.
 enum Verdict {
@@ -75,7 +75,15 @@ fn check_data_dir(c: &Config) -> Verdict {
 }
 
 fn check_database(c: &Config) -> Verdict {
-    let location = Location::from(c.db_path());
+    let location = match c.location() {
+        Ok(location) => location,
+        Err(e) => {
+            return Verdict::Fail(
+                e.to_string(),
+                "fix database.url (or QUIRE_DATABASE_URL, --database)".into(),
+            );
+        }
+    };
     if !location.exists() {
         return Verdict::Fail(
             format!("there is no quire database at {location}"),

@@ -29,6 +29,8 @@ pub fn corpus(name: &str) -> PathBuf {
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub extra: Vec<(String, String)>,
+    /// The PostgreSQL database of a [`Env::postgres`] env, dropped with it.
+    pub postgres: Option<quire::db::postgres::testing::TestDatabase>,
 }
 
 impl Env {
@@ -36,7 +38,18 @@ impl Env {
         Env {
             dir: tempfile::tempdir().unwrap(),
             extra: vec![],
+            postgres: None,
         }
+    }
+
+    /// An env whose commands keep their database in a fresh PostgreSQL
+    /// database of the test server (`QUIRE_DATABASE_URL`), dropped at the end.
+    pub fn postgres() -> Env {
+        let database = quire::db::postgres::testing::TestDatabase::new();
+        let url = database.url();
+        let mut env = Env::new().set("QUIRE_DATABASE_URL", &url);
+        env.postgres = Some(database);
+        env
     }
 
     /// Sets a `QUIRE_*` variable for every command this env runs.
@@ -140,10 +153,13 @@ impl Env {
     /// check what the commands say against what is stored, on whichever
     /// database engine the data dir uses. Safe while daemons run.
     pub fn app(&self) -> quire::app::App {
-        let config = quire::config::Config {
+        let mut config = quire::config::Config {
             data_dir: self.data(),
             ..Default::default()
         };
+        if let Some(db) = &self.postgres {
+            config.database.url = db.url();
+        }
         quire::app::App::open_existing(&config).unwrap()
     }
 

@@ -1,0 +1,90 @@
+//! The real binary on PostgreSQL (`database.url`): each test on a fresh
+//! database of the test server, with the same data dir for the originals.
+
+use crate::util::{Env, text_pdf, text_png};
+
+#[test]
+fn serve_on_postgres_reads_dropped_files_and_every_command_answers_from_the_server() {
+    let env = Env::postgres();
+    let daemon = env.serve(&["--workers", "2"]);
+    text_pdf(
+        &env.inbox().join("letter.pdf"),
+        &["dear walrus", "yours quokka"],
+    );
+    text_png(&env.inbox().join("scan.png"), &["INVOICE NUMBER 4711"]);
+    let docs = env.wait_settled(2);
+    assert!(docs.iter().all(|d| d["status"] == "indexed"), "{docs:?}");
+    assert!(
+        !env.data().join("quire.db").exists(),
+        "nothing of the database is kept in the data dir"
+    );
+    let hits = env.search(&["quokka"]);
+    assert_eq!(hits[0]["name"], "letter.pdf");
+    assert_eq!(hits[0]["page"], 2);
+    assert_eq!(env.search(&["invoice"])[0]["name"], "scan.png");
+    let stats = env.json(&["stats"]);
+    assert_eq!(stats["documents"]["indexed"], 2);
+    assert_eq!(
+        stats["tasks"]["completed"], 6,
+        "OCR, indexing and PDF for each"
+    );
+    let id = docs[0]["id"].as_i64().unwrap().to_string();
+    assert!(env.ok(&["text", &id]).len() > 5);
+    let show = env.json(&["show", &id]);
+    assert_eq!(show["tasks"].as_array().unwrap().len(), 3, "{show}");
+    let doctor = env.ok(&["doctor"]);
+    assert!(doctor.contains("postgres://postgres@"), "{doctor}");
+    drop(daemon);
+}
+
+#[test]
+fn stats_and_list_have_the_same_json_shape_on_both_engines() {
+    fn keys(v: &serde_json::Value) -> Vec<String> {
+        let mut out = vec![];
+        if let Some(map) = v.as_object() {
+            for (k, v) in map {
+                out.push(k.clone());
+                out.extend(keys(v).into_iter().map(|sub| format!("{k}.{sub}")));
+            }
+        }
+        out
+    }
+    let (sqlite, postgres) = (Env::new(), Env::postgres());
+    for env in [&sqlite, &postgres] {
+        let file = env.dir.path().join("a.pdf");
+        text_pdf(&file, &["alpha"]);
+        env.ok(&["process", file.to_str().unwrap()]);
+    }
+    for args in [&["stats"][..], &["list"], &["show", "1"]] {
+        let (a, b) = (sqlite.json(args), postgres.json(args));
+        let (a, b) = match (a.as_array(), b.as_array()) {
+            (Some(a), Some(b)) => (a[0].clone(), b[0].clone()),
+            _ => (a, b),
+        };
+        assert_eq!(keys(&a), keys(&b), "quire {args:?} --json");
+    }
+}
+
+#[test]
+fn two_daemons_on_one_database_read_each_document_once() {
+    let env = Env::postgres();
+    let first = env.serve(&["--workers", "2"]);
+    let second = env.serve(&["--workers", "2"]);
+    for i in 0..6 {
+        text_pdf(
+            &env.inbox().join(format!("d{i}.pdf")),
+            &[&format!("word{i} shared")],
+        );
+    }
+    let docs = env.wait_settled(6);
+    assert!(docs.iter().all(|d| d["status"] == "indexed"), "{docs:?}");
+    let stats = env.json(&["stats"]);
+    assert_eq!(stats["tasks"]["completed"], 18, "{stats}");
+    assert_eq!(stats["tasks"]["failed"], 0, "{stats}");
+    // The first watches the inbox (an advisory lock on the server); the
+    // second only works, and says so.
+    let workers_only = "another quire serve is watching the inbox";
+    assert!(!first.log_contains(workers_only));
+    assert!(second.log_contains(workers_only));
+    assert_eq!(env.search(&["shared"]).as_array().unwrap().len(), 6);
+}
