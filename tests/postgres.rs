@@ -88,3 +88,17 @@ fn two_daemons_on_one_database_read_each_document_once() {
     assert!(second.log_contains(workers_only));
     assert_eq!(env.search(&["shared"]).as_array().unwrap().len(), 6);
 }
+
+#[test]
+fn work_enqueued_by_another_process_wakes_the_daemon_through_listen_notify() {
+    // A poll interval of an hour, longer than any wait of the tests: the
+    // daemon's idle worker can only learn of the task by notification.
+    let env = Env::postgres().set("QUIRE_QUEUE_POLL_INTERVAL", "1h");
+    let daemon = env.serve(&["--workers", "1", "--no-watch"]);
+    let file = env.dir.path().join("late.pdf");
+    text_pdf(&file, &["arrived later"]);
+    env.ok(&["enqueue", file.to_str().unwrap()]);
+    let docs = env.wait_settled(1);
+    assert_eq!(docs[0]["status"], "indexed");
+    drop(daemon);
+}

@@ -202,9 +202,7 @@ impl Db {
     pub fn change_watcher(&self) -> Result<ChangeWatcher, DbError> {
         match &self.engine {
             Engine::Sqlite(db) => Ok(ChangeWatcher::Sqlite(db.change_watcher()?)),
-            // LISTEN/NOTIFY is to come: until then workers on PostgreSQL
-            // find other hosts' work at the poll interval.
-            Engine::Postgres(_) => Ok(ChangeWatcher::Poll),
+            Engine::Postgres(db) => Ok(ChangeWatcher::Postgres(db.change_watcher()?)),
         }
     }
 
@@ -223,8 +221,7 @@ impl Db {
 /// Notices commits made by other processes; see [`Db::change_watcher`].
 pub enum ChangeWatcher {
     Sqlite(sqlite::DataVersionWatch),
-    /// Notices nothing: workers look at the poll interval.
-    Poll,
+    Postgres(postgres::NotifyWatch),
 }
 
 impl ChangeWatcher {
@@ -235,7 +232,7 @@ impl ChangeWatcher {
     pub fn changed(&mut self) -> bool {
         match self {
             ChangeWatcher::Sqlite(w) => w.changed(),
-            ChangeWatcher::Poll => false,
+            ChangeWatcher::Postgres(w) => w.changed(),
         }
     }
 }

@@ -7,10 +7,16 @@ use postgres::Client;
 use super::{PgError, Target};
 
 /// Every migration, in order; migration `i` brings the schema to version `i + 1`.
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_schema",
-    include_str!("../../../migrations/postgres/0001_schema.sql"),
-)];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_schema",
+        include_str!("../../../migrations/postgres/0001_schema.sql"),
+    ),
+    (
+        "0002_notify",
+        include_str!("../../../migrations/postgres/0002_notify.sql"),
+    ),
+];
 
 /// Transaction-level advisory lock taken by every migration run on the
 /// server: "quire" in ASCII.

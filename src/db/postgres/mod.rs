@@ -11,6 +11,7 @@ mod lock;
 pub mod migrations;
 pub mod target;
 pub mod testing;
+mod watch;
 
 use postgres::NoTls;
 use r2d2_postgres::PostgresConnectionManager;
@@ -19,6 +20,7 @@ use super::BUSY_TIMEOUT;
 
 pub use lock::AdvisoryLock;
 pub use target::{Target, TargetError};
+pub use watch::NotifyWatch;
 
 /// A pooled connection.
 pub type Conn = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
