@@ -102,3 +102,22 @@ fn work_enqueued_by_another_process_wakes_the_daemon_through_listen_notify() {
     assert_eq!(docs[0]["status"], "indexed");
     drop(daemon);
 }
+
+#[test]
+fn when_the_daemon_watching_the_inbox_dies_another_takes_over_on_both_engines() {
+    for env in [Env::new(), Env::postgres()] {
+        let mut first = env.serve(&["--workers", "1"]);
+        let second = env.serve(&["--workers", "1"]);
+        assert!(second.log_contains("another quire serve is watching the inbox"));
+        first.kill();
+        crate::util::wait_until("the standby to take the inbox over", || {
+            second.log_contains("this one watches it now")
+        });
+        text_pdf(
+            &env.inbox().join("after.pdf"),
+            &["dropped after the watcher died"],
+        );
+        let docs = env.wait_settled(1);
+        assert_eq!(docs[0]["name"], "after.pdf");
+    }
+}

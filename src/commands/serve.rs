@@ -3,9 +3,10 @@
 
 use std::process::ExitCode;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use anyhow::Context;
-use crossbeam_channel::bounded;
+use crossbeam_channel::{Receiver, bounded};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
@@ -13,7 +14,7 @@ use crate::app::App;
 use crate::cli::ServeArgs;
 use crate::config::Config;
 use crate::db::LeaderLock;
-use crate::worker::{Pool, Processors};
+use crate::worker::{Pool, Processors, Wake};
 use crate::{inbox, live, scheduler, systemd};
 
 /// Runs `quire serve` with the real OCR and indexing processors.
@@ -95,9 +96,9 @@ pub fn serve(app: &App, processors: Processors, watch: bool) -> anyhow::Result<E
         None => None,
     };
 
-    let lock = if watch { inbox_lock(app)? } else { None };
-    let watcher: Option<JoinHandle<()>> = match &lock {
-        Some(_) => Some(inbox::spawn(app.clone(), wake.clone(), stop_rx.clone())?),
+    let watcher: Option<JoinHandle<()>> = match watch.then(|| inbox_lock(app)).transpose()? {
+        Some(Some(lock)) => Some(watch_inbox(app, lock, wake.clone(), stop_rx.clone())?),
+        Some(None) => Some(standby(app.clone(), wake.clone(), stop_rx.clone())),
         None => None,
     };
     let scheduler = scheduler::spawn(app.clone(), wake, stop_rx.clone());
@@ -131,9 +132,54 @@ pub fn serve(app: &App, processors: Processors, watch: bool) -> anyhow::Result<E
     if let Some(web) = web {
         web.join();
     }
-    drop(lock);
     log::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// How often a daemon whose inbox another one watches tries to take it over.
+const TAKEOVER_EVERY: Duration = Duration::from_secs(2);
+
+/// Watches the inbox while holding its leader `lock`, until `stop` closes.
+fn watch_inbox(
+    app: &App,
+    lock: LeaderLock,
+    wake: Option<Wake>,
+    stop: Receiver<()>,
+) -> anyhow::Result<JoinHandle<()>> {
+    let watcher = inbox::spawn(app.clone(), wake, stop)?;
+    Ok(std::thread::spawn(move || {
+        let _ = watcher.join();
+        drop(lock);
+    }))
+}
+
+/// The inbox's standby: tries the leader lock every [`TAKEOVER_EVERY`] and,
+/// once the daemon that held it is gone (its process died: the file lock
+/// or the database session went with it), watches the inbox in its place.
+fn standby(app: App, wake: Option<Wake>, stop: Receiver<()>) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        while stop
+            .recv_timeout(TAKEOVER_EVERY)
+            .is_err_and(|e| e.is_timeout())
+        {
+            match app.db.try_leader_lock("inbox") {
+                Ok(Some(lock)) => {
+                    log::info!(
+                        "the daemon that watched the inbox is gone; this one watches it now"
+                    );
+                    match watch_inbox(&app, lock, wake.clone(), stop.clone()) {
+                        Ok(watcher) => {
+                            let _ = watcher.join();
+                        }
+                        Err(e) => log::error!("cannot watch the inbox: {e:#}"),
+                    }
+                    return;
+                }
+                Ok(None) => {}
+                Err(e) => log::warn!("cannot tell who watches the inbox: {e}; trying again"),
+            }
+        }
+    })
 }
 
 /// Takes the inbox's leader lock, so that only one process watches the inbox.
@@ -141,7 +187,10 @@ pub fn serve(app: &App, processors: Processors, watch: bool) -> anyhow::Result<E
 fn inbox_lock(app: &App) -> anyhow::Result<Option<LeaderLock>> {
     let lock = app.db.try_leader_lock("inbox")?;
     if lock.is_none() {
-        log::info!("another quire serve is watching the inbox; this one runs workers only");
+        log::info!(
+            "another quire serve is watching the inbox; this one runs workers only, and takes \
+             over if that one stops"
+        );
     }
     Ok(lock)
 }
