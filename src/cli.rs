@@ -80,6 +80,9 @@ pub enum Command {
     Cancel(CancelArgs),
     /// Check the installation and the data directory, and say how to fix what is wrong
     Doctor,
+    /// Copy this SQLite installation (documents, pages, tasks, index) into an
+    /// empty PostgreSQL database, then say what to change in the configuration
+    CopyDb(CopyDbArgs),
     /// Print a shell completion script: `source <(quire completions bash)`
     Completions {
         #[arg(value_enum)]
@@ -168,6 +171,15 @@ pub struct SearchArgs {
     /// Only documents with this status
     #[arg(long)]
     pub status: Option<String>,
+}
+
+/// `quire copy-db`
+#[derive(Debug, Args)]
+pub struct CopyDbArgs {
+    /// The PostgreSQL database to copy into: postgres://user@host:port/dbname
+    /// (empty; the user must own it). The password as for database.url
+    #[arg(long, value_name = "URL")]
+    pub to: String,
 }
 
 /// `quire stats`

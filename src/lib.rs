@@ -86,6 +86,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Retry(args) => commands::retry::run(&config, &args),
         Command::Cancel(args) => commands::cancel::run(&config, &args),
         Command::Doctor => commands::doctor::run(&config),
+        Command::CopyDb(args) => commands::copy_db::run(&config, &args),
         Command::OcrChild
         | Command::Completions { .. }
         | Command::SystemdUnit

@@ -121,3 +121,47 @@ fn when_the_daemon_watching_the_inbox_dies_another_takes_over_on_both_engines() 
         assert_eq!(docs[0]["name"], "after.pdf");
     }
 }
+
+#[test]
+fn copy_db_moves_a_sqlite_installation_that_then_lists_and_searches_the_same() {
+    let sqlite = Env::new();
+    for (name, words) in [("a.pdf", "walrus alpha"), ("b.pdf", "Zürich beta")] {
+        let file = sqlite.dir.path().join(name);
+        text_pdf(&file, &[words, "second page"]);
+        sqlite.ok(&["process", file.to_str().unwrap()]);
+    }
+    let list = sqlite.json(&["list"]);
+    let found = sqlite.search(&["zurich"]);
+    let database = quire::db::postgres::testing::TestDatabase::new();
+    let url = database.url();
+    let out = sqlite.ok(&["copy-db", "--to", &url]);
+    assert!(out.contains("database.url = \""), "{out}");
+    assert!(out.contains("pages: 4 rows copied"), "{out}");
+
+    let postgres = Env {
+        dir: sqlite.dir,
+        extra: vec![("QUIRE_DATABASE_URL".into(), url.clone())],
+        postgres: Some(database),
+    };
+    let keep = |v: &serde_json::Value| -> Vec<(serde_json::Value, serde_json::Value)> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|d| (d["id"].clone(), d["status"].clone()))
+            .collect()
+    };
+    assert_eq!(keep(&postgres.json(&["list"])), keep(&list));
+    let again = postgres.search(&["zurich"]);
+    assert_eq!(again[0]["name"], found[0]["name"]);
+    assert_eq!(again[0]["page"], found[0]["page"]);
+    // New rows take ids after the copied ones.
+    let file = postgres.dir.path().join("c.pdf");
+    text_pdf(&file, &["gamma"]);
+    postgres.ok(&["process", file.to_str().unwrap()]);
+    assert_eq!(postgres.docs()[0]["id"], 3);
+    // A second copy into the same, now non-empty, database is refused.
+    let refused = postgres.run(&["copy-db", "--to", &url]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("not empty"), "{err}");
+}

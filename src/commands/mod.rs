@@ -1,6 +1,7 @@
 //! One module per subcommand, each with `run(config, args)`.
 
 pub mod cancel;
+pub mod copy_db;
 pub mod doctor;
 pub mod enqueue;
 pub mod export;

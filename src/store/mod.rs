@@ -9,6 +9,7 @@
 //! Every writing operation is one transaction, so a checkpoint is either
 //! whole or absent after a crash.
 
+pub mod copy;
 pub(crate) mod files;
 mod layout;
 mod pages;
@@ -81,6 +82,33 @@ pub struct IndexingState {
     pub phase: IndexPhase,
     /// Pages up to this number are staged.
     pub staged: i64,
+}
+
+/// Why `quire copy-db` copied nothing (it copies in one transaction: a
+/// failure leaves the target as it was, and running it again works).
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    #[error("copy-db copies a SQLite installation into PostgreSQL; {0}")]
+    Engines(&'static str),
+    #[error(
+        "the database {target} is not empty ({rows} documents and tasks); copy-db copies into \
+         an empty one: create it (createdb -O USER quire) or point --to at another"
+    )]
+    NotEmpty { target: String, rows: i64 },
+    #[error("copying {table}: {read} rows read but {written} in the target; nothing was copied")]
+    Mismatch {
+        table: &'static str,
+        read: usize,
+        written: i64,
+    },
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<crate::db::postgres::PgError> for CopyError {
+    fn from(e: crate::db::postgres::PgError) -> Self {
+        CopyError::Db(DbError::Postgres(e))
+    }
 }
 
 /// A document as stored.
@@ -501,6 +529,49 @@ impl Store {
                 db.snapshot(|tx| postgres::index::stemming_matches(tx, stemming))
             }
         }
+    }
+
+    /// Copies this SQLite installation's documents, duplicates, tasks, pages
+    /// (with their checkpoints) and index into the empty PostgreSQL database
+    /// `target`, in one transaction there, read as of one moment here; checks
+    /// each table's count. Returns the rows copied per table.
+    pub fn copy_to(&self, target: &Db) -> Result<Vec<(&'static str, usize)>, CopyError> {
+        let (Engine::Sqlite(from), Engine::Postgres(to)) = (self.db.engine(), target.engine())
+        else {
+            return Err(CopyError::Engines(
+                "run it on a SQLite data dir (no database.url), with --to a postgres:// URL",
+            ));
+        };
+        let config = postgres::search::config(self.stemming_matches(Stemming::Porter)?);
+        to.write(|tx| {
+            let rows = postgres::copy::rows_present(tx)?;
+            if rows > 0 {
+                return Err(CopyError::NotEmpty {
+                    target: to.target().to_string(),
+                    rows,
+                });
+            }
+            postgres::copy::set_search_config(tx, config)?;
+            let read = sqlite::copy::read_tables(from, |table, batch| {
+                Ok(postgres::copy::insert(tx, table, &batch)?)
+            })?;
+            postgres::copy::advance_ids(tx)?;
+            copy::TABLES
+                .iter()
+                .zip(read)
+                .map(|(table, read)| {
+                    let written = postgres::copy::count(tx, table)?;
+                    if written != read as i64 {
+                        return Err(CopyError::Mismatch {
+                            table: table.name,
+                            read,
+                            written,
+                        });
+                    }
+                    Ok((table.name, read))
+                })
+                .collect()
+        })
     }
 
     /// Searches every indexed page: at most `limit` pages, most relevant

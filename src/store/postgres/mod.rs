@@ -3,6 +3,7 @@
 //! client or transaction with its SQL inline, as in `store/sqlite/`.
 //! [`crate::store::Store`] does not dispatch here yet.
 
+pub mod copy;
 pub mod documents;
 pub mod index;
 pub mod pages;
