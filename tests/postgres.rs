@@ -165,3 +165,42 @@ fn copy_db_moves_a_sqlite_installation_that_then_lists_and_searches_the_same() {
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(err.contains("not empty"), "{err}");
 }
+
+#[test]
+fn a_server_restart_mid_run_loses_nothing_and_the_daemon_carries_on() {
+    let server = crate::util::pgserver::PgServer::start();
+    let env = Env::new()
+        .set("QUIRE_DATABASE_URL", &server.url())
+        .set("QUIRE_QUEUE_HEARTBEAT_INTERVAL", "500ms")
+        .set("QUIRE_QUEUE_STALE_TIMEOUT", "3s")
+        .set("QUIRE_SCHEDULER_CHECK_INTERVAL", "1s")
+        .set("QUIRE_WATCH_RESCAN_INTERVAL", "1s");
+    let daemon = env.serve(&["--workers", "2"]);
+    let (before, after) = (
+        ["walrus", "quokka", "badger", "otter"],
+        ["falcon", "heron", "magpie", "raven"],
+    );
+    for word in before {
+        text_pdf(&env.inbox().join(format!("{word}.pdf")), &[word]);
+    }
+    server.restart();
+    for word in after {
+        text_pdf(&env.inbox().join(format!("{word}.pdf")), &[word]);
+    }
+    let docs = env.wait_settled(8);
+    assert!(docs.iter().all(|d| d["status"] == "indexed"), "{docs:?}");
+    for word in before.iter().chain(&after) {
+        let hits = env.search(&[word]);
+        assert_eq!(hits.as_array().unwrap().len(), 1, "{word}: {hits}");
+    }
+    assert!(!daemon.log_contains("panicked"), "{}", daemon.log_text());
+    // The daemon felt the restart: its listening connection came back.
+    assert!(
+        daemon.log_contains("listening for changes on"),
+        "{}",
+        daemon.log_text()
+    );
+    // Still serving after the restart: a file dropped now is read too.
+    text_pdf(&env.inbox().join("later.pdf"), &["pelican"]);
+    env.wait_settled(9);
+}

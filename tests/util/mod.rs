@@ -11,6 +11,7 @@ use serde_json::Value;
 pub mod draw;
 mod measure;
 mod pdf;
+pub mod pgserver;
 pub mod variants;
 pub use measure::*;
 pub use pdf::*;
