@@ -204,3 +204,49 @@ fn a_server_restart_mid_run_loses_nothing_and_the_daemon_carries_on() {
     text_pdf(&env.inbox().join("later.pdf"), &["pelican"]);
     env.wait_settled(9);
 }
+
+#[test]
+fn a_daemon_frozen_past_stale_timeout_finds_its_claim_taken_and_writes_nothing() {
+    // SIGSTOP stands in for a host cut off from the server: it neither
+    // heartbeats nor writes, then comes back with a claim it no longer holds.
+    let env = Env::postgres()
+        .set("QUIRE_QUEUE_HEARTBEAT_INTERVAL", "300ms")
+        .set("QUIRE_QUEUE_STALE_TIMEOUT", "2s")
+        .set("QUIRE_SCHEDULER_CHECK_INTERVAL", "500ms");
+    let cut = env.serve(&["--workers", "1"]);
+    let made = env.dir.path().join("made");
+    std::fs::create_dir_all(&made).unwrap();
+    crate::util::scanned_pdf(&made.join("long.pdf"), 8);
+    std::fs::rename(made.join("long.pdf"), env.inbox().join("long.pdf")).unwrap();
+    let app = env.app();
+    crate::util::wait_until("the first daemon to read a page", || {
+        app.store.document(1).ok().flatten().is_some_and(|d| {
+            d.ocr_details["pages"]
+                .as_object()
+                .is_some_and(|p| !p.is_empty())
+        })
+    });
+    cut.signal(libc::SIGSTOP);
+    let other = env.serve(&["--workers", "1", "--no-watch"]);
+    let docs = env.wait_settled(1);
+    assert_eq!(docs[0]["status"], "indexed");
+    cut.signal(libc::SIGCONT);
+    crate::util::wait_until("the cut-off daemon to find its claim gone", || {
+        cut.log_contains("is no longer claimed by")
+    });
+    let show = env.json(&["show", "1"]);
+    let tasks = show["tasks"].as_array().unwrap();
+    let ocr: Vec<_> = tasks.iter().filter(|t| t["task_type"] == "ocr").collect();
+    assert_eq!(ocr.len(), 1, "{show}");
+    assert_eq!(ocr[0]["status"], "completed");
+    let owner = format!(":{}:", other.pid());
+    assert!(
+        ocr[0]["claimed_by"]
+            .as_str()
+            .is_some_and(|w| w.contains(&owner)),
+        "completed by the daemon that took it over: {show}"
+    );
+    assert_eq!(show["pages"], 8);
+    assert_eq!(env.search(&["scanned"]).as_array().unwrap().len(), 1);
+    drop(other);
+}
