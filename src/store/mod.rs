@@ -264,18 +264,26 @@ impl Store {
         }
     }
 
-    /// Starts (or resumes) OCR of a document of `pages` pages by task
-    /// `task_id`: checkpoints left by the same task are kept, so it resumes;
-    /// those of any other task (an earlier run, before `enqueue --reprocess`)
-    /// are cleared, so it starts over.
-    pub fn begin_ocr(&self, document_id: i64, task_id: i64, pages: i64) -> Result<(), DbError> {
+    /// Starts (or resumes) OCR of `claim`'s document, of `pages` pages:
+    /// checkpoints left by the same task are kept, so it resumes; those of
+    /// any other task (an earlier run, before `enqueue --reprocess`) are
+    /// cleared, so it starts over. Fenced by the claim: false, and nothing
+    /// written, when it no longer holds its task.
+    pub fn begin_ocr(&self, claim: &Claim, pages: i64) -> Result<bool, DbError> {
+        let (doc, task) = (claim.document_id, claim.task_id);
         match self.db.engine() {
-            Engine::Sqlite(db) => {
-                db.write(|tx| sqlite::pages::begin_ocr(tx, document_id, task_id, pages))
-            }
-            Engine::Postgres(db) => {
-                db.write(|tx| postgres::pages::begin_ocr(tx, document_id, task_id, pages))
-            }
+            Engine::Sqlite(db) => db.write(|tx| {
+                if !sqlite::pages::claim_held(tx, claim)? {
+                    return Ok(false);
+                }
+                sqlite::pages::begin_ocr(tx, doc, task, pages).map(|()| true)
+            }),
+            Engine::Postgres(db) => db.write(|tx| {
+                if !postgres::pages::claim_held(tx, claim)? {
+                    return Ok(false);
+                }
+                postgres::pages::begin_ocr(tx, doc, task, pages).map(|()| true)
+            }),
         }
     }
 
@@ -433,60 +441,94 @@ impl Store {
         }
     }
 
-    /// Starts indexing by task `task_id` and says where to resume: the state
+    /// Starts indexing by `claim`'s task and says where to resume: the state
     /// (and staged rows) of another task are reset, those of this same task
-    /// kept.
-    pub fn begin_indexing(&self, document_id: i64, task_id: i64) -> Result<IndexingState, DbError> {
+    /// kept. `None`, and nothing written, when the claim no longer holds its
+    /// task (as for every indexing write below: a worker that lost its claim
+    /// must not publish the new owner's half-staged pages).
+    pub fn begin_indexing(&self, claim: &Claim) -> Result<Option<IndexingState>, DbError> {
+        let (doc, task) = (claim.document_id, claim.task_id);
         match self.db.engine() {
-            Engine::Sqlite(db) => {
-                db.write(|tx| sqlite::index::begin_indexing(tx, document_id, task_id))
-            }
-            Engine::Postgres(db) => {
-                db.write(|tx| postgres::index::begin_indexing(tx, document_id, task_id))
-            }
+            Engine::Sqlite(db) => db.write(|tx| {
+                if !sqlite::pages::claim_held(tx, claim)? {
+                    return Ok(None);
+                }
+                sqlite::index::begin_indexing(tx, doc, task).map(Some)
+            }),
+            Engine::Postgres(db) => db.write(|tx| {
+                if !postgres::pages::claim_held(tx, claim)? {
+                    return Ok(None);
+                }
+                postgres::index::begin_indexing(tx, doc, task).map(Some)
+            }),
         }
     }
 
     /// Stages a batch of normalised pages and records how far staging got, in
-    /// one transaction. Staged pages are not searchable yet.
+    /// one transaction. Staged pages are not searchable yet. Fenced: false
+    /// when the claim is gone.
     pub fn stage_pages(
         &self,
-        document_id: i64,
+        claim: &Claim,
         pages: &[(i64, String)],
         staged_through: i64,
         now: i64,
-    ) -> Result<(), DbError> {
+    ) -> Result<bool, DbError> {
+        let doc = claim.document_id;
         match self.db.engine() {
             Engine::Sqlite(db) => db.write(|tx| {
-                sqlite::index::stage_pages(tx, document_id, pages, staged_through, now)
+                if !sqlite::pages::claim_held(tx, claim)? {
+                    return Ok(false);
+                }
+                sqlite::index::stage_pages(tx, doc, pages, staged_through, now).map(|()| true)
             }),
             Engine::Postgres(db) => db.write(|tx| {
-                postgres::index::stage_pages(tx, document_id, pages, staged_through, now)
+                if !postgres::pages::claim_held(tx, claim)? {
+                    return Ok(false);
+                }
+                postgres::index::stage_pages(tx, doc, pages, staged_through, now).map(|()| true)
             }),
         }
     }
 
     /// Replaces the document's rows in the index with its staged pages, clears
     /// the staging and records the phase, all in one transaction: searches see
-    /// the old rows or the new ones, never a mix. Returns the pages indexed.
-    pub fn publish_index(&self, document_id: i64, now: i64) -> Result<i64, DbError> {
+    /// the old rows or the new ones, never a mix. Returns the pages indexed;
+    /// `None` when the claim is gone.
+    pub fn publish_index(&self, claim: &Claim, now: i64) -> Result<Option<i64>, DbError> {
+        let doc = claim.document_id;
         match self.db.engine() {
-            Engine::Sqlite(db) => db.write(|tx| sqlite::index::publish_index(tx, document_id, now)),
-            Engine::Postgres(db) => {
-                db.write(|tx| postgres::index::publish_index(tx, document_id, now))
-            }
+            Engine::Sqlite(db) => db.write(|tx| {
+                if !sqlite::pages::claim_held(tx, claim)? {
+                    return Ok(None);
+                }
+                sqlite::index::publish_index(tx, doc, now).map(Some)
+            }),
+            Engine::Postgres(db) => db.write(|tx| {
+                if !postgres::pages::claim_held(tx, claim)? {
+                    return Ok(None);
+                }
+                postgres::index::publish_index(tx, doc, now).map(Some)
+            }),
         }
     }
 
-    /// Records the last indexing phase as done.
-    pub fn finish_indexing(&self, document_id: i64, now: i64) -> Result<(), DbError> {
+    /// Records the last indexing phase as done; false when the claim is gone.
+    pub fn finish_indexing(&self, claim: &Claim, now: i64) -> Result<bool, DbError> {
+        let doc = claim.document_id;
         match self.db.engine() {
-            Engine::Sqlite(db) => {
-                db.write(|tx| sqlite::index::finish_indexing(tx, document_id, now))
-            }
-            Engine::Postgres(db) => {
-                db.write(|tx| postgres::index::finish_indexing(tx, document_id, now))
-            }
+            Engine::Sqlite(db) => db.write(|tx| {
+                if !sqlite::pages::claim_held(tx, claim)? {
+                    return Ok(false);
+                }
+                sqlite::index::finish_indexing(tx, doc, now).map(|()| true)
+            }),
+            Engine::Postgres(db) => db.write(|tx| {
+                if !postgres::pages::claim_held(tx, claim)? {
+                    return Ok(false);
+                }
+                postgres::index::finish_indexing(tx, doc, now).map(|()| true)
+            }),
         }
     }
 

@@ -75,9 +75,20 @@ impl Processor for IndexProcessor {
     fn run(&self, ctx: &TaskContext<'_>) -> Result<(), TaskError> {
         let store = &ctx.app.store;
         let doc = ctx.claim.document_id;
+        // Every write is fenced by the claim: one that finds it gone (the
+        // task was released as stale and taken over, or cancelled) stops
+        // here, having written nothing.
+        let lost = |held: bool| {
+            if held {
+                Ok(())
+            } else {
+                Err(TaskError::Interrupted)
+            }
+        };
         let state = store
-            .begin_indexing(doc, ctx.claim.task_id)
-            .map_err(TaskError::database)?;
+            .begin_indexing(ctx.claim)
+            .map_err(TaskError::database)?
+            .ok_or(TaskError::Interrupted)?;
         if state.phase == IndexPhase::Stage {
             let staged = state.staged;
             let pages = store.pages(doc).map_err(TaskError::database)?;
@@ -93,19 +104,22 @@ impl Processor for IndexProcessor {
                     .map(|p| (p.number, normalize(&p.text)))
                     .collect();
                 let through = batch.last().map_or(staged, |p| p.number);
-                store
-                    .stage_pages(doc, &rows, through, ctx.app.queue.now_ms())
+                let held = store
+                    .stage_pages(ctx.claim, &rows, through, ctx.app.queue.now_ms())
                     .map_err(TaskError::database)?;
+                lost(held)?;
                 ctx.record_progress()?;
             }
             store
-                .publish_index(doc, ctx.app.queue.now_ms())
-                .map_err(TaskError::database)?;
+                .publish_index(ctx.claim, ctx.app.queue.now_ms())
+                .map_err(TaskError::database)?
+                .ok_or(TaskError::Interrupted)?;
             ctx.record_progress()?;
         }
-        store
-            .finish_indexing(doc, ctx.app.queue.now_ms())
-            .map_err(TaskError::database)
+        let held = store
+            .finish_indexing(ctx.claim, ctx.app.queue.now_ms())
+            .map_err(TaskError::database)?;
+        lost(held)
     }
 }
 

@@ -51,8 +51,17 @@ pub fn insert(
                 Box::new(column.map(as_real).collect::<Vec<Option<f64>>>()),
                 Type::FLOAT8_ARRAY,
             ),
-            Kind::Text | Kind::Json => (
+            Kind::Text => (
                 Box::new(column.map(as_text).collect::<Vec<Option<String>>>()),
+                Type::TEXT_ARRAY,
+            ),
+            // JSON spells a NUL \u0000, which jsonb refuses too.
+            Kind::Json => (
+                Box::new(
+                    column
+                        .map(|v| as_text(v).map(|s| s.replace("\\u0000", "")))
+                        .collect::<Vec<Option<String>>>(),
+                ),
                 Type::TEXT_ARRAY,
             ),
         });
@@ -109,7 +118,7 @@ fn as_real(v: &Value) -> Option<f64> {
 
 fn as_text(v: &Value) -> Option<String> {
     match v {
-        Value::Text(s) => Some(s.clone()),
+        Value::Text(s) => Some(super::without_nul(s).into_owned()),
         Value::Int(n) => Some(n.to_string()),
         Value::Real(x) => Some(x.to_string()),
         Value::Null => None,

@@ -77,8 +77,11 @@ pub fn stage_pages(
     staged_through: i64,
     now: i64,
 ) -> Result<(), DbError> {
-    let (numbers, texts): (Vec<i64>, Vec<&str>) =
-        pages.iter().map(|(n, t)| (*n, t.as_str())).unzip();
+    let (numbers, texts): (Vec<i64>, Vec<std::borrow::Cow<'_, str>>) = pages
+        .iter()
+        .map(|(n, t)| (*n, super::without_nul(t)))
+        .unzip();
+    let texts: Vec<&str> = texts.iter().map(|t| t.as_ref()).collect();
     tx.execute_typed(
         "INSERT INTO index_staging (document_id, page_number, text) \
          SELECT $1, n, t FROM unnest($2::bigint[], $3::text[]) AS p (n, t) \
@@ -243,7 +246,8 @@ mod tests {
         let mut c = f.conn();
         let state = begin_indexing(&mut *c, doc, 7).unwrap();
         assert_eq!((state.phase, state.staged), (IndexPhase::Stage, 0));
-        stage_pages(&mut *c, doc, &[(1, "the runners".into())], 1, 10).unwrap();
+        // A NUL from a text layer is dropped: PostgreSQL's text refuses it.
+        stage_pages(&mut *c, doc, &[(1, "the run\0ners".into())], 1, 10).unwrap();
         // Resumed by the same task: the staging stays.
         assert_eq!(begin_indexing(&mut *c, doc, 7).unwrap().staged, 1);
         stage_pages(&mut *c, doc, &[(2, "were running".into())], 2, 11).unwrap();
@@ -280,5 +284,65 @@ mod tests {
         // Another task starts over.
         let state = begin_indexing(&mut *c, doc, 8).unwrap();
         assert_eq!((state.phase, state.staged), (IndexPhase::Stage, 0));
+    }
+}
+
+#[cfg(test)]
+mod fenced {
+    use crate::db::postgres::testing::TestDatabase;
+    use crate::db::{Db, Location};
+    use crate::queue::{Policy, Priority, Queue, TaskType};
+    use crate::store::{NewDocument, Store};
+
+    /// On both engines: a worker whose indexing claim was taken over writes
+    /// nothing more, and the new owner's staging is left alone.
+    #[test]
+    fn indexing_writes_after_a_lost_claim_change_nothing_on_both_engines() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = TestDatabase::new();
+        let locations = [
+            Location::Sqlite(dir.path().join("q.db")),
+            Location::Postgres(database.target().clone()),
+        ];
+        for location in locations {
+            let db = Db::open(location, 2).unwrap();
+            let store = Store::open(db.clone(), dir.path()).unwrap();
+            let queue = Queue::new(db, Policy::default());
+            let doc = NewDocument {
+                name: "a.pdf",
+                stored_path: "originals/a.pdf",
+                size: 1,
+                sha256: "a",
+                kind: "pdf",
+            };
+            let (id, _) = queue
+                .create_document_with_task(&doc, Priority::Normal)
+                .unwrap()
+                .unwrap();
+            queue
+                .enqueue(id, TaskType::Indexing, Priority::High)
+                .unwrap();
+            let old = queue
+                .claim_document("old", id, TaskType::Indexing)
+                .unwrap()
+                .unwrap();
+            assert!(store.begin_indexing(&old).unwrap().is_some());
+            assert!(store.stage_pages(&old, &[(1, "one".into())], 1, 1).unwrap());
+            // Released (as a stale claim would be) and taken by another worker.
+            queue.release(&old).unwrap();
+            let new = queue
+                .claim_document("new", id, TaskType::Indexing)
+                .unwrap()
+                .unwrap();
+            assert!(store.begin_indexing(&new).unwrap().is_some());
+            assert!(store.stage_pages(&new, &[(1, "uno".into())], 1, 2).unwrap());
+            assert!(!store.stage_pages(&old, &[(2, "two".into())], 2, 3).unwrap());
+            assert_eq!(store.publish_index(&old, 3).unwrap(), None);
+            assert!(!store.finish_indexing(&old, 3).unwrap());
+            assert!(store.begin_indexing(&old).unwrap().is_none());
+            assert_eq!(store.indexed_pages(id).unwrap(), 0, "nothing published");
+            assert_eq!(store.publish_index(&new, 4).unwrap(), Some(1));
+            assert_eq!(store.indexed_text(id).unwrap(), vec![(1, "uno".to_owned())]);
+        }
     }
 }

@@ -52,6 +52,22 @@ pub fn begin_ocr(
     Ok(())
 }
 
+/// True while `claim` still holds its task, and then until the caller's
+/// transaction ends: the task row is locked (`FOR SHARE`), so a release or
+/// cancel by another host waits for this transaction, or this one sees it
+/// and the caller writes nothing. A host cut off past `stale_timeout`
+/// cannot overwrite the work of the one that took its task over.
+pub fn claim_held(tx: &mut impl GenericClient, claim: &Claim) -> Result<bool, DbError> {
+    let held = tx
+        .query_typed_opt(
+            "SELECT 1 FROM task_queue WHERE id = $1 AND status = 'claimed' AND claimed_by = $2 \
+             FOR SHARE",
+            &[(&claim.task_id, Type::INT8), (&claim.worker, Type::TEXT)],
+        )
+        .map_err(PgError::Statement)?;
+    Ok(held.is_some())
+}
+
 /// Saves one page's reading (if any) and its checkpoint, fenced by the
 /// claim: `Ok(false)`, and nothing written, when the claim is no longer
 /// held (a host that lost it cannot overwrite the new owner's pages).
@@ -63,16 +79,7 @@ pub fn save_page(
     detail: &PageDetail,
     now: i64,
 ) -> Result<bool, DbError> {
-    // Locks the task row: a release or cancel by another host waits for
-    // this transaction, or this one sees it and writes nothing.
-    let held = tx
-        .query_typed_opt(
-            "SELECT 1 FROM task_queue WHERE id = $1 AND status = 'claimed' AND claimed_by = $2 \
-             FOR SHARE",
-            &[(&claim.task_id, Type::INT8), (&claim.worker, Type::TEXT)],
-        )
-        .map_err(PgError::Statement)?;
-    if held.is_none() {
+    if !claim_held(tx, claim)? {
         return Ok(false);
     }
     let document_id = claim.document_id;
@@ -89,7 +96,7 @@ pub fn save_page(
             &[
                 (&document_id, Type::INT8),
                 (&number, Type::INT8),
-                (&r.text, Type::TEXT),
+                (&super::without_nul(r.text).as_ref(), Type::TEXT),
                 (&r.source.as_str(), Type::TEXT),
                 (&r.confidence, Type::FLOAT8),
                 (&layout, Type::TEXT),

@@ -39,6 +39,18 @@ pub(crate) fn begin_ocr(
 
 /// Writes what was read of one page (if anything) and its details, if
 /// `claim` still holds its task; false (nothing written) when it does not.
+/// True while `claim` still holds its task. Inside the caller's write
+/// transaction (SQLite's one writer), nothing can take the claim between
+/// this check and the writes after it.
+pub(crate) fn claim_held(tx: &Connection, claim: &Claim) -> Result<bool, DbError> {
+    Ok(tx
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM task_queue \
+             WHERE id = ?1 AND status = 'claimed' AND claimed_by = ?2)",
+        )?
+        .query_row(params![claim.task_id, claim.worker], |r| r.get(0))?)
+}
+
 pub(crate) fn save_page(
     tx: &Connection,
     claim: &Claim,
@@ -47,13 +59,7 @@ pub(crate) fn save_page(
     detail: &PageDetail,
     now: i64,
 ) -> Result<bool, DbError> {
-    let held: bool = tx
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM task_queue \
-             WHERE id = ?1 AND status = 'claimed' AND claimed_by = ?2)",
-        )?
-        .query_row(params![claim.task_id, claim.worker], |r| r.get(0))?;
-    if !held {
+    if !claim_held(tx, claim)? {
         return Ok(false);
     }
     let document_id = claim.document_id;
@@ -169,7 +175,7 @@ mod tests {
             .unwrap()
             .unwrap();
         let claim = queue.claim("w", 1).unwrap().remove(0);
-        store.begin_ocr(id, claim.task_id, 2).unwrap();
+        assert!(store.begin_ocr(&claim, 2).unwrap());
         let failed = PageDetail {
             status: PageStatus::Failed,
             error: Some("took too long".into()),

@@ -99,9 +99,14 @@ impl Processor for OcrProcessor {
                 self.config.max_pages
             )));
         }
-        store
-            .begin_ocr(doc_id, ctx.claim.task_id, pages as i64)
+        let held = store
+            .begin_ocr(ctx.claim, pages as i64)
             .map_err(TaskError::database)?;
+        if !held {
+            // Released and taken over, or cancelled: the new owner's
+            // checkpoints are not this attempt's to reset.
+            return Err(TaskError::Interrupted);
+        }
         // Pages done by an earlier attempt are kept; pages that failed are
         // read again (a timeout or memory limit may have been raised), after
         // those not tried yet: a task that gives way every time slice must
