@@ -352,10 +352,19 @@ impl Config {
                     path: p.clone(),
                     error,
                 })?;
+                // The parser's message quotes the offending line, which may
+                // be a database.url with its password: say where, not what.
                 text.parse::<toml::Table>()
                     .map_err(|e| ConfigError::Parse {
                         path: p.clone(),
-                        message: e.to_string(),
+                        message: match e.span() {
+                            Some(span) => format!(
+                                "line {}: {}",
+                                text[..span.start].matches('\n').count() + 1,
+                                e.message().trim()
+                            ),
+                            None => e.message().trim().to_owned(),
+                        },
                     })?
             }
             None => toml::Table::new(),
@@ -625,7 +634,8 @@ fn overlay_env(table: &mut toml::Table, env: &[(String, String)]) -> Vec<String>
                     let var = env_name(Some(key), k);
                     let Some(raw) = lookup(&var) else { continue };
                     let value = env_value(&var, &raw, default).and_then(|v| {
-                        check_one(Some(key), k, &v).map_err(|e| format!("{var}={raw:?}: {e}"))?;
+                        check_one(Some(key), k, &v)
+                            .map_err(|e| format!("{var}={}: {e}", shown(var.as_str(), &raw)))?;
                         Ok(v)
                     });
                     match value {
@@ -645,7 +655,8 @@ fn overlay_env(table: &mut toml::Table, env: &[(String, String)]) -> Vec<String>
                 let var = env_name(None, key);
                 if let Some(raw) = lookup(&var) {
                     let checked = env_value(&var, &raw, value).and_then(|v| {
-                        check_one(None, key, &v).map_err(|e| format!("{var}={raw:?}: {e}"))?;
+                        check_one(None, key, &v)
+                            .map_err(|e| format!("{var}={}: {e}", shown(var.as_str(), &raw)))?;
                         Ok(v)
                     });
                     match checked {
@@ -661,6 +672,16 @@ fn overlay_env(table: &mut toml::Table, env: &[(String, String)]) -> Vec<String>
     problems
 }
 
+/// An environment value as error messages show it: quoted, but a URL
+/// (`QUIRE_DATABASE_URL`) not at all, since it may hold a password.
+fn shown(var: &str, raw: &str) -> String {
+    if var.ends_with("_URL") {
+        "(not shown: it may hold a password)".into()
+    } else {
+        format!("{raw:?}")
+    }
+}
+
 /// Reads an environment value as the type of `default`, written plainly
 /// (`eng`, `4`, `true`, `eng,deu` for a list) or in TOML (`"eng"`,
 /// `["eng", "deu"]`).
@@ -669,7 +690,13 @@ fn env_value(var: &str, raw: &str, default: &toml::Value) -> Result<toml::Value,
         format!("v = {text}")
             .parse::<toml::Table>()
             .map(|t| t["v"].clone())
-            .map_err(|e| format!("{var}={raw:?} is not a valid value: {}", e.message().trim()))
+            .map_err(|e| {
+                format!(
+                    "{var}={} is not a valid value: {}",
+                    shown(var, raw),
+                    e.message().trim()
+                )
+            })
     };
     let string = |text: &str| {
         let t = text.trim();
@@ -758,6 +785,18 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn a_config_file_error_names_the_line_and_never_shows_a_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.toml");
+        std::fs::write(&file, "[database]\nurl = \"postgres://u:s3cr\\qet@h/d\"\n").unwrap();
+        let err = Config::load(Some(&file), vec![("HOME".into(), "/x".into())])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2"), "{err}");
+        assert!(!err.contains("s3cr"), "{err}");
     }
 
     #[test]

@@ -70,6 +70,11 @@ impl Target {
             }
         }
         config.application_name("quire");
+        // Without one, a connect during a network partition waits for the
+        // kernel's TCP timeout (minutes), stalling the waker and the standby.
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(std::time::Duration::from_secs(10));
+        }
         Ok(Target {
             config: Arc::new(config),
         })
