@@ -79,7 +79,9 @@ pub fn do_release_dead(
     now: i64,
 ) -> Result<Vec<ReleasedStale>, QueueError> {
     let claimed = tx.query_typed(
-        "SELECT id, claimed_by FROM task_queue WHERE status = 'claimed' FOR UPDATE SKIP LOCKED",
+        // No lock here: the claims of other hosts' live workers must not
+        // wait on this; each release below re-checks its claim.
+        "SELECT id, claimed_by FROM task_queue WHERE status = 'claimed'",
         &[],
     )?;
     let dead: Vec<(i64, String)> = claimed
@@ -96,7 +98,7 @@ pub fn do_release_dead(
     let mut released = vec![];
     for (task_id, worker) in dead {
         let reason = format!("worker {worker} died while running this task");
-        let r = tx.query_typed_one(
+        let row = tx.query_typed_opt(
             "UPDATE task_queue SET \
                  status = CASE WHEN attempts >= $1 AND NOT coalesce(progress_at > claimed_at, false) \
                      THEN 'failed' ELSE 'pending' END, \
@@ -106,15 +108,18 @@ pub fn do_release_dead(
                      OR coalesce(progress_at > claimed_at, false) THEN 1 ELSE 0 END, \
                  run_after = $2, last_error = $3, \
                  claimed_by = NULL, claimed_at = NULL, heartbeat_at = NULL \
-             WHERE id = $4 \
+             WHERE id = $4 AND status = 'claimed' AND claimed_by = $5 \
              RETURNING document_id, status = 'failed', task_type",
             &[
                 (&forgiven, Type::INT8),
                 (&now, Type::INT8),
                 (&reason, Type::TEXT),
                 (&task_id, Type::INT8),
+                (&worker, Type::TEXT),
             ],
         )?;
+        // Completed, released or taken over since it was read.
+        let Some(r) = row else { continue };
         let (document_id, failed): (i64, bool) = (r.get(0), r.get(1));
         let task_type: TaskType = super::parse(r.get(2))?;
         if failed && task_type.is_stage() {
@@ -248,6 +253,33 @@ mod tests {
             "finished at the cutoff: kept"
         );
         assert_eq!(do_purge(&mut *c, T0 + 11).unwrap(), 1);
+    }
+
+    #[test]
+    fn only_the_dead_workers_claims_are_released_and_their_attempt_is_forgiven() {
+        let f = fixture();
+        let (a, b) = (f.document("a"), f.document("b"));
+        let mut c = f.conn();
+        do_enqueue(&mut *c, a, TaskType::Ocr, Priority::High, 3, T0).unwrap();
+        do_enqueue(&mut *c, b, TaskType::Ocr, Priority::High, 3, T0).unwrap();
+        let dead = do_claim(&mut *c, "here:100:w1", 1, T0).unwrap().remove(0);
+        let alive = do_claim(&mut *c, "there:200:w1", 1, T0).unwrap().remove(0);
+        let released = do_release_dead(&mut *c, |w| w.starts_with("here:100:"), 3, T0 + 1).unwrap();
+        assert_eq!(released.len(), 1);
+        assert_eq!(
+            (released[0].task_id, released[0].failed),
+            (dead.task_id, false)
+        );
+        assert_eq!(f.task_status(dead.task_id), "pending");
+        assert_eq!(f.task_status(alive.task_id), "claimed");
+        let max: i64 = c
+            .query_one(
+                "SELECT max_attempts FROM task_queue WHERE id = $1",
+                &[&dead.task_id],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(max, 4, "the death does not count");
     }
 
     #[test]
