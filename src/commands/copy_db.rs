@@ -32,8 +32,9 @@ pub fn run(config: &Config, args: &CopyDbArgs) -> anyhow::Result<ExitCode> {
     }
     println!(
         "\n{} is now a copy of {}, checked table by table. To use it, stop quire serve, set\n  \
-         database.url = \"{target}\"\nin the configuration (or QUIRE_DATABASE_URL), keep data_dir \
-         as it is (the originals stay there), and start it again. Changes made here since the \
+         database.url = \"{target}\"\nin the configuration (or QUIRE_DATABASE_URL; a password goes in \
+         database.password_file, never in the URL printed here), keep data_dir as it is (the \
+         originals stay there), and start it again. Changes made here since the \
          copy began are not in it. quire.db is left as it was.",
         target,
         config.db_path().display()
