@@ -250,3 +250,36 @@ fn a_daemon_frozen_past_stale_timeout_finds_its_claim_taken_and_writes_nothing()
     assert_eq!(env.search(&["scanned"]).as_array().unwrap().len(), 1);
     drop(other);
 }
+
+#[test]
+fn a_watcher_whose_database_session_ends_stands_by_and_one_daemon_watches_again() {
+    let env = Env::postgres();
+    let first = env.serve(&["--workers", "1"]);
+    let second = env.serve(&["--workers", "1"]);
+    assert!(second.log_contains("another quire serve is watching the inbox"));
+    // The server ends the first daemon's lock session (as a restart or a
+    // cut link would), releasing its advisory lock.
+    let url = env.postgres.as_ref().unwrap().url();
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    admin
+        .batch_execute(
+            // pg_locks is the whole server's: only this test's database.
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' \
+             AND granted \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        .unwrap();
+    crate::util::wait_until("the first daemon to stop watching", || {
+        first.log_contains("lost the inbox's leader lock")
+    });
+    crate::util::wait_until("one daemon to watch the inbox again", || {
+        first.log_contains("this one watches it now")
+            || second.log_contains("this one watches it now")
+    });
+    text_pdf(
+        &env.inbox().join("after.pdf"),
+        &["dropped after the session ended"],
+    );
+    let docs = env.wait_settled(1);
+    assert_eq!(docs[0]["name"], "after.pdf");
+}

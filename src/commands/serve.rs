@@ -6,7 +6,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::Context;
-use crossbeam_channel::{Receiver, bounded};
+use crossbeam_channel::{Receiver, Sender, bounded};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
@@ -96,10 +96,20 @@ pub fn serve(app: &App, processors: Processors, watch: bool) -> anyhow::Result<E
         None => None,
     };
 
-    let watcher: Option<JoinHandle<()>> = match watch.then(|| inbox_lock(app)).transpose()? {
-        Some(Some(lock)) => Some(watch_inbox(app, lock, wake.clone(), stop_rx.clone())?),
-        Some(None) => Some(standby(app.clone(), wake.clone(), stop_rx.clone())),
-        None => None,
+    let watcher: Option<JoinHandle<()>> = if watch {
+        // A watch that cannot start at all (no inbox folder) stops serve here.
+        let first = match inbox_lock(app)? {
+            Some(lock) => Some(Watching::start(app, lock, wake.clone())?),
+            None => None,
+        };
+        Some(inbox_role(
+            app.clone(),
+            wake.clone(),
+            stop_rx.clone(),
+            first,
+        ))
+    } else {
+        None
     };
     let scheduler = scheduler::spawn(app.clone(), wake, stop_rx.clone());
     let view = live::spawn_view(app.clone(), stop_rx);
@@ -139,45 +149,92 @@ pub fn serve(app: &App, processors: Processors, watch: bool) -> anyhow::Result<E
 /// How often a daemon whose inbox another one watches tries to take it over.
 const TAKEOVER_EVERY: Duration = Duration::from_secs(2);
 
-/// Watches the inbox while holding its leader `lock`, until `stop` closes.
-fn watch_inbox(
-    app: &App,
+/// The inbox watched under its leader lock; [`Watching::stop`] ends both.
+struct Watching {
     lock: LeaderLock,
-    wake: Option<Wake>,
-    stop: Receiver<()>,
-) -> anyhow::Result<JoinHandle<()>> {
-    let watcher = inbox::spawn(app.clone(), wake, stop)?;
-    Ok(std::thread::spawn(move || {
-        let _ = watcher.join();
-        drop(lock);
-    }))
+    /// Dropped to stop this watcher alone (the daemon's stop channel stops
+    /// every thread).
+    own_stop: Sender<()>,
+    thread: JoinHandle<()>,
 }
 
-/// The inbox's standby: tries the leader lock every [`TAKEOVER_EVERY`] and,
-/// once the daemon that held it is gone (its process died: the file lock
-/// or the database session went with it), watches the inbox in its place.
-fn standby(app: App, wake: Option<Wake>, stop: Receiver<()>) -> JoinHandle<()> {
+impl Watching {
+    /// Starts watching the inbox while holding `lock`.
+    fn start(app: &App, lock: LeaderLock, wake: Option<Wake>) -> anyhow::Result<Watching> {
+        let (own_stop, stop) = bounded::<()>(0);
+        let thread = inbox::spawn(app.clone(), wake, stop)?;
+        Ok(Watching {
+            lock,
+            own_stop,
+            thread,
+        })
+    }
+
+    /// Stops the watcher, then lets the lock go.
+    fn stop(self) {
+        drop(self.own_stop);
+        let _ = self.thread.join();
+        drop(self.lock);
+    }
+}
+
+/// The inbox's role, checked every [`TAKEOVER_EVERY`] until `stop` closes:
+/// - watching: while the lock is still held. A PostgreSQL session can end
+///   under a live daemon (a server restart, a cut link), and with it the
+///   advisory lock, which another daemon may then take: this one stops
+///   watching and stands by.
+/// - standing by: tries the lock, and once the daemon that held it is gone
+///   (its process died, or its session did), watches the inbox in its place.
+fn inbox_role(
+    app: App,
+    wake: Option<Wake>,
+    stop: Receiver<()>,
+    mut watching: Option<Watching>,
+) -> JoinHandle<()> {
     std::thread::spawn(move || {
-        while stop
-            .recv_timeout(TAKEOVER_EVERY)
-            .is_err_and(|e| e.is_timeout())
-        {
-            match app.db.try_leader_lock("inbox") {
-                Ok(Some(lock)) => {
-                    log::info!(
-                        "the daemon that watched the inbox is gone; this one watches it now"
-                    );
-                    match watch_inbox(&app, lock, wake.clone(), stop.clone()) {
-                        Ok(watcher) => {
-                            let _ = watcher.join();
-                        }
-                        Err(e) => log::error!("cannot watch the inbox: {e:#}"),
-                    }
-                    return;
+        loop {
+            if !stop
+                .recv_timeout(TAKEOVER_EVERY)
+                .is_err_and(|e| e.is_timeout())
+            {
+                if let Some(w) = watching.take() {
+                    w.stop();
                 }
-                Ok(None) => {}
-                Err(e) => log::warn!("cannot tell who watches the inbox: {e}; trying again"),
+                return;
             }
+            watching = match watching.take() {
+                Some(mut w) => {
+                    if w.lock.still_held() {
+                        Some(w)
+                    } else {
+                        log::warn!(
+                            "this daemon lost the inbox's leader lock (its database session ended); \
+                             it stops watching the inbox and stands by"
+                        );
+                        w.stop();
+                        None
+                    }
+                }
+                None => match app.db.try_leader_lock("inbox") {
+                    Ok(Some(lock)) => match Watching::start(&app, lock, wake.clone()) {
+                        Ok(w) => {
+                            log::info!(
+                                "the daemon that watched the inbox is gone; this one watches it now"
+                            );
+                            Some(w)
+                        }
+                        Err(e) => {
+                            log::error!("cannot watch the inbox: {e:#}; trying again");
+                            None
+                        }
+                    },
+                    Ok(None) => None,
+                    Err(e) => {
+                        log::warn!("cannot tell who watches the inbox: {e}; trying again");
+                        None
+                    }
+                },
+            };
         }
     })
 }

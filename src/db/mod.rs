@@ -242,3 +242,15 @@ pub enum LeaderLock {
     Sqlite(sqlite::FileLock),
     Postgres(postgres::AdvisoryLock),
 }
+
+impl LeaderLock {
+    /// True while the lock is still this process's. A file lock lasts as
+    /// long as the process; an advisory lock as long as its database
+    /// session, which a server restart or a cut link can end.
+    pub fn still_held(&mut self) -> bool {
+        match self {
+            LeaderLock::Sqlite(_) => true,
+            LeaderLock::Postgres(lock) => lock.still_held(),
+        }
+    }
+}

@@ -10,7 +10,20 @@ use super::{PgError, PostgresDb};
 
 /// A held advisory lock; dropping it closes its connection, which releases it.
 pub struct AdvisoryLock {
-    _client: Box<Client>,
+    client: Box<Client>,
+}
+
+impl AdvisoryLock {
+    /// True while its session lives and holds an advisory lock.
+    pub fn still_held(&mut self) -> bool {
+        self.client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' \
+                 AND pid = pg_backend_pid() AND granted)",
+                &[],
+            )
+            .is_ok_and(|r| r.get(0))
+    }
 }
 
 impl PostgresDb {
@@ -33,7 +46,7 @@ impl PostgresDb {
             )?
             .get(0);
         Ok(taken.then(|| AdvisoryLock {
-            _client: Box::new(client),
+            client: Box::new(client),
         }))
     }
 }
@@ -47,8 +60,8 @@ mod tests {
     fn one_session_leads_until_it_lets_go() {
         let t = TestDatabase::new();
         let db = PostgresDb::open(t.target(), 1).unwrap();
-        let held = db.try_leader_lock("inbox").unwrap();
-        assert!(held.is_some());
+        let mut held = db.try_leader_lock("inbox").unwrap();
+        assert!(held.as_mut().is_some_and(AdvisoryLock::still_held));
         assert!(db.try_leader_lock("inbox").unwrap().is_none());
         assert!(db.try_leader_lock("other").unwrap().is_some());
         drop(held);
@@ -59,5 +72,23 @@ mod tests {
             db.try_leader_lock("inbox").unwrap().is_some()
         });
         assert!(taken);
+    }
+
+    #[test]
+    fn a_lock_whose_session_ended_says_so() {
+        let t = TestDatabase::new();
+        let db = PostgresDb::open(t.target(), 1).unwrap();
+        let mut held = db.try_leader_lock("inbox").unwrap().unwrap();
+        db.conn()
+            .unwrap()
+            .batch_execute(
+                // pg_locks is the whole server's: only this test's database.
+                "SELECT pg_terminate_backend(pid) FROM pg_locks \
+                 WHERE locktype = 'advisory' AND granted \
+                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            )
+            .unwrap();
+        assert!(!held.still_held());
+        assert!(db.try_leader_lock("inbox").unwrap().is_some(), "free again");
     }
 }
