@@ -4,7 +4,7 @@
 //! releases an advisory lock when the session ends, so when the watching
 //! daemon dies or is cut off, another host takes over at its next try.
 
-use postgres::{Client, NoTls};
+use postgres::Client;
 
 use super::{PgError, PostgresDb};
 
@@ -30,13 +30,7 @@ impl PostgresDb {
     /// Takes the leader lock named `role` if no other session holds it.
     pub fn try_leader_lock(&self, role: &str) -> Result<Option<AdvisoryLock>, PgError> {
         let target = self.target();
-        let mut client = target
-            .config()
-            .connect(NoTls)
-            .map_err(|error| PgError::Connect {
-                target: target.clone(),
-                error,
-            })?;
+        let mut client = target.connect()?;
         // hashtext() is PostgreSQL's own 32-bit hash: the key is stable
         // across hosts and versions of quire.
         let taken: bool = client

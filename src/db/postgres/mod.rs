@@ -95,13 +95,7 @@ impl PostgresDb {
     /// hosts start together; see [`migrations::apply`]) and builds a pool of at
     /// most `max_connections`.
     pub fn open(target: &Target, max_connections: u32) -> Result<PostgresDb, PgError> {
-        let mut setup = target
-            .config()
-            .connect(NoTls)
-            .map_err(|error| PgError::Connect {
-                target: target.clone(),
-                error,
-            })?;
+        let mut setup = target.connect()?;
         let query = |error| PgError::Query {
             target: target.clone(),
             error,

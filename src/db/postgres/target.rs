@@ -85,6 +85,17 @@ impl Target {
         &self.config
     }
 
+    /// A connection of its own (not pooled), or [`super::PgError::Connect`]
+    /// naming this target.
+    pub fn connect(&self) -> Result<postgres::Client, super::PgError> {
+        self.config
+            .connect(postgres::NoTls)
+            .map_err(|error| super::PgError::Connect {
+                target: self.clone(),
+                error,
+            })
+    }
+
     /// The database's name.
     pub fn dbname(&self) -> &str {
         self.config.get_dbname().unwrap_or_default()

@@ -8,8 +8,8 @@
 
 use std::time::{Duration, Instant};
 
+use postgres::Client;
 use postgres::fallible_iterator::FallibleIterator;
-use postgres::{Client, NoTls};
 
 use super::{PgError, PostgresDb, Target};
 
@@ -39,13 +39,7 @@ impl PostgresDb {
 }
 
 fn listen(target: &Target) -> Result<Client, PgError> {
-    let mut client = target
-        .config()
-        .connect(NoTls)
-        .map_err(|error| PgError::Connect {
-            target: target.clone(),
-            error,
-        })?;
+    let mut client = target.connect()?;
     client.batch_execute("LISTEN quire_changes")?;
     Ok(client)
 }
