@@ -1,10 +1,30 @@
-//! How every engine completes a batch of claims (see
-//! [`crate::queue::Queue::complete_batch`]): the bookkeeping is the same, the
-//! statements are each engine's.
+//! What every engine does the same over many tasks: completing a batch of
+//! claims (see [`crate::queue::Queue::complete_batch`]) and retrying every
+//! failed task. The bookkeeping is shared; the statements are each engine's.
 
 use std::collections::{BTreeMap, HashSet};
 
 use super::{Claim, QueueError, TaskType};
+
+/// Retries each of `failed` (newest first) through `retry`, skipping the
+/// tasks whose document has a live task of the type already
+/// ([`QueueError::AlreadyLive`]): so the newest failed task of each document
+/// and type comes back. Returns the ids retried, oldest first.
+pub(crate) fn retry_each(
+    failed: Vec<i64>,
+    mut retry: impl FnMut(i64) -> Result<(), QueueError>,
+) -> Result<Vec<i64>, QueueError> {
+    let mut retried = vec![];
+    for id in failed {
+        match retry(id) {
+            Ok(()) => retried.push(id),
+            Err(QueueError::AlreadyLive { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    retried.reverse();
+    Ok(retried)
+}
 
 /// Completes `claims` on `tx`: indexing claims, the many small ones, one
 /// call of `indexing` per worker (with that worker's claims; it returns the

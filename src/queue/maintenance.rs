@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::{Queue, QueueError, TaskType, postgres, sqlite};
+use super::{DocumentStatus, Queue, QueueError, TaskType, postgres, sqlite};
 use crate::db::Engine;
 
 /// A claimed task given back because its worker stopped heartbeating or died.
@@ -97,5 +97,17 @@ impl<'q> Maintenance<'q> {
                 Ok(postgres::maintenance::do_purge(tx, cutoff)? as usize)
             }),
         }
+    }
+}
+
+/// The task an orphaned document (one that needs work but has no live task)
+/// gets: indexing when it was being indexed, else OCR. Enqueueing OCR sets
+/// the status to queued; a document whose OCR had started is set back to
+/// `ocr` by the engine, its checkpoints remaining.
+pub(super) fn orphan_task(status: DocumentStatus) -> TaskType {
+    if status == DocumentStatus::Indexing {
+        TaskType::Indexing
+    } else {
+        TaskType::Ocr
     }
 }

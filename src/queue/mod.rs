@@ -90,6 +90,17 @@ impl Policy {
         }
     }
 
+    /// What becomes of `claim`'s attempt failing with `kind` at `now`: a
+    /// transient failure with attempts left is retried after the backoff;
+    /// anything else fails the task.
+    pub fn fail_outcome(&self, claim: &Claim, kind: FailureKind, now: i64) -> FailOutcome {
+        if kind == FailureKind::Transient && claim.attempt < claim.max_attempts {
+            FailOutcome::RetryAt(now + self.backoff_ms(claim.attempt))
+        } else {
+            FailOutcome::Failed
+        }
+    }
+
     /// The delay before retrying after `attempt` failed attempts:
     /// `base * 2^(attempt-1)`, capped at `max`, plus up to 25% random jitter so
     /// that tasks failing together do not come back together.

@@ -168,6 +168,16 @@ pub enum FailOutcome {
     Failed,
 }
 
+impl FailOutcome {
+    /// The status, `run_after` and `completed_at` it leaves on its task.
+    pub(crate) fn columns(self, now: i64) -> (&'static str, i64, Option<i64>) {
+        match self {
+            FailOutcome::RetryAt(at) => ("pending", at, None),
+            FailOutcome::Failed => ("failed", now, Some(now)),
+        }
+    }
+}
+
 /// Errors from queue operations.
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {

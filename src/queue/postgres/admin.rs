@@ -166,16 +166,7 @@ pub fn do_retry_all_failed(
         .iter()
         .map(|r| r.get(0))
         .collect();
-    let mut retried = vec![];
-    for id in ids {
-        match do_retry(tx, id, max_attempts, now) {
-            Ok(()) => retried.push(id),
-            Err(QueueError::AlreadyLive { .. }) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    retried.reverse();
-    Ok(retried)
+    crate::queue::batch::retry_each(ids, |id| do_retry(tx, id, max_attempts, now))
 }
 
 #[cfg(test)]

@@ -137,15 +137,8 @@ pub fn do_fail(
     policy: &Policy,
     now: i64,
 ) -> Result<FailOutcome, QueueError> {
-    let outcome = if kind == FailureKind::Transient && claim.attempt < claim.max_attempts {
-        FailOutcome::RetryAt(now + policy.backoff_ms(claim.attempt))
-    } else {
-        FailOutcome::Failed
-    };
-    let (status, run_after, completed_at) = match outcome {
-        FailOutcome::RetryAt(at) => ("pending", at, None),
-        FailOutcome::Failed => ("failed", now, Some(now)),
-    };
+    let outcome = policy.fail_outcome(claim, kind, now);
+    let (status, run_after, completed_at) = outcome.columns(now);
     let n = tx.execute_typed(
         "UPDATE task_queue SET status = $1, run_after = $2, completed_at = $3, last_error = $4, \
              claimed_by = NULL, claimed_at = NULL, heartbeat_at = NULL \

@@ -170,11 +170,7 @@ pub fn do_enqueue_orphans(
     let mut orphans = vec![];
     for r in rows {
         let (doc, status): (i64, DocumentStatus) = (r.get(0), super::parse(r.get(1))?);
-        let ty = if status == DocumentStatus::Indexing {
-            TaskType::Indexing
-        } else {
-            TaskType::Ocr
-        };
+        let ty = crate::queue::maintenance::orphan_task(status);
         enqueue::do_enqueue(tx, doc, ty, Priority::Low, max_attempts, now)?;
         // Enqueueing OCR resets the status to queued; keep "ocr" visible
         // for a document whose OCR had started (its checkpoints remain).

@@ -68,16 +68,7 @@ pub(crate) fn do_retry_all_failed(
         .prepare_cached("SELECT id FROM task_queue WHERE status = 'failed' ORDER BY id DESC")?
         .query_map([], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
-    let mut retried = vec![];
-    for id in ids {
-        match do_retry(tx, id, max_attempts, now) {
-            Ok(()) => retried.push(id),
-            Err(QueueError::AlreadyLive { .. }) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    retried.reverse();
-    Ok(retried)
+    crate::queue::batch::retry_each(ids, |id| do_retry(tx, id, max_attempts, now))
 }
 
 /// Sets the task back to pending unless that would give its document a second

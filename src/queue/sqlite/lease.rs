@@ -123,15 +123,8 @@ pub(crate) fn do_fail(
     policy: &Policy,
     now: i64,
 ) -> Result<FailOutcome, QueueError> {
-    let outcome = if kind == FailureKind::Transient && claim.attempt < claim.max_attempts {
-        FailOutcome::RetryAt(now + policy.backoff_ms(claim.attempt))
-    } else {
-        FailOutcome::Failed
-    };
-    let (status, run_after, completed_at) = match outcome {
-        FailOutcome::RetryAt(at) => ("pending", at, None),
-        FailOutcome::Failed => ("failed", now, Some(now)),
-    };
+    let outcome = policy.fail_outcome(claim, kind, now);
+    let (status, run_after, completed_at) = outcome.columns(now);
     let n = tx
         .prepare_cached(
             "UPDATE task_queue SET status = :status, run_after = :run_after, completed_at = :completed_at, \

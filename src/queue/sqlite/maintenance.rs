@@ -63,11 +63,7 @@ pub(crate) fn do_enqueue_orphans(
     orphans
         .into_iter()
         .map(|(doc, status)| {
-            let ty = if status == DocumentStatus::Indexing {
-                TaskType::Indexing
-            } else {
-                TaskType::Ocr
-            };
+            let ty = crate::queue::maintenance::orphan_task(status);
             enqueue::do_enqueue(tx, doc, ty, Priority::Low, max_attempts, now)?;
             // Enqueueing OCR resets the status to queued; keep "ocr" visible
             // for a document whose OCR had started (its checkpoints remain).
