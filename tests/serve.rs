@@ -300,7 +300,7 @@ fn a_cancel_stops_the_running_task_at_once_and_a_retry_reads_no_page_twice() {
     let cancelled = env.ok(&["cancel", "--doc", "1"]);
     assert!(cancelled.contains("cancelled"), "{cancelled}");
     wait_until("the daemon to stop the task", || {
-        daemon.log_contains("of document 1 was cancelled; stopping it")
+        daemon.log_contains("of document 1 was cancelled; stopped it")
     });
     assert_eq!(env.json(&["show", "1"])["status"], "cancelled");
     let retried = env.ok(&["retry", "--doc", "1"]);

@@ -10,7 +10,7 @@ use crossbeam_channel::Receiver;
 
 use super::pool::{Active, Wake};
 use crate::app::App;
-use crate::queue::{QueueError, TaskStatus};
+use crate::queue::{Claim, QueueError, TaskStatus};
 
 /// How often the waker asks whether another process committed (on SQLite a
 /// read of shared memory, no I/O).
@@ -31,8 +31,9 @@ pub(super) fn spawn_heartbeater(app: App, active: Active, stop_rx: Receiver<()>)
                 for (claim, stop) in running {
                     match app.queue.heartbeat(&claim) {
                         Ok(()) => {}
+                        // Said by the worker when the task has stopped.
                         Err(e @ QueueError::LostClaim { .. }) => {
-                            log::warn!("{e}; stopping it");
+                            log::debug!("heartbeat: {e}");
                             stop.store(true, Ordering::SeqCst);
                         }
                         Err(e) => log::warn!("heartbeat of task {} failed: {e}", claim.task_id),
@@ -44,39 +45,57 @@ pub(super) fn spawn_heartbeater(app: App, active: Active, stop_rx: Receiver<()>)
 }
 
 /// Sets the stop flag of every running task this process no longer holds
-/// (cancelled, or released and taken elsewhere), saying why.
+/// (cancelled, or released and taken elsewhere). The worker says why once
+/// the task has stopped ([`lost_claim_reason`]): whichever of the waker, the
+/// heartbeat or the task's own fenced write notices first, one line.
 fn stop_lost_claims(app: &App, active: &Active) {
     let running: Vec<_> = active.lock().unwrap().values().cloned().collect();
     for (claim, stop) in running {
-        if stop.load(Ordering::SeqCst) {
-            continue;
-        }
-        let why = match app.queue.task(claim.task_id) {
-            Ok(t)
-                if t.status == TaskStatus::Claimed
-                    && t.claimed_by.as_deref() == Some(claim.worker.as_str()) =>
-            {
-                None
-            }
-            Ok(t) if t.status == TaskStatus::Cancelled => Some("was cancelled".to_string()),
-            // Finished by this very worker since the copy of `active` above.
-            Ok(t) if t.status == TaskStatus::Completed || t.status == TaskStatus::Failed => None,
-            Ok(t) if t.status == TaskStatus::Pending => {
-                Some("was released (its claim went stale)".to_string())
-            }
-            Ok(_) => Some("was taken by another worker".to_string()),
-            Err(QueueError::TaskNotFound(_)) => Some("was removed (quire rm)".to_string()),
-            Err(_) => None, // the heartbeat will tell
-        };
-        if let Some(why) = why {
-            log::info!(
-                "task {} ({}) of document {} {why}; stopping it",
-                claim.task_id,
-                claim.task_type,
-                claim.document_id
-            );
+        if !stop.load(Ordering::SeqCst) && lost_claim_reason(app, &claim).is_some() {
             stop.store(true, Ordering::SeqCst);
         }
+    }
+}
+
+/// Why a worker no longer holds a claim it was running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum LostBy {
+    Cancelled,
+    Released,
+    Taken,
+    Removed,
+}
+
+impl std::fmt::Display for LostBy {
+    /// Words that follow "task N (type) of document D".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LostBy::Cancelled => "was cancelled",
+            LostBy::Released => "was released (its claim went stale)",
+            LostBy::Taken => "was taken by another worker",
+            LostBy::Removed => "was removed (quire rm)",
+        })
+    }
+}
+
+/// Why this worker no longer holds `claim`; `None` while it does (or has
+/// just finished it), or when the queue cannot be read (the heartbeat will
+/// tell).
+pub(super) fn lost_claim_reason(app: &App, claim: &Claim) -> Option<LostBy> {
+    match app.queue.task(claim.task_id) {
+        Ok(t)
+            if t.status == TaskStatus::Claimed
+                && t.claimed_by.as_deref() == Some(claim.worker.as_str()) =>
+        {
+            None
+        }
+        Ok(t) if t.status == TaskStatus::Cancelled => Some(LostBy::Cancelled),
+        // Finished by this very worker since the copy of `active` above.
+        Ok(t) if t.status == TaskStatus::Completed || t.status == TaskStatus::Failed => None,
+        Ok(t) if t.status == TaskStatus::Pending => Some(LostBy::Released),
+        Ok(_) => Some(LostBy::Taken),
+        Err(QueueError::TaskNotFound(_)) => Some(LostBy::Removed),
+        Err(_) => None,
     }
 }
 

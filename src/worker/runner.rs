@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::select;
 
+use super::helpers::{LostBy, lost_claim_reason};
 use super::pool::Shared;
 use super::processor::{TaskContext, TaskError};
 use crate::queue::{Claim, FailOutcome, QueueError};
@@ -152,11 +153,24 @@ fn run_task(s: &Shared, claim: Claim) -> Vec<Claim> {
     };
     match finished {
         Ok(()) => {}
-        // Stopped because it was cancelled (already said): nothing to add.
-        Err(e @ QueueError::LostClaim { .. }) if stop.load(Ordering::SeqCst) => {
-            log::debug!("{e}")
-        }
-        Err(e @ QueueError::LostClaim { .. }) => log::warn!("{e}"),
+        // One line however the loss was noticed (the waker, the heartbeat,
+        // or a fenced write of the task's own), saying why when it can.
+        Err(e @ QueueError::LostClaim { .. }) => match lost_claim_reason(&s.app, &claim) {
+            Some(why @ LostBy::Cancelled) => log::info!(
+                "task {} ({}) of document {} {why}; stopped it, its work is kept up to \
+                 its last checkpoint",
+                claim.task_id,
+                claim.task_type,
+                claim.document_id
+            ),
+            Some(why) => log::warn!(
+                "task {} ({}) of document {} {why}; stopped it, its result was discarded",
+                claim.task_id,
+                claim.task_type,
+                claim.document_id
+            ),
+            None => log::warn!("{e}"),
+        },
         Err(e) => log::error!(
             "task {}: cannot record its result: {e}; it will be released as stale",
             claim.task_id
