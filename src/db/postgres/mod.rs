@@ -34,8 +34,9 @@ pub const MIN_SERVER_VERSION: i32 = 130000;
 #[derive(Debug, thiserror::Error)]
 pub enum PgError {
     #[error(
-        "cannot connect to PostgreSQL at {target}: {error}; check that the server runs and \
-         that database.url names its host, port, user and database"
+        "cannot connect to PostgreSQL at {target}: {}; check that the server runs and \
+         that database.url names its host, port, user and database",
+        describe(error)
     )]
     Connect {
         target: Target,
@@ -53,8 +54,9 @@ pub enum PgError {
         known: i32,
     },
     #[error(
-        "migrating the database {target} failed: {error}; it was rolled back and the database \
-         is as it was (if the server says permission denied, the user needs to own the database)"
+        "migrating the database {target} failed: {}; it was rolled back and the database \
+         is as it was (if the server says permission denied, the user needs to own the database)",
+        describe(error)
     )]
     Migration {
         target: Target,
@@ -62,18 +64,32 @@ pub enum PgError {
     },
     #[error("PostgreSQL connection pool for {target}: {error}")]
     Pool { target: Target, error: r2d2::Error },
-    #[error("PostgreSQL at {target}: {error}")]
+    #[error("PostgreSQL at {target}: {}", describe(error))]
     Query {
         target: Target,
         error: postgres::Error,
     },
     /// A statement of an operation that does not know its target (the
     /// queue's and the store's, which get a transaction).
-    #[error("PostgreSQL: {0}")]
+    #[error("PostgreSQL: {}", describe(.0))]
     Statement(postgres::Error),
     /// A value in the database that quire never writes.
     #[error("PostgreSQL: unexpected {0}; was the database changed by hand?")]
     Unexpected(String),
+}
+
+/// A driver error with its causes, on one line. The driver's own message
+/// stops at its kind ("db error", "error connecting to server"); what the
+/// server said, or why the connection failed, is in its source.
+pub fn describe(e: &postgres::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        s.push_str(": ");
+        s.push_str(&cause.to_string().replace('\n', "; "));
+        source = cause.source();
+    }
+    s
 }
 
 impl From<postgres::Error> for PgError {

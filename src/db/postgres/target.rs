@@ -25,7 +25,7 @@ pub enum TargetError {
     )]
     NotAUrl,
     // The parser's message never repeats the URL, so it cannot leak a password.
-    #[error("database.url is not a valid PostgreSQL URL: {0}")]
+    #[error("database.url is not a valid PostgreSQL URL: {}", super::describe(.0))]
     Invalid(postgres::Error),
     #[error("database.url names no database: add it after the host, as in postgres://host/quire")]
     NoDatabase,
@@ -208,6 +208,18 @@ mod tests {
         assert!(err("postgres://u@h/d?sslmode=require").contains("sslmode=disable"));
         let bad = err("postgres://u:s3cret@h:notaport/d");
         assert!(!bad.contains("s3cret"), "{bad}");
+        assert!(bad.contains("port"), "says what is wrong: {bad}");
+    }
+
+    #[test]
+    fn a_failed_connection_says_why_not_only_that_it_failed() {
+        // Port 1 on loopback: nothing listens there.
+        let t = Target::parse("postgres://u@127.0.0.1:1/d", None, no_env).unwrap();
+        let Err(err) = t.connect() else {
+            panic!("connected to port 1")
+        };
+        let err = err.to_string();
+        assert!(err.contains("Connection refused"), "{err}");
     }
 
     #[test]

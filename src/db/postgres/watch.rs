@@ -91,9 +91,10 @@ impl NotifyWatch {
             }
             Err(e) => {
                 log::warn!(
-                    "the connection listening for changes on {} failed: {e}; \
+                    "the connection listening for changes on {} failed: {}; \
                      reconnecting, and relying on the poll interval meanwhile",
-                    self.target
+                    self.target,
+                    super::describe(&e)
                 );
                 self.client = None;
                 self.tried = Instant::now();
