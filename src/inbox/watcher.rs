@@ -18,7 +18,7 @@ use super::tracker::{Tracker, looks_complete};
 use super::watch::InboxWatch;
 use crate::app::App;
 use crate::config::WatchMode;
-use crate::ingest::{Ingested, ingest};
+use crate::ingest::{IngestError, Ingested, ingest};
 use crate::queue::Priority;
 use crate::store::Placement;
 use crate::worker::Wake;
@@ -26,6 +26,10 @@ use crate::worker::Wake;
 /// How often, at most, waiting files are looked at and the inbox folder
 /// checked (and how often while files wait, when no event comes).
 const CHORES_EVERY: Duration = Duration::from_millis(100);
+
+/// How long a file whose ingest failed on the database (a restart, a cut
+/// link, a full disk under SQLite) waits before it is tried again.
+const DB_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// The watcher's state.
 struct Inbox {
@@ -37,6 +41,10 @@ struct Inbox {
     window: Duration,
     /// Files that failed to ingest, left alone until the next full rescan.
     failed: std::collections::HashSet<PathBuf>,
+    /// Files whose ingest the database refused, and when to try them again:
+    /// the file is fine and the database is likely back in seconds, so they
+    /// do not wait for the rescan (by default five minutes).
+    retry: std::collections::HashMap<PathBuf, Instant>,
     /// The inotify watch on the inbox folder.
     watch: InboxWatch,
     /// Notify's events, bounded.
@@ -77,6 +85,7 @@ impl Inbox {
             backlog,
             tracker: Tracker::default(),
             failed: Default::default(),
+            retry: Default::default(),
             app,
             dir,
             wake,
@@ -121,6 +130,7 @@ impl Inbox {
                 for path in self.tracker.take_ready(self.window, Instant::now()) {
                     self.take(&path);
                 }
+                self.retry_due(Instant::now());
                 if self.watch.check_present() {
                     self.scan(&self.dir.clone(), false);
                 }
@@ -204,7 +214,7 @@ impl Inbox {
         let Ok(rel) = path.strip_prefix(&self.dir) else {
             return;
         };
-        if self.filter.ignores(rel) || self.failed.contains(path) {
+        if self.filter.ignores(rel) || self.failed.contains(path) || self.retry.contains_key(path) {
             return;
         }
         let Ok(meta) = std::fs::symlink_metadata(path) else {
@@ -257,6 +267,22 @@ impl Inbox {
         }
     }
 
+    /// Tries again the files the database refused whose wait is over.
+    fn retry_due(&mut self, now: Instant) {
+        let due: Vec<PathBuf> = self
+            .retry
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(p, _)| p.clone())
+            .collect();
+        for path in due {
+            self.retry.remove(&path);
+            if path.is_file() {
+                self.take(&path);
+            }
+        }
+    }
+
     /// Ingests one file and wakes a worker for it.
     fn take(&mut self, path: &Path) {
         let rel = path
@@ -292,6 +318,15 @@ impl Inbox {
                 self.emptied.note(path);
             }
             Err(e) if e.is_gone() => log::debug!("{rel:?} went away before it could be taken"),
+            Err(e @ IngestError::Db { .. }) => {
+                crate::metrics::ingested("failed");
+                log::error!(
+                    "cannot ingest {e}; the file stays in the inbox and is tried again in {}s",
+                    DB_RETRY_AFTER.as_secs()
+                );
+                self.retry
+                    .insert(path.to_path_buf(), Instant::now() + DB_RETRY_AFTER);
+            }
             Err(e) => {
                 crate::metrics::ingested("failed");
                 log::error!(
@@ -410,6 +445,31 @@ mod tests {
         wait_for("the files in the new folder", || documents(&app) == 2);
         stop_tx.send(()).unwrap();
         thread.join().unwrap();
+    }
+
+    #[test]
+    fn a_file_the_database_refused_is_tried_again_in_seconds_not_at_the_rescan() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path(), WatchMode::Poll);
+        let mut inbox = Inbox::open(app.clone(), None, backlog::CAPACITY).unwrap();
+        // The database refuses new documents, as a server going down would.
+        let admin = rusqlite::Connection::open(app.config.db_path()).unwrap();
+        admin
+            .execute_batch(
+                "CREATE TRIGGER refuse BEFORE INSERT ON documents \
+                 BEGIN SELECT RAISE(ABORT, 'the test refuses it'); END",
+            )
+            .unwrap();
+        drop_files(&inbox.dir, 1, Duration::from_secs(60));
+        inbox.scan(&inbox.dir.clone(), false);
+        assert_eq!(documents(&app), 0);
+        assert_eq!(inbox.retry.len(), 1, "waiting to be tried again");
+        inbox.retry_due(Instant::now());
+        assert_eq!(documents(&app), 0, "not before its wait is over");
+        admin.execute_batch("DROP TRIGGER refuse").unwrap();
+        inbox.retry_due(Instant::now() + DB_RETRY_AFTER);
+        assert_eq!(documents(&app), 1);
+        assert!(inbox.retry.is_empty() && inbox.failed.is_empty());
     }
 
     /// Polls `cond` until it holds; panics after 60 s.
