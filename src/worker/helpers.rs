@@ -83,15 +83,17 @@ impl std::fmt::Display for LostBy {
 /// tell).
 pub(super) fn lost_claim_reason(app: &App, claim: &Claim) -> Option<LostBy> {
     match app.queue.task(claim.task_id) {
+        // Still held, or finished by this very worker since it was looked
+        // up (the finished keep their last worker).
         Ok(t)
-            if t.status == TaskStatus::Claimed
-                && t.claimed_by.as_deref() == Some(claim.worker.as_str()) =>
+            if matches!(
+                t.status,
+                TaskStatus::Claimed | TaskStatus::Completed | TaskStatus::Failed
+            ) && t.claimed_by.as_deref() == Some(claim.worker.as_str()) =>
         {
             None
         }
         Ok(t) if t.status == TaskStatus::Cancelled => Some(LostBy::Cancelled),
-        // Finished by this very worker since the copy of `active` above.
-        Ok(t) if t.status == TaskStatus::Completed || t.status == TaskStatus::Failed => None,
         Ok(t) if t.status == TaskStatus::Pending => Some(LostBy::Released),
         Ok(_) => Some(LostBy::Taken),
         Err(QueueError::TaskNotFound(_)) => Some(LostBy::Removed),
