@@ -4,6 +4,7 @@ mod util;
 
 mod browser;
 mod cli;
+mod hosts;
 mod http;
 mod ocr;
 mod parallel;

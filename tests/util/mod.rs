@@ -10,6 +10,7 @@ use serde_json::Value;
 
 pub mod draw;
 mod measure;
+pub mod netns;
 mod pdf;
 pub mod pgserver;
 pub mod variants;
@@ -69,7 +70,21 @@ impl Env {
 
     /// A `quire` command on this data dir, with no user config file.
     pub fn cmd(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_quire"));
+        self.cmd_via(&[])
+    }
+
+    /// [`Env::cmd`] run through `wrapper` (a program and its arguments,
+    /// which then run quire: [`netns::Host::wrapper`]).
+    pub fn cmd_via(&self, wrapper: &[String]) -> Command {
+        let quire = env!("CARGO_BIN_EXE_quire");
+        let mut c = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(quire);
+                c
+            }
+            None => Command::new(quire),
+        };
         c.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.dir.path())
@@ -128,10 +143,21 @@ impl Env {
 
     /// Starts `quire serve ARGS`, logging to a file in the temp dir.
     pub fn serve(&self, args: &[&str]) -> Daemon {
+        self.serve_with(self.cmd(), args)
+    }
+
+    /// Starts `quire serve ARGS` on a test host of its own, reaching the
+    /// database at `url` (the server's address as seen from that host).
+    pub fn serve_on(&self, host: &netns::Host, url: &str, args: &[&str]) -> Daemon {
+        let mut cmd = self.cmd_via(&host.wrapper());
+        cmd.env("QUIRE_DATABASE_URL", url);
+        self.serve_with(cmd, args)
+    }
+
+    fn serve_with(&self, mut cmd: Command, args: &[&str]) -> Daemon {
         let n = std::fs::read_dir(self.dir.path()).unwrap().count();
         let log = self.dir.path().join(format!("serve-{n}.log"));
-        let child = self
-            .cmd()
+        let child = cmd
             .arg("serve")
             .args(args)
             .stdout(Stdio::null())

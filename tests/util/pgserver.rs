@@ -11,6 +11,8 @@ use std::process::Command;
 pub struct PgServer {
     dir: tempfile::TempDir,
     pub port: u16,
+    /// `listen_addresses`.
+    listen: &'static str,
 }
 
 /// The newest installed server's binaries.
@@ -51,6 +53,17 @@ fn run(program: &Path, args: &[&str]) {
 impl PgServer {
     /// Creates and starts a server listening on `127.0.0.1` at a free port.
     pub fn start() -> PgServer {
+        PgServer::create("127.0.0.1", "")
+    }
+
+    /// A server that also listens on every address and trusts `postgres`
+    /// from `10.0.0.0/8`: the test hosts of [`super::netns`] reach it over
+    /// their veth links.
+    pub fn start_for_hosts() -> PgServer {
+        PgServer::create("*", "host all postgres 10.0.0.0/8 trust\n")
+    }
+
+    fn create(listen: &'static str, hba: &str) -> PgServer {
         let dir = tempfile::tempdir().unwrap();
         if unsafe { libc::geteuid() } == 0 {
             let status = Command::new("chown")
@@ -78,7 +91,13 @@ impl PgServer {
                 "UTF8",
             ],
         );
-        let server = PgServer { dir, port };
+        if !hba.is_empty() {
+            let path = data.join("pg_hba.conf");
+            let mut lines = std::fs::read_to_string(&path).unwrap();
+            lines.push_str(hba);
+            std::fs::write(&path, lines).unwrap();
+        }
+        let server = PgServer { dir, port, listen };
         server.ctl("start");
         server
     }
@@ -86,9 +105,10 @@ impl PgServer {
     fn ctl(&self, action: &str) {
         let data = self.dir.path().join("data");
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "-p {} -k {} -c listen_addresses='{}' -c fsync=off",
             self.port,
-            self.dir.path().display()
+            self.dir.path().display(),
+            self.listen
         );
         let log = self.dir.path().join("server.log");
         run(
