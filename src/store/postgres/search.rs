@@ -14,6 +14,7 @@ use postgres::types::{ToSql, Type};
 
 use crate::db::DbError;
 use crate::db::postgres::PgError;
+use crate::store::search::RANK_AT_MOST;
 use crate::store::{DocumentHit, Found, Hit, Query, SearchFilter, Term};
 
 /// The text search configuration of the index: accent-insensitive, with
@@ -118,6 +119,24 @@ fn filtered(n: usize) -> String {
     )
 }
 
+/// The CTEs `cand`, the newest matching pages that pass the filter, one
+/// more than [`RANK_AT_MOST`] (so that a query past the bound can say so),
+/// and `ranked`, the newest [`RANK_AT_MOST`] of them: `ts_rank_cd` reads
+/// each page's vector, which for a word on most pages cost far more than
+/// finding them. Needs the CTE `q` and the filter's parameters from `$n`.
+fn candidates(n: usize) -> String {
+    format!(
+        "cand AS (SELECT p.document_id, p.page_number, p.tsv \
+                  FROM page_index p JOIN documents d ON d.id = p.document_id, q \
+                  WHERE p.tsv @@ q.q AND {filtered} \
+                  ORDER BY p.document_id DESC, p.page_number DESC LIMIT {over}), \
+         ranked AS (SELECT * FROM cand \
+                    ORDER BY document_id DESC, page_number DESC LIMIT {RANK_AT_MOST})",
+        filtered = filtered(n),
+        over = RANK_AT_MOST + 1,
+    )
+}
+
 /// `ts_headline`'s options: the matched words between `\x02` and `\x03`,
 /// as SQLite's `snippet()` marks them, about 16 words.
 fn headline_options() -> String {
@@ -143,18 +162,18 @@ pub fn search(
         (&status, Type::TEXT),
     ];
     let sql = format!(
-        "WITH q AS (SELECT {expr} AS q), \
-         top AS (SELECT p.document_id, p.page_number, ts_rank_cd(p.tsv, q.q)::float8 AS score \
-                 FROM page_index p JOIN documents d ON d.id = p.document_id, q \
-                 WHERE p.tsv @@ q.q AND {filtered} \
-                 ORDER BY score DESC, p.document_id DESC, p.page_number LIMIT ${l}) \
+        "WITH q AS (SELECT {expr} AS q), {candidates}, \
+         top AS (SELECT r.document_id, r.page_number, ts_rank_cd(r.tsv, q.q)::float8 AS score \
+                 FROM ranked r, q \
+                 ORDER BY score DESC, r.document_id DESC, r.page_number LIMIT ${l}) \
          SELECT d.id, d.original_name, t.page_number, \
-                ts_headline($1::regconfig, p.text, q.q, ${o}), t.score, d.created_at, d.stored_path \
+                ts_headline($1::regconfig, p.text, q.q, ${o}), t.score, d.created_at, \
+                d.stored_path, (SELECT count(*) FROM cand) > {RANK_AT_MOST} \
          FROM top t JOIN page_index p USING (document_id, page_number) \
               JOIN documents d ON d.id = t.document_id, q \
          ORDER BY t.score DESC, t.document_id DESC, t.page_number",
         expr = q.expr,
-        filtered = filtered(n),
+        candidates = candidates(n),
         l = n + 3,
         o = n + 4,
     );
@@ -165,7 +184,8 @@ pub fn search(
         .query_typed(&sql, &params(&config, &q, &extra))
         .map_err(|e| query_error(query, e))?;
     let hits: Vec<Hit> = rows.iter().map(hit_from_row).collect();
-    let total = if (hits.len() as i64) < limit {
+    let at_least = rows.first().is_some_and(|r| r.get::<_, bool>(7));
+    let total = if (hits.len() as i64) < limit && !at_least {
         hits.len()
     } else {
         let sql = format!(
@@ -183,7 +203,9 @@ pub fn search(
     Ok(Found {
         hits,
         total,
-        at_least: false,
+        // The count is exact, but past the bound only the newest are ranked:
+        // a bigger --limit would not show the others.
+        at_least,
     })
 }
 
@@ -217,10 +239,9 @@ pub fn search_documents(
     let status = filter.status.map(|s| s.as_str());
     let (limit, options, other_pages) = (limit as i64, headline_options(), OTHER_PAGES);
     let sql = format!(
-        "WITH q AS (SELECT {expr} AS q), \
-         m AS (SELECT p.document_id, p.page_number, ts_rank_cd(p.tsv, q.q)::float8 AS score \
-               FROM page_index p JOIN documents d ON d.id = p.document_id, q \
-               WHERE p.tsv @@ q.q AND {filtered}), \
+        "WITH q AS (SELECT {expr} AS q), {candidates}, \
+         m AS (SELECT r.document_id, r.page_number, ts_rank_cd(r.tsv, q.q)::float8 AS score \
+               FROM ranked r, q), \
          best AS (SELECT DISTINCT ON (document_id) document_id, page_number, score \
                   FROM m ORDER BY document_id, score DESC, page_number), \
          docs AS (SELECT b.*, \
@@ -232,12 +253,13 @@ pub fn search_documents(
                   FROM best b ORDER BY b.score DESC, b.document_id DESC LIMIT ${l}) \
          SELECT d.id, d.original_name, t.page_number, \
                 ts_headline($1::regconfig, p.text, q.q, ${o}), t.score, d.created_at, \
-                d.stored_path, t.pages, t.others, t.total \
+                d.stored_path, t.pages, t.others, t.total, \
+                (SELECT count(*) FROM cand) > {RANK_AT_MOST} \
          FROM docs t JOIN page_index p USING (document_id, page_number) \
               JOIN documents d ON d.id = t.document_id, q \
          ORDER BY t.score DESC, t.document_id DESC",
         expr = q.expr,
-        filtered = filtered(n),
+        candidates = candidates(n),
         l = n + 3,
         o = n + 4,
         other = n + 5,
@@ -254,6 +276,8 @@ pub fn search_documents(
         .query_typed(&sql, &params(&config, &q, &extra))
         .map_err(|e| query_error(query, e))?;
     let total = rows.first().map_or(0, |r| r.get::<_, i64>(9)) as usize;
+    // Past the bound, the count is of the ranked documents: a lower bound.
+    let at_least = rows.first().is_some_and(|r| r.get::<_, bool>(10));
     let hits = rows
         .iter()
         .map(|r| DocumentHit {
@@ -265,7 +289,7 @@ pub fn search_documents(
     Ok(Found {
         hits,
         total,
-        at_least: false,
+        at_least,
     })
 }
 
@@ -325,6 +349,58 @@ mod tests {
             .into_iter()
             .map(|h| (h.name, h.page))
             .collect()
+    }
+
+    /// As on SQLite: a word on more pages than [`RANK_AT_MOST`] ranks the
+    /// newest of them and says so; a rare word on an old page is still found
+    /// and ranked in full; counts of pages stay exact.
+    #[test]
+    fn very_frequent_words_rank_a_bounded_set_and_needles_are_still_found() {
+        let ix = index(&[], config(false));
+        let pages_per_doc = 50i64;
+        let docs = RANK_AT_MOST / pages_per_doc + 5;
+        ix.db
+            .write(|tx| {
+                tx.execute(
+                    "INSERT INTO documents (id, original_name, stored_path, size, sha256, kind, \
+                                            status, created_at, updated_at) \
+                     SELECT d, d::text, d::text, 1, d::text, 'pdf', 'indexed', 0, 0 \
+                     FROM generate_series(1, $1::bigint) d",
+                    &[&docs],
+                )?;
+                tx.execute(
+                    "INSERT INTO page_index (document_id, page_number, text, tsv) \
+                     SELECT d, p, t, to_tsvector('quire_simple', t) \
+                     FROM generate_series(1, $1::bigint) d, generate_series(1, $2::bigint) p, \
+                          LATERAL (SELECT CASE WHEN d = 1 AND p = 7 THEN 'alpha needle' \
+                                          ELSE 'alpha beta' END AS t) x",
+                    &[&docs, &pages_per_doc],
+                )?;
+                Ok::<_, PgError>(())
+            })
+            .unwrap();
+        let all = SearchFilter::default();
+        let mut c = ix.db.conn().unwrap();
+        let found = search_documents(&mut *c, &words("alpha"), &all, 10, config(false)).unwrap();
+        assert_eq!(found.hits.len(), 10);
+        assert!(found.at_least && found.total as i64 >= RANK_AT_MOST / pages_per_doc);
+        // The newest documents are the ones ranked; their counts are exact.
+        assert!(found.hits.iter().all(|h| h.best.id > 5), "{:?}", found.hits);
+        assert!(found.hits.iter().all(|h| h.matching_pages == pages_per_doc));
+        // By page: the count is exact, the ranking still bounded.
+        let pages = search(&mut *c, &words("alpha"), &all, 10, config(false)).unwrap();
+        assert_eq!(
+            (pages.total as i64, pages.at_least),
+            (docs * pages_per_doc, true)
+        );
+        // A needle on the oldest document, ranked in full.
+        let needle = words("needle alpha");
+        let found = search_documents(&mut *c, &needle, &all, 10, config(false)).unwrap();
+        assert_eq!(
+            (found.hits.len(), found.total, found.at_least),
+            (1, 1, false)
+        );
+        assert_eq!((found.hits[0].best.id, found.hits[0].best.page), (1, 7));
     }
 
     #[test]

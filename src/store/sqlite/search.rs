@@ -5,6 +5,7 @@ use rusqlite::Connection;
 
 use super::index::ROWID_STRIDE;
 use crate::db::DbError;
+use crate::store::search::RANK_AT_MOST;
 use crate::store::{DocumentHit, Found, Hit, Query, SearchFilter, Term};
 
 /// The FTS5 expression for `query`: every term a quoted string (the
@@ -70,14 +71,6 @@ fn query_error(query: &Query, e: rusqlite::Error) -> DbError {
 fn quote(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
-
-/// A search ranks at most this many pages: BM25 costs a computation per
-/// matching row, and a word on most of 100,000 pages took 200-240 ms (p99)
-/// to rank in full. A query matching more ranks the newest this many
-/// matching pages (highest rowids: the newest documents); counts stay exact.
-/// Rare words (the needles people search for) match far fewer pages and
-/// are ranked in full, as before.
-const RANK_AT_MOST: i64 = 10_000;
 
 /// The pages matching `:q` that pass the filter, as `FROM ... WHERE ...`
 /// over `page_index p` (joined with `documents d` only when a filter needs
