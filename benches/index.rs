@@ -3,7 +3,8 @@
 //! indexed by the real indexing processor through the real queue, then a few
 //! hundred 1-3 word searches through the same path as `quire search` (by
 //! document, its default, and by page, `--pages`). Prints indexing pages/s
-//! and search latency p50/p99.
+//! and search latency p50/p99; then the same corpus and queries on
+//! PostgreSQL (a fresh database on the test server), beside SQLite's.
 //!
 //! Run: `cargo bench --bench index` (QUIRE_BENCH_PAGES overrides the 100,000 pages).
 
@@ -11,12 +12,13 @@ use std::time::{Duration, Instant};
 
 use quire::app::App;
 use quire::config::Config;
+use quire::db::postgres::testing::TestDatabase;
 use quire::store::{Query, SearchFilter};
 
 #[path = "common/synth.rs"]
 mod synth;
 
-use synth::{PAGES_PER_DOC, Rng, VOCABULARY, WORDS_PER_PAGE, Zipf, fill};
+use synth::{PAGES_PER_DOC, Rng, VOCABULARY, WORDS_PER_PAGE, Zipf};
 
 const QUERIES: usize = 300;
 
@@ -32,25 +34,52 @@ fn main() {
         ..Config::default()
     };
     let app = App::open(&config, 4).unwrap();
+    println!("SQLite (FTS5):");
+    run(&app, docs, synth::fill);
+    // The same corpus and the same queries on PostgreSQL, unless
+    // QUIRE_BENCH_POSTGRES=0 or no test server answers.
+    if std::env::var("QUIRE_BENCH_POSTGRES").is_ok_and(|v| v == "0") {
+        return;
+    }
+    let database = match std::panic::catch_unwind(TestDatabase::new) {
+        Ok(db) => db,
+        Err(_) => {
+            println!("PostgreSQL: skipped (no test server; see QUIRE_TEST_POSTGRES)");
+            return;
+        }
+    };
+    let mut config = config.clone();
+    config.data_dir = dir.path().join("pg");
+    config.database.url = database.url();
+    let app = App::open(&config, 4).unwrap();
+    println!("PostgreSQL (tsvector, GIN, ts_rank_cd):");
+    run(&app, docs, synth::fill_postgres);
+    drop(app);
+}
+
+/// Fills `app` with the synthetic corpus (`fill`), indexes it and runs the
+/// searches; the generator starts from the same seed for each engine, so
+/// both get the same pages and the same queries.
+fn run(app: &App, docs: usize, fill: fn(&App, usize, &[String], &Zipf, &mut Rng)) {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let vocab: Vec<String> = (0..VOCABULARY).map(|_| rng.word()).collect();
     let zipf = Zipf::new(VOCABULARY);
 
     let t = Instant::now();
-    fill(&app, docs, &vocab, &zipf, &mut rng);
+    fill(app, docs, &vocab, &zipf, &mut rng);
     println!(
         "corpus: {docs} documents x {PAGES_PER_DOC} pages x {WORDS_PER_PAGE} words, generated and stored in {:.1}s",
         t.elapsed().as_secs_f64()
     );
 
     let t = Instant::now();
-    synth::index_all(&app, docs);
+    synth::index_all(app, docs);
     let secs = t.elapsed().as_secs_f64();
     println!(
         "indexing: {} pages in {secs:.1}s = {:.0} pages/s (batches of {} pages)",
         docs * PAGES_PER_DOC,
         (docs * PAGES_PER_DOC) as f64 / secs,
-        config.index.batch_pages
+        app.config.index.batch_pages
     );
 
     // Queries of 1-3 words: words any page may hold (drawn uniformly from

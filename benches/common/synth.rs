@@ -45,6 +45,42 @@ pub fn fill(app: &App, docs: usize, vocab: &[String], zipf: &Zipf, rng: &mut Rng
     tx.commit().unwrap();
 }
 
+/// [`fill`] on PostgreSQL: the same documents and pages (from the same
+/// `rng` state), a document's pages in one statement.
+pub fn fill_postgres(app: &App, docs: usize, vocab: &[String], zipf: &Zipf, rng: &mut Rng) {
+    let quire::db::Engine::Postgres(db) = app.db.engine() else {
+        panic!("fill_postgres writes to PostgreSQL")
+    };
+    db.write(|tx| -> Result<(), quire::db::postgres::PgError> {
+        for d in 0..docs {
+            let name = format!("doc{d}.pdf");
+            let id: i64 = tx
+                .query_one(
+                    "INSERT INTO documents (original_name, stored_path, size, sha256, kind, \
+                     status, created_at, updated_at) \
+                     VALUES ($1, $1, 1, $1, 'pdf', 'indexing', $2, $2) RETURNING id",
+                    &[&name, &(d as i64)],
+                )?
+                .get(0);
+            let texts: Vec<String> = (0..PAGES_PER_DOC)
+                .map(|_| {
+                    let words: Vec<&str> = (0..WORDS_PER_PAGE)
+                        .map(|_| vocab[zipf.sample(rng)].as_str())
+                        .collect();
+                    words.join(" ")
+                })
+                .collect();
+            tx.execute(
+                "INSERT INTO pages (document_id, page_number, text, source) \
+                 SELECT $1, n, t, 'ocr' FROM unnest($2::text[]) WITH ORDINALITY AS u(t, n)",
+                &[&id, &texts],
+            )?;
+        }
+        Ok(())
+    })
+    .unwrap();
+}
+
 /// Indexes documents 1..=docs through the queue and the real indexing
 /// processor, as the daemon would (one worker).
 pub fn index_all(app: &App, docs: usize) {
