@@ -40,26 +40,21 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok());
     // The baselines run unless one kind was asked for (they would be in its profile).
-    let (base_single, base_batch, base_fused_bare, base_fused) = if only.is_empty() {
-        (
-            baseline(n, 1),
-            baseline(n, 16),
-            fused_baseline(n, false),
-            fused_baseline(n, true),
-        )
-    } else {
-        (f64::NAN, f64::NAN, f64::NAN, f64::NAN)
-    };
-    println!(
-        "baseline, plain rusqlite: claim + complete {base_single:.0} tasks/s one at a time, \
-         {base_batch:.0} in batches of 16"
-    );
-    // What one commit per task reaches on a bare table, and with a
-    // document's status set in the same commit, as quire sets it.
-    println!(
-        "baseline, plain rusqlite, fused (complete + claim the next in one commit): \
-         {base_fused_bare:.0} tasks/s bare, {base_fused:.0} also setting a document's status"
-    );
+    let baselines = only.is_empty().then(|| {
+        let (single, batch) = (baseline(n, 1), baseline(n, 16));
+        println!(
+            "baseline, plain rusqlite: claim + complete {single:.0} tasks/s one at a time, \
+             {batch:.0} in batches of 16"
+        );
+        // What one commit per task reaches on a bare table, and with a
+        // document's status set in the same commit, as quire sets it.
+        let (bare, fused) = (fused_baseline(n, false), fused_baseline(n, true));
+        println!(
+            "baseline, plain rusqlite, fused (complete + claim the next in one commit): \
+             {bare:.0} tasks/s bare, {fused:.0} also setting a document's status"
+        );
+        (single, batch, fused)
+    });
     // Each row is followed by the same drain on PostgreSQL, unless
     // QUIRE_BENCH_POSTGRES=0 (or no server answers).
     let mut postgres = std::env::var("QUIRE_BENCH_POSTGRES").map_or(true, |v| v != "0");
@@ -77,15 +72,16 @@ fn main() {
             }
             let (enq, drained) = run(n, workers, batch, fused);
             let sqlite_drained = drained;
-            let base = match (batch, fused) {
-                (1, true) => base_fused,
-                (1, false) => base_single,
-                _ => base_batch,
-            };
+            let ratio = baselines.map_or(String::new(), |(single, batched, fused_loop)| {
+                let base = match (batch, fused) {
+                    (1, true) => fused_loop,
+                    (1, false) => single,
+                    _ => batched,
+                };
+                format!(" = {:.2}x the baseline", drained / base)
+            });
             println!(
-                "workers {workers}, {label:<8}: enqueue {enq:>8.0} tasks/s, drain {drained:>8.0} tasks/s \
-                 = {:.2}x the baseline",
-                drained / base
+                "workers {workers}, {label:<8}: enqueue {enq:>8.0} tasks/s, drain {drained:>8.0} tasks/s{ratio}"
             );
             if postgres {
                 match run_postgres(n, workers, batch, fused) {
@@ -107,7 +103,7 @@ fn main() {
 }
 
 /// The same drain on PostgreSQL (the queue's PostgreSQL operations, which
-/// `Queue` does not dispatch to yet), on a fresh database of the test server
+/// `Queue` dispatches to), on a fresh database of the test server
 /// (`QUIRE_TEST_POSTGRES`, default the local one); `None` when no server
 /// answers. Time comes from the server, as it will in the daemon.
 fn run_postgres(n: usize, workers: usize, batch: usize, fused: bool) -> Option<(f64, f64)> {

@@ -1,11 +1,13 @@
-//! The PostgreSQL engine (issue 15, under construction): one database that
-//! many daemons on many hosts share. So far it opens a pool of synchronous
-//! `postgres` connections, checks the server, and applies the schema in
-//! `migrations/postgres/` under an advisory lock; the queue and the store do
-//! not run on it yet, and nothing selects it from the configuration.
+//! The PostgreSQL engine, selected by a `postgres://` `database.url`: one
+//! database that many daemons on many hosts share. It opens a pool of
+//! synchronous `postgres` connections, checks the server, and applies the
+//! schema in `migrations/postgres/` under an advisory lock; it also holds
+//! the inbox's advisory lock ([`AdvisoryLock`]) and the connection that
+//! listens for other hosts' work ([`NotifyWatch`]).
 //!
-//! This module and the `postgres` modules of the queue and the store (to
-//! come) are the only places that name the `postgres` driver.
+//! PostgreSQL's SQL lives here and in the `postgres` modules of the queue
+//! and the store; elsewhere the driver appears only as the transaction type
+//! `Queue` hands to them.
 
 mod lock;
 pub mod migrations;

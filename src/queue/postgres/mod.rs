@@ -1,8 +1,8 @@
-//! The queue on PostgreSQL (issue 15, under construction): the operations
-//! the workers' loop needs, each a `do_x(tx, ...)` with its SQL inline, as
-//! in `queue/sqlite/`. [`crate::queue::Queue`] does not dispatch here yet;
-//! until it does, the tests beside each operation run it against a real
-//! server, many connections at once where that matters.
+//! The queue on PostgreSQL: each operation a `do_x(tx, ...)` with its SQL
+//! inline, as in `queue/sqlite/`, which [`crate::queue::Queue`] dispatches
+//! to when `database.url` names a PostgreSQL database. The tests beside
+//! each operation run it against a real server, many connections at once
+//! where that matters.
 //!
 //! Where it differs from SQLite, and why:
 //! - Writers do not queue for one lock: a claim selects with

@@ -1,7 +1,7 @@
-//! The store on PostgreSQL (issue 15, under construction): documents,
-//! pages and OCR checkpoints, the index and search, each a function over a
-//! client or transaction with its SQL inline, as in `store/sqlite/`.
-//! [`crate::store::Store`] does not dispatch here yet.
+//! The store on PostgreSQL: documents, pages and OCR checkpoints, the index
+//! and search, each a function over a client or transaction with its SQL
+//! inline, as in `store/sqlite/`, which [`crate::store::Store`] dispatches
+//! to when `database.url` names a PostgreSQL database.
 
 pub mod copy;
 pub mod documents;
