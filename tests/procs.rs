@@ -1,17 +1,28 @@
-//! Several OS processes claiming from one database file.
+//! Several OS processes claiming from one database: a SQLite file, and a
+//! PostgreSQL database.
 
 use std::collections::HashMap;
 use std::process::Command;
 
-use quire::db::Db;
+use quire::db::postgres::Target;
+use quire::db::postgres::testing::TestDatabase;
+use quire::db::{Db, Location};
 use quire::queue::{Policy, Priority, Queue};
 use quire::store::NewDocument;
 
 const TASKS: usize = 600;
 const PROCESSES: usize = 4;
 
+/// The database `QUIRE_TEST_CLAIM_DB` names: a PostgreSQL URL or a file.
+fn location(db: &str) -> Location {
+    match Target::parse(db, None, |_| None) {
+        Ok(target) => Location::Postgres(target),
+        Err(_) => Location::Sqlite(db.into()),
+    }
+}
+
 /// The child side: claims and completes until the queue is empty, writing the
-/// ids it claimed. Does nothing unless run by the parent test below.
+/// ids it claimed. Does nothing unless run by the parent tests below.
 #[test]
 fn claim_child() {
     let (Ok(db), Ok(out)) = (
@@ -20,10 +31,7 @@ fn claim_child() {
     ) else {
         return;
     };
-    let queue = Queue::new(
-        Db::open(std::path::Path::new(&db), 2).unwrap(),
-        Policy::default(),
-    );
+    let queue = Queue::new(Db::open(location(&db), 2).unwrap(), Policy::default());
     let worker = format!("proc-{}", std::process::id());
     let mut mine = vec![];
     loop {
@@ -43,7 +51,20 @@ fn claim_child() {
 fn processes_claim_every_task_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("quire.db");
-    let queue = Queue::new(Db::open(&path, 2).unwrap(), Policy::default());
+    claim_in_processes(dir.path(), &path.to_string_lossy());
+}
+
+#[test]
+fn processes_claim_every_task_exactly_once_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = TestDatabase::new();
+    claim_in_processes(dir.path(), &database.url());
+}
+
+/// Enqueues TASKS documents into `db` (a file or a URL), has PROCESSES
+/// child processes drain it, and checks that each task was claimed once.
+fn claim_in_processes(dir: &std::path::Path, db: &str) {
+    let queue = Queue::new(Db::open(location(db), 2).unwrap(), Policy::default());
     for i in 0..TASKS {
         let name = format!("d{i}");
         let doc = NewDocument {
@@ -58,10 +79,10 @@ fn processes_claim_every_task_exactly_once() {
     }
     let children: Vec<_> = (0..PROCESSES)
         .map(|i| {
-            let out = dir.path().join(format!("claimed-{i}"));
+            let out = dir.join(format!("claimed-{i}"));
             let child = Command::new(std::env::current_exe().unwrap())
                 .args(["--exact", "procs::claim_child", "--nocapture"])
-                .env("QUIRE_TEST_CLAIM_DB", &path)
+                .env("QUIRE_TEST_CLAIM_DB", db)
                 .env("QUIRE_TEST_CLAIM_OUT", &out)
                 .spawn()
                 .unwrap();

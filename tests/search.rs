@@ -1,7 +1,16 @@
 //! Indexing and search: stemming, re-indexing and an indexing task killed
-//! mid-way, checked against the index as the store reads it back.
+//! mid-way, checked against the index as the store reads it back; all but
+//! the raw query syntax (FTS5's or tsquery's) on both engines.
 
-use crate::util::{Env, text_pdf, wait_until};
+use crate::util::{Env, on_both_engines, text_pdf, wait_until};
+
+on_both_engines!(
+    stemming_is_configurable_and_changing_it_rebuilds_the_index,
+    reindexing_leaves_exactly_one_copy_of_each_page,
+    an_indexing_task_killed_mid_way_resumes_to_the_same_index,
+    results_come_one_per_document_with_its_other_pages,
+    or_and_exclusion_work_in_the_default_syntax,
+);
 
 /// Every document's indexed pages (document, page, text), for comparing
 /// whole indexes.
@@ -27,9 +36,7 @@ fn book(pages: usize) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn stemming_is_configurable_and_changing_it_rebuilds_the_index() {
-    let env = Env::new();
+fn stemming_is_configurable_and_changing_it_rebuilds_the_index(env: Env) {
     let pdf = env.dir.path().join("run.pdf");
     text_pdf(
         &pdf,
@@ -39,11 +46,7 @@ fn stemming_is_configurable_and_changing_it_rebuilds_the_index() {
     assert_eq!(env.search(&["runs"]).as_array().unwrap().len(), 0);
     assert_eq!(env.search(&["running"])[0]["id"], 1);
 
-    let porter = Env {
-        dir: env.dir,
-        extra: vec![("QUIRE_INDEX_STEMMING".into(), "porter".into())],
-        postgres: None,
-    };
+    let porter = env.set("QUIRE_INDEX_STEMMING", "porter");
     let other = porter.dir.path().join("other.pdf");
     text_pdf(&other, &["Connection established after the run was over"]);
     // A one-off command with another setting than the index's only warns...
@@ -66,9 +69,7 @@ fn stemming_is_configurable_and_changing_it_rebuilds_the_index() {
     }
 }
 
-#[test]
-fn reindexing_leaves_exactly_one_copy_of_each_page() {
-    let env = Env::new();
+fn reindexing_leaves_exactly_one_copy_of_each_page(env: Env) {
     let pdf = env.dir.path().join("three.pdf");
     let pages = book(3);
     let pages: Vec<&str> = pages.iter().map(String::as_str).collect();
@@ -89,13 +90,13 @@ fn reindexing_leaves_exactly_one_copy_of_each_page() {
     assert_eq!(pages.as_array().unwrap().len(), 3);
 }
 
-#[test]
-fn an_indexing_task_killed_mid_way_resumes_to_the_same_index() {
+fn an_indexing_task_killed_mid_way_resumes_to_the_same_index(env: Env) {
     const PAGES: usize = 1500;
     let pages = book(PAGES);
     let pages: Vec<&str> = pages.iter().map(String::as_str).collect();
 
-    // The reference: an uninterrupted run.
+    // The reference: an uninterrupted run (on SQLite, whose index this
+    // engine's must equal).
     let reference = Env::new();
     let pdf = reference.dir.path().join("ledger.pdf");
     text_pdf(&pdf, &pages);
@@ -104,7 +105,7 @@ fn an_indexing_task_killed_mid_way_resumes_to_the_same_index() {
     assert_eq!(want.len(), PAGES);
 
     // One page per indexing transaction, so that a kill lands mid-way.
-    let env = Env::new()
+    let env = env
         .set("QUIRE_INDEX_BATCH_PAGES", "1")
         .set("QUIRE_QUEUE_STALE_TIMEOUT", "1h");
     let mut daemon = env.serve(&["--workers", "1"]);
@@ -140,8 +141,7 @@ fn an_indexing_task_killed_mid_way_resumes_to_the_same_index() {
 
 /// Three documents: `a.pdf` mentions invoice on pages 1 and 3 (page 1 with
 /// zebrafish too), `b.pdf` an invoice, `c.pdf` zebrafish.
-fn three_documents() -> Env {
-    let env = Env::new();
+fn three_documents(env: Env) -> Env {
     for (name, pages) in [
         (
             "a.pdf",
@@ -173,9 +173,8 @@ fn ids_and_pages(hits: &serde_json::Value) -> Vec<(i64, i64)> {
     v
 }
 
-#[test]
-fn results_come_one_per_document_with_its_other_pages() {
-    let env = three_documents();
+fn results_come_one_per_document_with_its_other_pages(env: Env) {
+    let env = three_documents(env);
     let hits = env.search(&["invoice"]);
     assert_eq!(hits.as_array().unwrap().len(), 2, "{hits}");
     let a = hits
@@ -209,9 +208,8 @@ fn results_come_one_per_document_with_its_other_pages() {
     assert_eq!(String::from_utf8_lossy(&limited.stdout).lines().count(), 1);
 }
 
-#[test]
-fn or_and_exclusion_work_in_the_default_syntax() {
-    let env = three_documents();
+fn or_and_exclusion_work_in_the_default_syntax(env: Env) {
+    let env = three_documents(env);
     let either = env.search(&["invoice", "OR", "zebrafish"]);
     assert_eq!(either.as_array().unwrap().len(), 3, "{either}");
     // Exclusion is by page: a.pdf's third page has an invoice and no fish.
@@ -230,7 +228,7 @@ fn or_and_exclusion_work_in_the_default_syntax() {
 
 #[test]
 fn exit_codes_say_found_not_found_and_misuse() {
-    let env = three_documents();
+    let env = three_documents(Env::new());
     // Nothing found: 1, like grep.
     let none = env.run(&["search", "platypus"]);
     assert_eq!(none.status.code(), Some(1));

@@ -17,6 +17,28 @@ pub mod variants;
 pub use measure::*;
 pub use pdf::*;
 
+/// Makes each named `fn(Env)` two tests, one per engine, in a module of its
+/// name: `NAME::sqlite` on a fresh data dir, `NAME::postgres` on a fresh
+/// database of the test server.
+macro_rules! on_both_engines {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn sqlite() {
+                    super::$name(crate::util::Env::new())
+                }
+
+                #[test]
+                fn postgres() {
+                    super::$name(crate::util::Env::postgres())
+                }
+            }
+        )*
+    };
+}
+pub(crate) use on_both_engines;
+
 /// How long any condition may take before a test fails.
 pub const TIMEOUT: Duration = Duration::from_secs(90);
 
