@@ -4,10 +4,10 @@
 # systemd unit check, bash completion loading, Chromium for the web page's
 # browser tests).
 set -euo pipefail
-packages=(libtesseract-dev libleptonica-dev clang libclang-dev pkg-config tesseract-ocr-eng tesseract-ocr-osd
-          poppler-utils qpdf)
+packages=(libtesseract-dev libleptonica-dev clang libclang-dev pkg-config libssl-dev tesseract-ocr-eng
+          tesseract-ocr-osd poppler-utils qpdf)
 if [ "${1:-}" = "--test" ]; then
-  packages+=(imagemagick fonts-dejavu-core systemd bash tesseract-ocr ghostscript chromium)
+  packages+=(imagemagick fonts-dejavu-core systemd bash tesseract-ocr ghostscript chromium openssl)
 fi
 sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
 missing=()

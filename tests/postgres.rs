@@ -1,6 +1,7 @@
 //! The real binary on PostgreSQL (`database.url`): each test on a fresh
 //! database of the test server, with the same data dir for the originals.
 
+use crate::util::pgserver::PgServer;
 use crate::util::{Env, text_pdf, text_png};
 
 #[test]
@@ -285,4 +286,71 @@ fn a_watcher_whose_database_session_ends_stands_by_and_one_daemon_watches_again(
     );
     let docs = env.wait_settled(1);
     assert_eq!(docs[0]["name"], "after.pdf");
+}
+
+#[test]
+fn tls_is_used_as_sslmode_says_and_certificates_are_checked_as_libpq_does() {
+    let tls = PgServer::start_with_tls();
+    let plain = PgServer::start();
+    let ca = tls.certificate();
+    let ca = ca.to_str().unwrap();
+    // What `quire doctor` says of the database at `url`.
+    let doctor = |url: &str| {
+        let env = Env::new().set("QUIRE_DATABASE_URL", url);
+        let out = env.run(&["doctor"]);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text.lines()
+            .find(|l| l.contains("database"))
+            .unwrap_or_else(|| panic!("no database line: {text}"))
+            .to_owned()
+    };
+    let at = |host: &str, server: &PgServer, options: &str| {
+        format!(
+            "postgres://postgres@{host}:{}/postgres{options}",
+            server.port
+        )
+    };
+    for options in [
+        "",
+        "?sslmode=require",
+        &format!("?sslmode=verify-ca&sslrootcert={ca}"),
+        &format!("?sslmode=verify-full&sslrootcert={ca}"),
+    ] {
+        let line = doctor(&at("localhost", &tls, options));
+        assert!(
+            line.contains("integrity ok, TLS TLSv1"),
+            "{options}: {line}"
+        );
+    }
+    // The certificate names localhost, not 127.0.0.1: verify-ca accepts
+    // it (the CA signed it), verify-full does not.
+    let line = doctor(&at(
+        "127.0.0.1",
+        &tls,
+        &format!("?sslmode=verify-ca&sslrootcert={ca}"),
+    ));
+    assert!(line.contains("TLS TLSv1"), "{line}");
+    let line = doctor(&at(
+        "127.0.0.1",
+        &tls,
+        &format!("?sslmode=verify-full&sslrootcert={ca}"),
+    ));
+    assert!(
+        line.contains("certificate") && !line.contains("integrity ok"),
+        "{line}"
+    );
+    // Without the CA, a self-signed certificate is not trusted.
+    let line = doctor(&at("localhost", &tls, "?sslmode=verify-full"));
+    assert!(line.contains("certificate"), "{line}");
+    let line = doctor(&at("localhost", &tls, "?sslmode=disable"));
+    assert!(line.contains("integrity ok, not encrypted"), "{line}");
+    // A server without TLS: prefer connects in the clear, require refuses.
+    let line = doctor(&at("127.0.0.1", &plain, ""));
+    assert!(line.contains("not encrypted"), "{line}");
+    let line = doctor(&at("127.0.0.1", &plain, "?sslmode=require"));
+    assert!(line.contains("does not support TLS"), "{line}");
 }

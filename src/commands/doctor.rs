@@ -92,8 +92,9 @@ fn check_database(c: &Config) -> Verdict {
     }
     match Db::open(location.clone(), 1).and_then(|db| db.check()) {
         Ok(h) if h.problem.is_none() && h.schema_version == h.known_schema_version => {
+            let connection = h.connection.map_or(String::new(), |c| format!(", {c}"));
             Verdict::Ok(format!(
-                "database {location} (schema {}, integrity ok)",
+                "database {location} (schema {}, integrity ok{connection})",
                 h.schema_version
             ))
         }

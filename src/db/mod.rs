@@ -156,6 +156,9 @@ pub struct Db {
 /// What [`Db::check`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Health {
+    /// How the connection is protected, for a server: "TLS TLSv1.3" or
+    /// "not encrypted"; `None` for a file.
+    pub connection: Option<String>,
     /// The schema version the database is at.
     pub schema_version: i64,
     /// The schema version this build of quire writes.
@@ -202,7 +205,7 @@ impl Db {
     pub fn change_watcher(&self) -> Result<ChangeWatcher, DbError> {
         match &self.engine {
             Engine::Sqlite(db) => Ok(ChangeWatcher::Sqlite(db.change_watcher()?)),
-            Engine::Postgres(db) => Ok(ChangeWatcher::Postgres(db.change_watcher()?)),
+            Engine::Postgres(db) => Ok(ChangeWatcher::Postgres(Box::new(db.change_watcher()?))),
         }
     }
 
@@ -221,7 +224,8 @@ impl Db {
 /// Notices commits made by other processes; see [`Db::change_watcher`].
 pub enum ChangeWatcher {
     Sqlite(sqlite::DataVersionWatch),
-    Postgres(postgres::NotifyWatch),
+    // Boxed: it holds a whole client; one per daemon.
+    Postgres(Box<postgres::NotifyWatch>),
 }
 
 impl ChangeWatcher {

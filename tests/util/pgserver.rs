@@ -15,6 +15,29 @@ pub struct PgServer {
     listen: &'static str,
 }
 
+/// Makes a self-signed certificate for `localhost` (and no IP address) and
+/// its key in `data`, for the server's `ssl_cert_file`/`ssl_key_file`.
+fn make_certificate(data: &Path) {
+    let status = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+        ])
+        .arg("-keyout")
+        .arg(data.join("server.key"))
+        .arg("-out")
+        .arg(data.join("server.crt"))
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl (scripts/setup.sh --test installs it)");
+    assert!(status.success(), "openssl req failed");
+}
+
 /// The newest installed server's binaries.
 fn bin(name: &str) -> PathBuf {
     let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
@@ -53,17 +76,29 @@ fn run(program: &Path, args: &[&str]) {
 impl PgServer {
     /// Creates and starts a server listening on `127.0.0.1` at a free port.
     pub fn start() -> PgServer {
-        PgServer::create("127.0.0.1", "")
+        PgServer::create("127.0.0.1", "", false)
     }
 
     /// A server that also listens on every address and trusts `postgres`
     /// from `10.0.0.0/8`: the test hosts of [`super::netns`] reach it over
     /// their veth links.
     pub fn start_for_hosts() -> PgServer {
-        PgServer::create("*", "host all postgres 10.0.0.0/8 trust\n")
+        PgServer::create("*", "host all postgres 10.0.0.0/8 trust\n", false)
     }
 
-    fn create(listen: &'static str, hba: &str) -> PgServer {
+    /// A server on `127.0.0.1` that offers TLS with a self-signed
+    /// certificate for `localhost`, [`PgServer::certificate`].
+    pub fn start_with_tls() -> PgServer {
+        PgServer::create("127.0.0.1", "", true)
+    }
+
+    /// The TLS server's certificate, which is its own CA.
+    pub fn certificate(&self) -> PathBuf {
+        self.dir.path().join("data").join("server.crt")
+    }
+
+    /// `hba` is appended to `pg_hba.conf`; `tls` turns TLS on.
+    fn create(listen: &'static str, hba: &str, tls: bool) -> PgServer {
         let dir = tempfile::tempdir().unwrap();
         if unsafe { libc::geteuid() } == 0 {
             let status = Command::new("chown")
@@ -91,6 +126,26 @@ impl PgServer {
                 "UTF8",
             ],
         );
+        if tls {
+            make_certificate(&data);
+            // The server refuses a key others can read.
+            use std::os::unix::fs::PermissionsExt;
+            let key = data.join("server.key");
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+            if unsafe { libc::geteuid() } == 0 {
+                let status = Command::new("chown")
+                    .args(["postgres:postgres"])
+                    .arg(data.join("server.key"))
+                    .arg(data.join("server.crt"))
+                    .status()
+                    .unwrap();
+                assert!(status.success());
+            }
+            let path = data.join("postgresql.conf");
+            let mut conf = std::fs::read_to_string(&path).unwrap();
+            conf.push_str("ssl = on\n");
+            std::fs::write(&path, conf).unwrap();
+        }
         if !hba.is_empty() {
             let path = data.join("pg_hba.conf");
             let mut lines = std::fs::read_to_string(&path).unwrap();

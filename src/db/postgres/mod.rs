@@ -15,7 +15,7 @@ pub mod target;
 pub mod testing;
 mod watch;
 
-use postgres::NoTls;
+use postgres_native_tls::MakeTlsConnector;
 use r2d2_postgres::PostgresConnectionManager;
 
 use super::BUSY_TIMEOUT;
@@ -25,7 +25,7 @@ pub use target::{Target, TargetError};
 pub use watch::NotifyWatch;
 
 /// A pooled connection.
-pub type Conn = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
+pub type Conn = r2d2::PooledConnection<PostgresConnectionManager<MakeTlsConnector>>;
 
 /// The oldest server quire runs on: 13 made `unaccent` a trusted extension
 /// and added `DROP DATABASE ... WITH (FORCE)`.
@@ -36,9 +36,9 @@ pub const MIN_SERVER_VERSION: i32 = 130000;
 #[derive(Debug, thiserror::Error)]
 pub enum PgError {
     #[error(
-        "cannot connect to PostgreSQL at {target}: {}; check that the server runs and \
-         that database.url names its host, port, user and database",
-        describe(error)
+        "cannot connect to PostgreSQL at {target}: {}; {}",
+        describe(error),
+        connect_advice(error)
     )]
     Connect {
         target: Target,
@@ -87,11 +87,28 @@ pub fn describe(e: &postgres::Error) -> String {
     let mut s = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(cause) = source {
-        s.push_str(": ");
-        s.push_str(&cause.to_string().replace('\n', "; "));
+        let text = cause.to_string().replace('\n', "; ");
+        // OpenSSL's errors repeat their own cause's words.
+        if !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
         source = cause.source();
     }
     s
+}
+
+/// What to check when a connection failed: the TLS settings when the
+/// handshake did, else the server and the URL.
+fn connect_advice(e: &postgres::Error) -> &'static str {
+    if describe(e).contains("TLS") {
+        "check database.url's sslmode and sslrootcert: verify-ca needs the server's \
+         certificate signed by sslrootcert's CA (else the system's), verify-full also \
+         needs it to name the host in the URL"
+    } else {
+        "check that the server runs and that database.url names its host, port, user \
+         and database"
+    }
 }
 
 impl From<postgres::Error> for PgError {
@@ -103,7 +120,7 @@ impl From<postgres::Error> for PgError {
 /// An open PostgreSQL database: its pool and where it is.
 #[derive(Clone)]
 pub struct PostgresDb {
-    pool: r2d2::Pool<PostgresConnectionManager<NoTls>>,
+    pool: r2d2::Pool<PostgresConnectionManager<MakeTlsConnector>>,
     target: Target,
 }
 
@@ -134,7 +151,7 @@ impl PostgresDb {
         }
         migrations::apply(&mut setup, target)?;
         drop(setup);
-        let manager = PostgresConnectionManager::new(target.config().clone(), NoTls);
+        let manager = PostgresConnectionManager::new(target.config().clone(), target.connector());
         let pool = r2d2::Pool::builder()
             .max_size(max_connections.max(1))
             .min_idle(Some(0))
@@ -212,6 +229,12 @@ impl PostgresDb {
     pub fn check(&self) -> Result<crate::db::Health, PgError> {
         let mut c = self.conn()?;
         let server: String = c.query_one("SHOW server_version", &[])?.get(0);
+        let tls: Option<String> = c
+            .query_opt(
+                "SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND ssl",
+                &[],
+            )?
+            .map(|r| r.get(0));
         let unaccent: bool = c
             .query_one(
                 "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'unaccent')",
@@ -219,6 +242,10 @@ impl PostgresDb {
             )?
             .get(0);
         Ok(crate::db::Health {
+            connection: Some(match tls {
+                Some(version) => format!("TLS {version}"),
+                None => "not encrypted".to_owned(),
+            }),
             schema_version: migrations::found_version(&mut *c)?.into(),
             known_schema_version: migrations::schema_version().into(),
             problem: (!unaccent)

@@ -1,11 +1,12 @@
 //! Which PostgreSQL database quire uses, from `database.url`, and the one
 //! way to print it: without its password.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
 use postgres::config::{Host, SslMode};
+use postgres_native_tls::MakeTlsConnector;
 
 /// A parsed `postgres://` or `postgresql://` URL with the password resolved.
 /// Its `Display` is what logs, errors, `doctor` and `stats` show: user, hosts,
@@ -14,6 +15,32 @@ use postgres::config::{Host, SslMode};
 #[derive(Clone)]
 pub struct Target {
     config: Arc<postgres::Config>,
+    tls: Arc<Tls>,
+}
+
+/// How connections are protected: libpq's `sslmode`, of which the driver
+/// itself knows only disable, prefer and require.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Never TLS.
+    Disable,
+    /// TLS when the server offers it, its certificate not checked (the
+    /// default, as libpq's).
+    Prefer,
+    /// TLS or no connection; the certificate is not checked unless
+    /// `sslrootcert` names a CA (then as `VerifyCa`).
+    Require,
+    /// TLS with a certificate signed by `sslrootcert`'s CA (else the
+    /// system's), for any host name.
+    VerifyCa,
+    /// As `VerifyCa`, and the certificate names the host connected to.
+    VerifyFull,
+}
+
+/// The TLS settings of a target and the connector they make.
+struct Tls {
+    mode: TlsMode,
+    connector: MakeTlsConnector,
 }
 
 /// Why a `database.url` cannot be used.
@@ -29,11 +56,12 @@ pub enum TargetError {
     Invalid(postgres::Error),
     #[error("database.url names no database: add it after the host, as in postgres://host/quire")]
     NoDatabase,
-    #[error(
-        "database.url asks for sslmode=require, and this quire connects without TLS; \
-         use sslmode=disable on a trusted network or a local socket"
-    )]
-    TlsUnsupported,
+    #[error("database.url has sslmode={0}; use disable, prefer, require, verify-ca or verify-full")]
+    SslMode(String),
+    #[error("cannot use database.url's sslrootcert {path}: {error}")]
+    RootCert { path: String, error: String },
+    #[error("cannot set up TLS for the database connection: {0}")]
+    Tls(native_tls::Error),
     #[error("cannot read database.password_file {path}: {error}")]
     PasswordFile { path: String, error: std::io::Error },
 }
@@ -50,13 +78,20 @@ impl Target {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(TargetError::NotAUrl);
         }
-        let mut config = postgres::Config::from_str(url).map_err(TargetError::Invalid)?;
+        let (url, mode, root_cert) = take_tls_options(url)?;
+        let mut config = postgres::Config::from_str(&url).map_err(TargetError::Invalid)?;
         if config.get_dbname().is_none() {
             return Err(TargetError::NoDatabase);
         }
-        if config.get_ssl_mode() == SslMode::Require {
-            return Err(TargetError::TlsUnsupported);
-        }
+        config.ssl_mode(match mode {
+            TlsMode::Disable => SslMode::Disable,
+            TlsMode::Prefer => SslMode::Prefer,
+            TlsMode::Require | TlsMode::VerifyCa | TlsMode::VerifyFull => SslMode::Require,
+        });
+        let tls = Arc::new(Tls {
+            mode,
+            connector: connector(mode, root_cert.as_deref())?,
+        });
         if config.get_password().is_none() {
             if let Some(path) = password_file {
                 let text =
@@ -77,6 +112,7 @@ impl Target {
         }
         Ok(Target {
             config: Arc::new(config),
+            tls,
         })
     }
 
@@ -85,11 +121,22 @@ impl Target {
         &self.config
     }
 
+    /// What protects the connections (`sslmode`).
+    pub fn tls_mode(&self) -> TlsMode {
+        self.tls.mode
+    }
+
+    /// The TLS connector every connection to this target goes through (it
+    /// connects without TLS when the mode says so).
+    pub fn connector(&self) -> MakeTlsConnector {
+        self.tls.connector.clone()
+    }
+
     /// A connection of its own (not pooled), or [`super::PgError::Connect`]
     /// naming this target.
     pub fn connect(&self) -> Result<postgres::Client, super::PgError> {
         self.config
-            .connect(postgres::NoTls)
+            .connect(self.connector())
             .map_err(|error| super::PgError::Connect {
                 target: self.clone(),
                 error,
@@ -108,8 +155,77 @@ impl Target {
         config.dbname(dbname);
         Target {
             config: Arc::new(config),
+            tls: self.tls.clone(),
         }
     }
+}
+
+/// Takes `sslmode` and `sslrootcert` out of `url`'s options, since the
+/// driver refuses verify-ca, verify-full and sslrootcert; returns the rest
+/// of the URL, the mode (prefer when absent, as libpq) and the CA file.
+fn take_tls_options(url: &str) -> Result<(String, TlsMode, Option<PathBuf>), TargetError> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_owned(), TlsMode::Prefer, None));
+    };
+    let (mut mode, mut root_cert, mut rest) = (TlsMode::Prefer, None, vec![]);
+    for pair in query.split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
+        match key {
+            "sslmode" => {
+                mode = match &*value {
+                    "disable" => TlsMode::Disable,
+                    "prefer" => TlsMode::Prefer,
+                    "require" => TlsMode::Require,
+                    "verify-ca" => TlsMode::VerifyCa,
+                    "verify-full" => TlsMode::VerifyFull,
+                    other => return Err(TargetError::SslMode(other.to_owned())),
+                }
+            }
+            "sslrootcert" => root_cert = Some(PathBuf::from(&*value)),
+            _ => rest.push(pair),
+        }
+    }
+    // As libpq: a CA given to require checks the certificate against it.
+    if mode == TlsMode::Require && root_cert.is_some() {
+        mode = TlsMode::VerifyCa;
+    }
+    let url = if rest.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    Ok((url, mode, root_cert))
+}
+
+/// The connector for `mode`: prefer and require encrypt without checking
+/// the certificate (libpq's meaning; they guard against eavesdropping, not
+/// impersonation), verify-ca checks it against `root_cert` (or the
+/// system's CAs), verify-full also checks the host name.
+fn connector(mode: TlsMode, root_cert: Option<&Path>) -> Result<MakeTlsConnector, TargetError> {
+    let mut builder = native_tls::TlsConnector::builder();
+    match mode {
+        TlsMode::Disable | TlsMode::Prefer | TlsMode::Require => {
+            builder.danger_accept_invalid_certs(true);
+        }
+        TlsMode::VerifyCa => {
+            builder.danger_accept_invalid_hostnames(true);
+        }
+        TlsMode::VerifyFull => {}
+    }
+    if let Some(path) = root_cert {
+        let cert_error = |error: String| TargetError::RootCert {
+            path: path.display().to_string(),
+            error,
+        };
+        let pem = std::fs::read(path).map_err(|e| cert_error(e.to_string()))?;
+        let cert = native_tls::Certificate::from_pem(&pem)
+            .map_err(|e| cert_error(format!("not a PEM certificate ({e})")))?;
+        builder.add_root_certificate(cert);
+    }
+    Ok(MakeTlsConnector::new(
+        builder.build().map_err(TargetError::Tls)?,
+    ))
 }
 
 impl std::fmt::Display for Target {
@@ -205,10 +321,42 @@ mod tests {
         assert!(err("mysql://h/d").contains("postgres://"));
         assert!(err("/var/lib/quire/quire.db").contains("leave it empty for SQLite"));
         assert!(err("postgres://u@h").contains("names no database"));
-        assert!(err("postgres://u@h/d?sslmode=require").contains("sslmode=disable"));
+        assert!(err("postgres://u@h/d?sslmode=sometimes").contains("verify-full"));
+        let no_ca = err("postgres://u@h/d?sslmode=verify-full&sslrootcert=/no/ca.pem");
+        assert!(no_ca.contains("/no/ca.pem"), "{no_ca}");
         let bad = err("postgres://u:s3cret@h:notaport/d");
         assert!(!bad.contains("s3cret"), "{bad}");
         assert!(bad.contains("port"), "says what is wrong: {bad}");
+    }
+
+    #[test]
+    fn sslmode_takes_libpq_values_and_leaves_the_other_options() {
+        let mode = |url: &str| Target::parse(url, None, no_env).unwrap();
+        assert_eq!(mode("postgres://u@h/d").tls_mode(), TlsMode::Prefer);
+        for (value, want) in [
+            ("disable", TlsMode::Disable),
+            ("prefer", TlsMode::Prefer),
+            ("require", TlsMode::Require),
+            ("verify-ca", TlsMode::VerifyCa),
+            ("verify-full", TlsMode::VerifyFull),
+        ] {
+            let t = mode(&format!(
+                "postgres://u@h/d?connect_timeout=3&sslmode={value}&application_name=x"
+            ));
+            assert_eq!(t.tls_mode(), want, "{value}");
+            assert_eq!(
+                t.config().get_connect_timeout(),
+                Some(&std::time::Duration::from_secs(3))
+            );
+            let driver = if value == "disable" {
+                SslMode::Disable
+            } else if value == "prefer" {
+                SslMode::Prefer
+            } else {
+                SslMode::Require
+            };
+            assert_eq!(t.config().get_ssl_mode(), driver, "{value}");
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ impl SqliteDb {
         let verdict: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
         let path = self.path().display();
         Ok(Health {
+            connection: None,
             schema_version,
             known_schema_version: super::schema_version(),
             problem: (verdict != "ok").then_some(verdict),
