@@ -6,7 +6,9 @@
 //! and search latency p50/p99; then the same corpus and queries on
 //! PostgreSQL (a fresh database on the test server), beside SQLite's.
 //!
-//! Run: `cargo bench --bench index` (QUIRE_BENCH_PAGES overrides the 100,000 pages).
+//! Run: `cargo bench --bench index` (QUIRE_BENCH_PAGES overrides the 100,000 pages;
+//! QUIRE_BENCH_KEEP=1 keeps the PostgreSQL database and prints its URL, for
+//! EXPLAIN ANALYZE; drop it afterwards).
 
 use std::time::{Duration, Instant};
 
@@ -55,6 +57,10 @@ fn main() {
     println!("PostgreSQL (tsvector, GIN, ts_rank_cd):");
     run(&app, docs, synth::fill_postgres);
     drop(app);
+    if std::env::var("QUIRE_BENCH_KEEP").is_ok() {
+        println!("kept database {}", database.url());
+        std::mem::forget(database);
+    }
 }
 
 /// Fills `app` with the synthetic corpus (`fill`), indexes it and runs the
@@ -75,6 +81,14 @@ fn run(app: &App, docs: usize, fill: fn(&App, usize, &[String], &Zipf, &mut Rng)
     let t = Instant::now();
     synth::index_all(app, docs);
     let secs = t.elapsed().as_secs_f64();
+    // A running server's autovacuum analyzes a table this size within a
+    // minute of its filling; the planner needs those statistics to tell
+    // frequent words from rare ones. QUIRE_BENCH_ANALYZE=0 measures without.
+    if let quire::db::Engine::Postgres(db) = app.db.engine()
+        && !std::env::var("QUIRE_BENCH_ANALYZE").is_ok_and(|v| v == "0")
+    {
+        db.conn().unwrap().batch_execute("ANALYZE").unwrap();
+    }
     println!(
         "indexing: {} pages in {secs:.1}s = {:.0} pages/s (batches of {} pages)",
         docs * PAGES_PER_DOC,

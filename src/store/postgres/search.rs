@@ -121,12 +121,14 @@ fn filtered(n: usize) -> String {
 
 /// The CTEs `cand`, the newest matching pages that pass the filter, one
 /// more than [`RANK_AT_MOST`] (so that a query past the bound can say so),
-/// and `ranked`, the newest [`RANK_AT_MOST`] of them: `ts_rank_cd` reads
-/// each page's vector, which for a word on most pages cost far more than
-/// finding them. Needs the CTE `q` and the filter's parameters from `$n`.
+/// each row with `matches`, the number of all matching pages (counted in
+/// the same scan: a second query's count read every matching page's vector
+/// again), and `ranked`, the newest [`RANK_AT_MOST`] of them: `ts_rank_cd`
+/// reads each page's vector, which for a word on most pages cost far more
+/// than finding them. Needs the CTE `q` and the filter's parameters from `$n`.
 fn candidates(n: usize) -> String {
     format!(
-        "cand AS (SELECT p.document_id, p.page_number, p.tsv \
+        "cand AS (SELECT p.document_id, p.page_number, p.tsv, count(*) OVER () AS matches \
                   FROM page_index p JOIN documents d ON d.id = p.document_id, q \
                   WHERE p.tsv @@ q.q AND {filtered} \
                   ORDER BY p.document_id DESC, p.page_number DESC LIMIT {over}), \
@@ -168,7 +170,7 @@ pub fn search(
                  ORDER BY score DESC, r.document_id DESC, r.page_number LIMIT ${l}) \
          SELECT d.id, d.original_name, t.page_number, \
                 ts_headline($1::regconfig, p.text, q.q, ${o}), t.score, d.created_at, \
-                d.stored_path, (SELECT count(*) FROM cand) > {RANK_AT_MOST} \
+                d.stored_path, (SELECT matches FROM cand LIMIT 1) \
          FROM top t JOIN page_index p USING (document_id, page_number) \
               JOIN documents d ON d.id = t.document_id, q \
          ORDER BY t.score DESC, t.document_id DESC, t.page_number",
@@ -184,22 +186,8 @@ pub fn search(
         .query_typed(&sql, &params(&config, &q, &extra))
         .map_err(|e| query_error(query, e))?;
     let hits: Vec<Hit> = rows.iter().map(hit_from_row).collect();
-    let at_least = rows.first().is_some_and(|r| r.get::<_, bool>(7));
-    let total = if (hits.len() as i64) < limit && !at_least {
-        hits.len()
-    } else {
-        let sql = format!(
-            "SELECT count(*) FROM page_index p JOIN documents d ON d.id = p.document_id, \
-                    (SELECT {expr} AS q) q \
-             WHERE p.tsv @@ q.q AND {filtered}",
-            expr = q.expr,
-            filtered = filtered(n),
-        );
-        let row = c
-            .query_typed_one(&sql, &params(&config, &q, &filter_params))
-            .map_err(|e| query_error(query, e))?;
-        row.get::<_, i64>(0) as usize
-    };
+    let total = rows.first().map_or(0, |r| r.get::<_, i64>(7)) as usize;
+    let at_least = total as i64 > RANK_AT_MOST;
     Ok(Found {
         hits,
         total,
@@ -254,7 +242,7 @@ pub fn search_documents(
          SELECT d.id, d.original_name, t.page_number, \
                 ts_headline($1::regconfig, p.text, q.q, ${o}), t.score, d.created_at, \
                 d.stored_path, t.pages, t.others, t.total, \
-                (SELECT count(*) FROM cand) > {RANK_AT_MOST} \
+                (SELECT matches FROM cand LIMIT 1) > {RANK_AT_MOST} \
          FROM docs t JOIN page_index p USING (document_id, page_number) \
               JOIN documents d ON d.id = t.document_id, q \
          ORDER BY t.score DESC, t.document_id DESC",
