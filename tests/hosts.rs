@@ -93,7 +93,10 @@ fn three_hosts_read_a_corpus_once_and_a_killed_hosts_claim_is_taken_over_by_hear
         .filter(|d| !d.log_contains("another quire serve is watching the inbox"))
         .count();
     assert_eq!(watching, 1);
-    drop_in(&env, "long.pdf", |p| scanned_pdf(p, 6));
+    // Long enough that its holder is still reading it when killed (6 pages
+    // were once all read in the moment between the wait and the kill).
+    const PAGES: usize = 20;
+    drop_in(&env, "long.pdf", |p| scanned_pdf(p, PAGES));
     let words = ["walrus", "quokka", "badger", "otter", "falcon"];
     for word in words {
         drop_in(&env, &format!("{word}.pdf"), |p| {
@@ -116,6 +119,11 @@ fn three_hosts_read_a_corpus_once_and_a_killed_hosts_claim_is_taken_over_by_hear
         .unwrap_or_else(|| panic!("claimed by a worker of no test host: {holder}"));
     daemons[victim].kill();
     let done_before = pages_done(&env, &long);
+    let at_kill = only_task(&env.json(&["show", &long]), "ocr");
+    assert_ne!(
+        at_kill["status"], "completed",
+        "the kill came too late: {at_kill}"
+    );
 
     let docs = env.wait_settled(1 + words.len());
     assert!(docs.iter().all(|d| d["status"] == "indexed"), "{docs:?}");
@@ -153,9 +161,9 @@ fn three_hosts_read_a_corpus_once_and_a_killed_hosts_claim_is_taken_over_by_hear
     // The pages read before the kill were kept, and no page was read twice
     // (a page is logged once it is saved).
     assert!(done_before >= 2);
-    for n in 1..=6 {
+    for n in 1..=PAGES {
         assert_eq!(
-            reads_of_page(&all, n, 6),
+            reads_of_page(&all, n, PAGES),
             1,
             "page {n} of the long document"
         );
@@ -173,7 +181,9 @@ fn three_hosts_read_a_corpus_once_and_a_killed_hosts_claim_is_taken_over_by_hear
 fn a_host_cut_off_past_stale_timeout_has_its_late_writes_refused() {
     let (server, hosts, env) = cluster(2);
     let cut_off = serve(&env, &server, &hosts[0], &["--workers", "1"]);
-    drop_in(&env, "long.pdf", |p| scanned_pdf(p, 6));
+    // Long enough that the first host is still reading it when cut off.
+    const PAGES: usize = 20;
+    drop_in(&env, "long.pdf", |p| scanned_pdf(p, PAGES));
     let long = doc_id(&env, "long.pdf");
     wait_until("the first host to read a page", || {
         pages_done(&env, &long) >= 1
@@ -202,12 +212,12 @@ fn a_host_cut_off_past_stale_timeout_has_its_late_writes_refused() {
             .unwrap()
             .starts_with(&format!("{}:", hosts[1].name))
     );
-    assert_eq!(show["pages"], 6);
+    assert_eq!(show["pages"], PAGES);
     // Each page was saved once, by whichever host held the claim then: the
     // cut-off host's late page was refused.
-    for n in 1..=6 {
+    for n in 1..=PAGES {
         assert_eq!(
-            reads_of_page(&[&cut_off, &other], n, 6),
+            reads_of_page(&[&cut_off, &other], n, PAGES),
             1,
             "page {n}:\n{}\n{}",
             cut_off.log_text(),
