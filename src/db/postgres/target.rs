@@ -30,10 +30,11 @@ pub enum TlsMode {
     /// TLS or no connection; the certificate is not checked unless
     /// `sslrootcert` names a CA (then as `VerifyCa`).
     Require,
-    /// TLS with a certificate signed by `sslrootcert`'s CA (else the
-    /// system's), for any host name.
+    /// TLS with a certificate signed by `sslrootcert`'s CA (required, and
+    /// trusted alone), for any host name.
     VerifyCa,
-    /// As `VerifyCa`, and the certificate names the host connected to.
+    /// The certificate names the host connected to and is signed by
+    /// `sslrootcert`'s CA, else by one the system trusts.
     VerifyFull,
 }
 
@@ -80,6 +81,14 @@ impl Target {
         }
         let (url, mode, root_cert) = take_tls_options(url)?;
         let mut config = postgres::Config::from_str(&url).map_err(TargetError::Invalid)?;
+        // An sslmode the driver read and take_tls_options did not (a key
+        // percent-encoded, a '?' in the password) would be overwritten below.
+        if config.get_ssl_mode() != SslMode::Prefer {
+            return Err(TargetError::SslMode(
+                "written so that quire cannot read it (percent-encode '?' in the password)"
+                    .to_owned(),
+            ));
+        }
         if config.get_dbname().is_none() {
             return Err(TargetError::NoDatabase);
         }
@@ -190,6 +199,12 @@ fn take_tls_options(url: &str) -> Result<(String, TlsMode, Option<PathBuf>), Tar
     if mode == TlsMode::Require && root_cert.is_some() {
         mode = TlsMode::VerifyCa;
     }
+    // Any host name signed by any public CA would pass: no check at all.
+    if mode == TlsMode::VerifyCa && root_cert.is_none() {
+        return Err(TargetError::SslMode(
+            "verify-ca without sslrootcert; add &sslrootcert=/path/ca.pem".to_owned(),
+        ));
+    }
     let url = if rest.is_empty() {
         base.to_owned()
     } else {
@@ -200,8 +215,9 @@ fn take_tls_options(url: &str) -> Result<(String, TlsMode, Option<PathBuf>), Tar
 
 /// The connector for `mode`: prefer and require encrypt without checking
 /// the certificate (libpq's meaning; they guard against eavesdropping, not
-/// impersonation), verify-ca checks it against `root_cert` (or the
-/// system's CAs), verify-full also checks the host name.
+/// impersonation), verify-ca checks it against `root_cert` alone,
+/// verify-full also checks the host name (against the system's CAs when no
+/// `root_cert` is given).
 fn connector(mode: TlsMode, root_cert: Option<&Path>) -> Result<MakeTlsConnector, TargetError> {
     let mut builder = native_tls::TlsConnector::builder();
     match mode {
@@ -221,6 +237,9 @@ fn connector(mode: TlsMode, root_cert: Option<&Path>) -> Result<MakeTlsConnector
         let pem = std::fs::read(path).map_err(|e| cert_error(e.to_string()))?;
         let cert = native_tls::Certificate::from_pem(&pem)
             .map_err(|e| cert_error(format!("not a PEM certificate ({e})")))?;
+        // Only this CA, as libpq: added to the system's, any publicly
+        // signed certificate would pass verify-ca.
+        builder.disable_built_in_roots(true);
         builder.add_root_certificate(cert);
     }
     Ok(MakeTlsConnector::new(
@@ -322,6 +341,10 @@ mod tests {
         assert!(err("/var/lib/quire/quire.db").contains("leave it empty for SQLite"));
         assert!(err("postgres://u@h").contains("names no database"));
         assert!(err("postgres://u@h/d?sslmode=sometimes").contains("verify-full"));
+        assert!(err("postgres://u@h/d?sslmode=verify-ca").contains("sslrootcert"));
+        // An sslmode the driver would read and quire would not see.
+        assert!(err("postgres://u@h/d?ssl%6dode=require").contains("sslmode"));
+        assert!(err("postgres://u:p?x@h/d?sslmode=disable").contains("sslmode"));
         let no_ca = err("postgres://u@h/d?sslmode=verify-full&sslrootcert=/no/ca.pem");
         assert!(no_ca.contains("/no/ca.pem"), "{no_ca}");
         let bad = err("postgres://u:s3cret@h:notaport/d");
@@ -337,7 +360,6 @@ mod tests {
             ("disable", TlsMode::Disable),
             ("prefer", TlsMode::Prefer),
             ("require", TlsMode::Require),
-            ("verify-ca", TlsMode::VerifyCa),
             ("verify-full", TlsMode::VerifyFull),
         ] {
             let t = mode(&format!(

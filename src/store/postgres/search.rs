@@ -4,9 +4,8 @@
 //! `ts_headline` snippets made for the returned rows only (it re-parses the
 //! page). Results have SQLite's shapes, so `--json` is one shape on both.
 //!
-//! Run each search in one `REPEATABLE READ` transaction: it is several
-//! statements (rank, count, snippets, other pages), and a document
-//! re-indexed by another host in between would make them disagree.
+//! Each search is one statement (rank, count, snippets, other pages); the
+//! store still runs it in a `REPEATABLE READ` transaction, as every read.
 
 use postgres::GenericClient;
 use postgres::error::SqlState;
@@ -121,14 +120,20 @@ fn filtered(n: usize) -> String {
 
 /// The CTEs `cand`, the newest matching pages that pass the filter, one
 /// more than [`RANK_AT_MOST`] (so that a query past the bound can say so),
-/// each row with `matches`, the number of all matching pages (counted in
+/// each row with `matches` (with `count`), the number of all matching pages (counted in
 /// the same scan: a second query's count read every matching page's vector
 /// again), and `ranked`, the newest [`RANK_AT_MOST`] of them: `ts_rank_cd`
 /// reads each page's vector, which for a word on most pages cost far more
 /// than finding them. Needs the CTE `q` and the filter's parameters from `$n`.
-fn candidates(n: usize) -> String {
+fn candidates(n: usize, count: bool) -> String {
+    // Without the count, the scan may stop at the bound.
+    let matches = if count {
+        "count(*) OVER ()"
+    } else {
+        "0::bigint"
+    };
     format!(
-        "cand AS (SELECT p.document_id, p.page_number, p.tsv, count(*) OVER () AS matches \
+        "cand AS (SELECT p.document_id, p.page_number, p.tsv, {matches} AS matches \
                   FROM page_index p JOIN documents d ON d.id = p.document_id, q \
                   WHERE p.tsv @@ q.q AND {filtered} \
                   ORDER BY p.document_id DESC, p.page_number DESC LIMIT {over}), \
@@ -175,7 +180,7 @@ pub fn search(
               JOIN documents d ON d.id = t.document_id, q \
          ORDER BY t.score DESC, t.document_id DESC, t.page_number",
         expr = q.expr,
-        candidates = candidates(n),
+        candidates = candidates(n, true),
         l = n + 3,
         o = n + 4,
     );
@@ -242,12 +247,12 @@ pub fn search_documents(
          SELECT d.id, d.original_name, t.page_number, \
                 ts_headline($1::regconfig, p.text, q.q, ${o}), t.score, d.created_at, \
                 d.stored_path, t.pages, t.others, t.total, \
-                (SELECT matches FROM cand LIMIT 1) > {RANK_AT_MOST} \
+                (SELECT count(*) FROM cand) > {RANK_AT_MOST} \
          FROM docs t JOIN page_index p USING (document_id, page_number) \
               JOIN documents d ON d.id = t.document_id, q \
          ORDER BY t.score DESC, t.document_id DESC",
         expr = q.expr,
-        candidates = candidates(n),
+        candidates = candidates(n, false),
         l = n + 3,
         o = n + 4,
         other = n + 5,
