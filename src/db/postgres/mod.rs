@@ -103,8 +103,8 @@ pub fn describe(e: &postgres::Error) -> String {
 fn connect_advice(e: &postgres::Error) -> &'static str {
     if describe(e).contains("TLS") {
         "check database.url's sslmode and sslrootcert: verify-ca needs the server's \
-         certificate signed by sslrootcert's CA (else the system's), verify-full also \
-         needs it to name the host in the URL"
+         certificate signed by sslrootcert's CA, verify-full also needs it to name the \
+         host in the URL (without sslrootcert, signed by a CA the system trusts)"
     } else {
         "check that the server runs and that database.url names its host, port, user \
          and database"

@@ -59,6 +59,8 @@ pub enum TargetError {
     NoDatabase,
     #[error("database.url has sslmode={0}; use disable, prefer, require, verify-ca or verify-full")]
     SslMode(String),
+    #[error("database.url's TLS options cannot be used: {0}")]
+    TlsOptions(&'static str),
     #[error("cannot use database.url's sslrootcert {path}: {error}")]
     RootCert { path: String, error: String },
     #[error("cannot set up TLS for the database connection: {0}")]
@@ -84,9 +86,9 @@ impl Target {
         // An sslmode the driver read and take_tls_options did not (a key
         // percent-encoded, a '?' in the password) would be overwritten below.
         if config.get_ssl_mode() != SslMode::Prefer {
-            return Err(TargetError::SslMode(
-                "written so that quire cannot read it (percent-encode '?' in the password)"
-                    .to_owned(),
+            return Err(TargetError::TlsOptions(
+                "an sslmode quire cannot read (percent-encode '?' in the password; \
+                 write option names plainly)",
             ));
         }
         if config.get_dbname().is_none() {
@@ -201,8 +203,8 @@ fn take_tls_options(url: &str) -> Result<(String, TlsMode, Option<PathBuf>), Tar
     }
     // Any host name signed by any public CA would pass: no check at all.
     if mode == TlsMode::VerifyCa && root_cert.is_none() {
-        return Err(TargetError::SslMode(
-            "verify-ca without sslrootcert; add &sslrootcert=/path/ca.pem".to_owned(),
+        return Err(TargetError::TlsOptions(
+            "sslmode=verify-ca needs the CA's certificate: add &sslrootcert=/path/ca.pem",
         ));
     }
     let url = if rest.is_empty() {
