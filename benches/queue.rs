@@ -6,10 +6,12 @@
 //! one commit, completed in one); beside, as the baseline, a plain rusqlite
 //! loop on a bare table with the same pragmas doing the same commits, and
 //! the ratios. The fused steps are compared with a plain loop that also
-//! commits once per task and sets a document's status, as quire does.
+//! commits once per task and sets a document's status, as quire does. The
+//! fused step also runs with the workers split between two processes (W/2
+//! threads each), as two daemons sharing a database would.
 //!
 //! Each row is followed by the same drain on PostgreSQL (#15), through the
-//! queue's PostgreSQL operations, when a server answers.
+//! same `Queue` API, when a server answers.
 //!
 //! Run: `cargo bench --bench queue` (QUIRE_BENCH_TASKS overrides N;
 //! QUIRE_BENCH_ONLY and QUIRE_BENCH_WORKERS pick one case, for profiling;
@@ -17,10 +19,13 @@
 
 use std::time::Instant;
 
-use quire::db::Db;
+use quire::db::{Db, Location};
 use quire::queue::{Policy, Priority, Queue, TaskType};
 
 fn main() {
+    if let Ok(spec) = std::env::var(CHILD) {
+        return child(&spec);
+    }
     let n: usize = std::env::var("QUIRE_BENCH_TASKS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -29,12 +34,12 @@ fn main() {
         "queue throughput, {n} tasks, claim + complete per task, SQLite WAL on {}",
         std::env::temp_dir().display()
     );
-    // For profiling one case: QUIRE_BENCH_ONLY=fused (or "claim", "batch")
-    // runs one kind, QUIRE_BENCH_WORKERS=1 one number of workers.
+    // For profiling one case: QUIRE_BENCH_ONLY=fused (or "claim", "procs",
+    // "batch") runs one kind, QUIRE_BENCH_WORKERS=1 one number of workers.
     let only = std::env::var("QUIRE_BENCH_ONLY").unwrap_or_default();
     assert!(
-        ["", "claim", "fused", "batch"].contains(&only.as_str()),
-        "QUIRE_BENCH_ONLY is one of claim, fused, batch"
+        ["", "claim", "fused", "procs", "batch"].contains(&only.as_str()),
+        "QUIRE_BENCH_ONLY is one of claim, fused, procs, batch"
     );
     let only_workers: Option<usize> = std::env::var("QUIRE_BENCH_WORKERS")
         .ok()
@@ -58,24 +63,27 @@ fn main() {
     // Each row is followed by the same drain on PostgreSQL, unless
     // QUIRE_BENCH_POSTGRES=0 (or no server answers).
     let mut postgres = std::env::var("QUIRE_BENCH_POSTGRES").map_or(true, |v| v != "0");
-    for (label, batch, fused) in [
-        ("claim 1", 1, false),
-        ("fused 1", 1, true),
-        ("batch 16", 16, false),
+    for (label, batch, mode) in [
+        ("claim 1", 1, Mode::Separate),
+        ("fused 1", 1, Mode::Fused),
+        ("procs 2", 1, Mode::FusedTwoProcesses),
+        ("batch 16", 16, Mode::Separate),
     ] {
         if !label.starts_with(only.as_str()) {
             continue;
         }
         for workers in [1, 2, 4, 8] {
-            if only_workers.is_some_and(|w| w != workers) {
+            // Two processes need a worker each.
+            let too_few = mode == Mode::FusedTwoProcesses && workers < 2;
+            if too_few || only_workers.is_some_and(|w| w != workers) {
                 continue;
             }
-            let (enq, drained) = run(n, workers, batch, fused);
+            let (enq, drained) = run(n, workers, batch, mode);
             let sqlite_drained = drained;
             let ratio = baselines.map_or(String::new(), |(single, batched, fused_loop)| {
-                let base = match (batch, fused) {
-                    (1, true) => fused_loop,
-                    (1, false) => single,
+                let base = match (batch, mode) {
+                    (1, Mode::Separate) => single,
+                    (1, _) => fused_loop,
                     _ => batched,
                 };
                 format!(" = {:.2}x the baseline", drained / base)
@@ -84,7 +92,7 @@ fn main() {
                 "workers {workers}, {label:<8}: enqueue {enq:>8.0} tasks/s, drain {drained:>8.0} tasks/s{ratio}"
             );
             if postgres {
-                match run_postgres(n, workers, batch, fused) {
+                match run_postgres(n, workers, batch, mode) {
                     Some((enq, drained)) => println!(
                         "  on PostgreSQL   : enqueue {enq:>8.0} tasks/s, drain {drained:>8.0} tasks/s \
                          = {:.2}x SQLite",
@@ -102,80 +110,21 @@ fn main() {
     }
 }
 
-/// The same drain on PostgreSQL (the queue's PostgreSQL operations, which
-/// `Queue` dispatches to), on a fresh database of the test server
-/// (`QUIRE_TEST_POSTGRES`, default the local one); `None` when no server
-/// answers. Time comes from the server, as it will in the daemon.
-fn run_postgres(n: usize, workers: usize, batch: usize, fused: bool) -> Option<(f64, f64)> {
-    use quire::db::postgres::PostgresDb;
+/// The same drain on PostgreSQL, through the same `Queue` (which
+/// dispatches to its PostgreSQL operations), on a fresh database of the
+/// test server (`QUIRE_TEST_POSTGRES`, default the local one); `None` when
+/// no server answers. Time comes from the server, as in the daemon.
+fn run_postgres(n: usize, workers: usize, batch: usize, mode: Mode) -> Option<(f64, f64)> {
     use quire::db::postgres::testing::TestDatabase;
-    use quire::queue::postgres::{claim, db_now_ms, enqueue, lease};
     let database = std::panic::catch_unwind(TestDatabase::new).ok()?;
-    let db = PostgresDb::open(database.target(), workers as u32 + 1).unwrap();
-    let policy = Policy::default();
-    db.write(|tx| {
-        tx.execute(
-            "INSERT INTO documents (original_name, stored_path, size, sha256, kind, created_at, updated_at) \
-             SELECT 'd' || i, 'd' || i, 1, 'd' || i, 'png', 0, 0 FROM generate_series(1, $1::bigint) AS i",
-            &[&(n as i64)],
-        )?;
-        Ok::<_, quire::queue::QueueError>(())
-    })
-    .unwrap();
-    let t = Instant::now();
-    db.write(|tx| {
-        let now = db_now_ms(tx)?;
-        for doc in 1..=n as i64 {
-            enqueue::do_enqueue(tx, doc, TaskType::Indexing, Priority::Normal, 3, now)?;
-        }
-        Ok::<_, quire::queue::QueueError>(())
-    })
-    .unwrap();
-    let enqueue_rate = n as f64 / t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    let done: usize = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers)
-            .map(|w| {
-                let (db, policy) = (&db, &policy);
-                s.spawn(move || {
-                    let id = format!("bench-w{w}");
-                    let claim = |tx: &mut postgres::Transaction<'_>| {
-                        let now = db_now_ms(tx)?;
-                        claim::do_claim(tx, &id, batch, now)
-                    };
-                    let mut done = 0;
-                    let mut claims = db.write(claim).unwrap();
-                    while !claims.is_empty() {
-                        done += claims.len();
-                        claims = if fused {
-                            // Complete and claim the next in one transaction.
-                            db.write(|tx| {
-                                let now = db_now_ms(tx)?;
-                                lease::do_complete(tx, &claims[0], policy, now)?;
-                                claim::do_claim(tx, &id, 1, now)
-                            })
-                            .unwrap()
-                        } else {
-                            // One transaction for the batch's completions.
-                            db.write(|tx| {
-                                let now = db_now_ms(tx)?;
-                                for c in &claims {
-                                    lease::do_complete(tx, c, policy, now)?;
-                                }
-                                Ok::<_, quire::queue::QueueError>(())
-                            })
-                            .unwrap();
-                            db.write(claim).unwrap()
-                        };
-                    }
-                    done
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).sum()
-    });
-    assert_eq!(done, n, "every task drained exactly once");
-    Some((enqueue_rate, n as f64 / t.elapsed().as_secs_f64()))
+    Some(drain(
+        Location::Postgres(database.target().clone()),
+        &database.url(),
+        n,
+        workers,
+        batch,
+        mode,
+    ))
 }
 
 /// The plain rusqlite loop: a bare task table, WAL and synchronous=NORMAL as
@@ -317,11 +266,46 @@ fn fused_baseline(n: usize, documents: bool) -> f64 {
     n as f64 / t.elapsed().as_secs_f64()
 }
 
-/// Returns (enqueue rate, drain rate) in tasks per second.
-fn run(n: usize, workers: usize, batch: usize, fused: bool) -> (f64, f64) {
+/// Returns (enqueue rate, drain rate) in tasks per second, on a new SQLite file.
+fn run(n: usize, workers: usize, batch: usize, mode: Mode) -> (f64, f64) {
     let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("quire.db");
+    drain(
+        Location::Sqlite(path.clone()),
+        &path.display().to_string(),
+        n,
+        workers,
+        batch,
+        mode,
+    )
+}
+
+/// How the workers step and where they run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// A commit to claim, one to complete (or one per batch of each).
+    Separate,
+    /// `complete_and_claim`, the daemon's step: one commit per task.
+    Fused,
+    /// Fused, with the workers split between two processes (this bench's
+    /// binary run again), as two daemons on one machine would be.
+    FusedTwoProcesses,
+}
+
+/// Enqueues `n` indexing tasks on a new database at `location` (`url` to
+/// child processes) and drains them with `workers` threads (or two
+/// processes) through `Queue`; returns (enqueue rate, drain rate) in tasks
+/// per second.
+fn drain(
+    location: Location,
+    url: &str,
+    n: usize,
+    workers: usize,
+    batch: usize,
+    mode: Mode,
+) -> (f64, f64) {
     let queue = Queue::new(
-        Db::open(dir.path().join("quire.db"), workers as u32 + 1).unwrap(),
+        Db::open(location, workers as u32 + 1).unwrap(),
         Policy::default(),
     );
     insert_documents(&queue, n);
@@ -333,33 +317,44 @@ fn run(n: usize, workers: usize, batch: usize, fused: bool) -> (f64, f64) {
     queue.enqueue_batch(&tasks).unwrap();
     let enqueue_rate = n as f64 / t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let done: usize = std::thread::scope(|s| {
+    let done = if mode == Mode::FusedTwoProcesses {
+        two_processes(url, workers)
+    } else {
+        work(&queue, "bench", workers, batch, mode == Mode::Fused)
+    };
+    assert_eq!(done, n, "every task drained exactly once");
+    (enqueue_rate, n as f64 / t.elapsed().as_secs_f64())
+}
+
+/// Drains `queue` with `workers` threads until nothing is left; returns how
+/// many tasks they completed.
+fn work(queue: &Queue, name: &str, workers: usize, batch: usize, fused: bool) -> usize {
+    std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
             .map(|w| {
-                let q = &queue;
                 s.spawn(move || {
-                    let id = format!("bench-w{w}");
+                    let id = format!("{name}-w{w}");
                     let mut done = 0;
                     loop {
-                        let mut claims = q.claim(&id, batch).unwrap();
+                        let mut claims = queue.claim(&id, batch).unwrap();
                         if claims.is_empty() {
                             return done;
                         }
                         if fused {
                             // As the workers do: each completion claims the next.
                             while let Some(c) = claims.pop() {
-                                claims.extend(q.complete_and_claim(&c, 1).unwrap());
+                                claims.extend(queue.complete_and_claim(&c, 1).unwrap());
                                 done += 1;
                             }
                             continue;
                         }
                         if batch > 1 {
                             // Completions batched as claims are: one commit each.
-                            let results = q.complete_batch(&claims).unwrap();
+                            let results = queue.complete_batch(&claims).unwrap();
                             assert!(results.iter().all(Result::is_ok));
                         } else {
                             for c in &claims {
-                                q.complete(c).unwrap();
+                                queue.complete(c).unwrap();
                             }
                         }
                         done += claims.len();
@@ -368,27 +363,102 @@ fn run(n: usize, workers: usize, batch: usize, fused: bool) -> (f64, f64) {
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).sum()
-    });
-    assert_eq!(done, n, "every task drained exactly once");
-    (enqueue_rate, n as f64 / t.elapsed().as_secs_f64())
+    })
 }
 
-/// Inserts `n` bare documents (ids 1..=n) in one SQLite transaction, for
-/// tasks to be enqueued against: setup, not measured, and without the OCR
-/// task that `Queue::create_document_with_task` would add to the queue.
-fn insert_documents(queue: &Queue, n: usize) {
-    let quire::db::Engine::Sqlite(db) = queue.db().engine() else {
-        unreachable!("the bench opens a SQLite file")
-    };
-    let mut conn = db.conn().unwrap();
-    let tx = conn.transaction().unwrap();
-    for i in 0..n {
-        tx.execute(
-            "INSERT INTO documents (original_name, stored_path, size, sha256, kind, created_at, updated_at) \
-             VALUES (?1, ?1, 1, ?1, 'png', 0, 0)",
-            [format!("d{i}")],
-        )
-        .unwrap();
+/// The environment variable that makes this binary a child of
+/// [`two_processes`]: the database to drain, then the number of workers.
+const CHILD: &str = "QUIRE_BENCH_CHILD";
+
+/// Runs this binary twice as a child draining the database at `url` (a
+/// SQLite file's path or a PostgreSQL URL) with half the workers each, started together (each child opens its pool, says "ready",
+/// and waits for a line on stdin); returns the tasks both completed.
+fn two_processes(url: &str, workers: usize) -> usize {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    let mut children: Vec<_> = (0..2)
+        .map(|i| {
+            Command::new(std::env::current_exe().unwrap())
+                .env(CHILD, format!("{} {url}", (workers / 2).max(1)))
+                .env("QUIRE_BENCH_CHILD_NAME", format!("p{i}"))
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut outputs: Vec<_> = children
+        .iter_mut()
+        .map(|c| BufReader::new(c.stdout.take().unwrap()))
+        .collect();
+    for out in &mut outputs {
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ready", "a bench child did not start");
     }
-    tx.commit().unwrap();
+    for c in &mut children {
+        writeln!(c.stdin.as_mut().unwrap(), "go").unwrap();
+    }
+    let mut done = 0;
+    for (mut c, mut out) in children.into_iter().zip(outputs) {
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        done += line.trim().parse::<usize>().expect("a bench child's count");
+        assert!(c.wait().unwrap().success());
+    }
+    done
+}
+
+/// The child's side of [`two_processes`].
+fn child(spec: &str) {
+    use std::io::BufRead;
+    let (workers, url) = spec.split_once(' ').expect("workers, then the database");
+    let workers: usize = workers.parse().unwrap();
+    let location = if url.starts_with("postgres") {
+        Location::Postgres(quire::db::postgres::Target::parse(url, None, |_| None).unwrap())
+    } else {
+        Location::Sqlite(url.into())
+    };
+    let queue = Queue::new(
+        Db::open(location, workers as u32 + 1).unwrap(),
+        Policy::default(),
+    );
+    println!("ready");
+    std::io::stdin().lock().lines().next();
+    let name = std::env::var("QUIRE_BENCH_CHILD_NAME").unwrap_or_default();
+    println!("{}", work(&queue, &name, workers, 1, true));
+}
+
+/// Inserts `n` bare documents (ids 1..=n) in one transaction, for tasks to
+/// be enqueued against: setup, not measured, and without the OCR task that
+/// `Queue::create_document_with_task` would add to the queue.
+fn insert_documents(queue: &Queue, n: usize) {
+    match queue.db().engine() {
+        quire::db::Engine::Sqlite(db) => {
+            let mut conn = db.conn().unwrap();
+            let tx = conn.transaction().unwrap();
+            for i in 0..n {
+                tx.execute(
+                    "INSERT INTO documents (original_name, stored_path, size, sha256, kind, \
+                                            created_at, updated_at) \
+                     VALUES (?1, ?1, 1, ?1, 'png', 0, 0)",
+                    [format!("d{i}")],
+                )
+                .unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        quire::db::Engine::Postgres(db) => db
+            .write(|tx| {
+                tx.execute(
+                    "INSERT INTO documents (original_name, stored_path, size, sha256, kind, \
+                                            created_at, updated_at) \
+                     SELECT 'd' || i, 'd' || i, 1, 'd' || i, 'png', 0, 0 \
+                     FROM generate_series(1, $1::bigint) AS i",
+                    &[&(n as i64)],
+                )?;
+                Ok::<_, quire::queue::QueueError>(())
+            })
+            .unwrap(),
+    }
 }
