@@ -169,6 +169,13 @@ impl Queue {
         }
     }
 
+    /// The time for a PostgreSQL function that reads the clock itself
+    /// (migration 0003): `None`, the server's clock at the call, unless a
+    /// clock was injected (tests).
+    fn pg_clock(&self) -> Option<i64> {
+        (!self.clock.is_wall()).then(|| self.clock.now_ms())
+    }
+
     /// Runs `f` in one PostgreSQL transaction with [`Queue::pg_now`]'s time.
     fn pg_write<T>(
         &self,
@@ -249,9 +256,9 @@ impl Queue {
             Engine::Sqlite(db) => {
                 db.write(|tx| sqlite::claim::do_claim(tx, worker, limit, self.now_ms()))
             }
-            Engine::Postgres(db) => self.pg_write(db, |tx, now| {
-                postgres::claim::do_claim(tx, worker, limit, now)
-            }),
+            Engine::Postgres(db) => {
+                db.statement(|c| postgres::claim::do_claim(c, worker, limit, self.pg_clock()))
+            }
         }
     }
 
@@ -274,8 +281,9 @@ impl Queue {
                     self.now_ms(),
                 )
             }),
-            Engine::Postgres(db) => self.pg_write(db, |tx, now| {
-                postgres::claim::do_claim_document(tx, worker, document_id, task_type, false, now)
+            Engine::Postgres(db) => db.statement(|c| {
+                let now = self.pg_clock();
+                postgres::claim::do_claim_document(c, worker, document_id, task_type, false, now)
             }),
         }
     }
@@ -317,8 +325,8 @@ impl Queue {
             Engine::Sqlite(db) => {
                 db.write(|tx| sqlite::lease::do_complete(tx, claim, &self.policy, self.now_ms()))
             }
-            Engine::Postgres(db) => self.pg_write(db, |tx, now| {
-                postgres::lease::do_complete(tx, claim, &self.policy, now)
+            Engine::Postgres(db) => db.statement(|c| {
+                postgres::lease::do_complete(c, claim, &self.policy, self.pg_clock())
             }),
         }
     }
@@ -370,21 +378,10 @@ impl Queue {
                 }
                 sqlite::claim::do_claim(tx, &claim.worker, limit, now)
             }),
-            Engine::Postgres(db) => self.pg_write(db, |tx, now| {
-                postgres::lease::do_complete(tx, claim, &self.policy, now)?;
-                if claim.task_type == TaskType::Ocr
-                    && let Some(next) = postgres::claim::do_claim_document(
-                        tx,
-                        &claim.worker,
-                        claim.document_id,
-                        TaskType::Indexing,
-                        true,
-                        now,
-                    )?
-                {
-                    return Ok(vec![next]);
-                }
-                postgres::claim::do_claim(tx, &claim.worker, limit, now)
+            // One statement: the whole step is one round trip (see lease.rs).
+            Engine::Postgres(db) => db.statement(|c| {
+                let now = self.pg_clock();
+                postgres::lease::do_complete_and_claim(c, claim, &self.policy, limit, now)
             }),
         }
     }

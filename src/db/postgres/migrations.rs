@@ -16,6 +16,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0002_notify",
         include_str!("../../../migrations/postgres/0002_notify.sql"),
     ),
+    (
+        "0003_queue_step",
+        include_str!("../../../migrations/postgres/0003_queue_step.sql"),
+    ),
 ];
 
 /// Transaction-level advisory lock taken by every migration run on the

@@ -189,6 +189,16 @@ impl PostgresDb {
         Ok(out)
     }
 
+    /// Runs `f`, one statement, on a pooled connection outside a
+    /// transaction: PostgreSQL runs it as a transaction of its own, one
+    /// round trip where [`PostgresDb::write`] adds a BEGIN and a COMMIT.
+    pub fn statement<T, E: From<PgError>>(
+        &self,
+        f: impl FnOnce(&mut postgres::Client) -> Result<T, E>,
+    ) -> Result<T, E> {
+        f(&mut *self.conn()?)
+    }
+
     /// Runs read-only `f` in one `REPEATABLE READ` transaction: several
     /// statements that see the database as of one moment, whatever other
     /// hosts commit meanwhile.

@@ -186,7 +186,7 @@ mod tests {
         let id = do_enqueue(&mut *c, doc, TaskType::Ocr, Priority::High, 3, T0)
             .unwrap()
             .task_id();
-        let claim = do_claim(&mut *c, "w", 1, T0).unwrap().remove(0);
+        let claim = do_claim(&mut *c, "w", 1, Some(T0)).unwrap().remove(0);
         do_cancel(&mut *c, id, T0 + 1).unwrap();
         assert_eq!(f.doc_status(doc), "cancelled");
         let late = do_heartbeat(&mut *c, &claim, T0 + 2);
@@ -216,7 +216,7 @@ mod tests {
         for doc in [a, b] {
             do_enqueue(&mut *c, doc, TaskType::Ocr, Priority::High, 1, T0).unwrap();
         }
-        for claim in do_claim(&mut *c, "w", 2, T0).unwrap() {
+        for claim in do_claim(&mut *c, "w", 2, Some(T0)).unwrap() {
             let kind = FailureKind::Permanent;
             crate::queue::postgres::lease::do_fail(&mut *c, &claim, kind, "bad", &policy, T0)
                 .unwrap();

@@ -3,62 +3,51 @@
 //! (`FOR UPDATE SKIP LOCKED`), so no two workers wait for each other or take
 //! the same task.
 
-use postgres::GenericClient;
 use postgres::types::Type;
+use postgres::{GenericClient, Row};
 
-use super::{parse, set_documents_status};
+use super::parse;
 use crate::queue::{Claim, Priority, QueueError, TaskType};
 
 /// Claims up to `limit` due pending tasks for `worker`, by priority, then
 /// by when they became due, then by id; counts an attempt on each and moves
-/// their documents to the matching status.
+/// their documents to the matching status (`quire_claim`, migration 0003).
+/// `now` is `None` for the server's clock at the call.
 pub fn do_claim(
-    tx: &mut impl GenericClient,
+    c: &mut impl GenericClient,
     worker: &str,
     limit: usize,
-    now: i64,
+    now: Option<i64>,
 ) -> Result<Vec<Claim>, QueueError> {
-    // The UPDATE re-checks status = 'pending': under READ COMMITTED a row
-    // the subquery chose can be re-read after another transaction's commit,
-    // and without the re-check a task claimed meanwhile would be taken twice.
-    let rows = tx.query_typed(
-        "UPDATE task_queue \
-         SET status = 'claimed', claimed_by = $1, claimed_at = $2, heartbeat_at = $2, \
-             attempts = attempts + 1 \
-         WHERE id IN (SELECT id FROM task_queue \
-                      WHERE status = 'pending' AND run_after <= $2 \
-                      ORDER BY priority, run_after, id LIMIT $3 \
-                      FOR UPDATE SKIP LOCKED) \
-           AND status = 'pending' \
-         RETURNING id, document_id, task_type, priority, attempts, max_attempts, run_after",
+    let rows = c.query_typed(
+        "SELECT * FROM quire_claim($1, $2, $3)",
         &[
             (&worker, Type::TEXT),
-            (&now, Type::INT8),
             (&(limit as i64), Type::INT8),
+            (&now, Type::INT8),
         ],
     )?;
+    claims(&rows, worker)
+}
+
+/// The claims in `rows` (the columns the claim functions return), in claim
+/// order: RETURNING has none.
+pub(super) fn claims(rows: &[Row], worker: &str) -> Result<Vec<Claim>, QueueError> {
     let mut claims = Vec::with_capacity(rows.len());
-    for r in &rows {
+    for r in rows {
         let claim = Claim {
-            task_id: r.get(0),
-            document_id: r.get(1),
-            task_type: parse(r.get(2))?,
-            priority: Priority::from_rank(r.get(3)),
-            attempt: r.get(4),
-            max_attempts: r.get(5),
+            task_id: r.get("id"),
+            document_id: r.get("document_id"),
+            task_type: parse(r.get("task_type"))?,
+            priority: Priority::from_rank(r.get("priority")),
+            attempt: r.get("attempts"),
+            max_attempts: r.get("max_attempts"),
             worker: worker.to_owned(),
         };
-        claims.push((r.get::<_, i64>(6), claim));
+        claims.push((r.get::<_, i64>("run_after"), claim));
     }
-    // RETURNING has no order: put the claims back in claim order.
     claims.sort_by_key(|(run_after, c)| (c.priority.rank(), *run_after, c.task_id));
-    let claims: Vec<Claim> = claims.into_iter().map(|(_, c)| c).collect();
-    for c in &claims {
-        if let Some(status) = c.task_type.claimed_document_status() {
-            set_documents_status(tx, &[c.document_id], status, None, now)?;
-        }
-    }
-    Ok(claims)
+    Ok(claims.into_iter().map(|(_, c)| c).collect())
 }
 
 /// Whether a pending task of `priority` or higher is due.
@@ -76,45 +65,27 @@ pub fn do_others_waiting(
 }
 
 /// Claims the pending task of `task_type` for one document: due or not
-/// (`quire process`), or, with `due_only`, only if due.
+/// (`quire process`), or, with `due_only`, only if due
+/// (`quire_claim_document`). `now` is `None` for the server's clock.
 pub fn do_claim_document(
-    tx: &mut impl GenericClient,
+    c: &mut impl GenericClient,
     worker: &str,
     document_id: i64,
     task_type: TaskType,
     due_only: bool,
-    now: i64,
+    now: Option<i64>,
 ) -> Result<Option<Claim>, QueueError> {
-    let row = tx.query_typed_opt(
-        "UPDATE task_queue \
-         SET status = 'claimed', claimed_by = $1, claimed_at = $2, heartbeat_at = $2, \
-             attempts = attempts + 1 \
-         WHERE document_id = $3 AND task_type = $4 AND status = 'pending' \
-           AND (NOT $5 OR run_after <= $2) \
-         RETURNING id, priority, attempts, max_attempts",
+    let rows = c.query_typed(
+        "SELECT * FROM quire_claim_document($1, $2, $3, $4, $5)",
         &[
             (&worker, Type::TEXT),
-            (&now, Type::INT8),
             (&document_id, Type::INT8),
             (&task_type.as_str(), Type::TEXT),
             (&due_only, Type::BOOL),
+            (&now, Type::INT8),
         ],
     )?;
-    let Some(r) = row else {
-        return Ok(None);
-    };
-    if let Some(status) = task_type.claimed_document_status() {
-        set_documents_status(tx, &[document_id], status, None, now)?;
-    }
-    Ok(Some(Claim {
-        task_id: r.get(0),
-        document_id,
-        task_type,
-        priority: Priority::from_rank(r.get(1)),
-        attempt: r.get(2),
-        max_attempts: r.get(3),
-        worker: worker.to_owned(),
-    }))
+    Ok(claims(&rows, worker)?.pop())
 }
 
 #[cfg(test)]
@@ -138,7 +109,7 @@ mod tests {
         let normal_new = enqueue(docs[2], Priority::Normal, T0 + 2);
         let later = enqueue(docs[3], Priority::High, T0 + 60_000);
         let mut c = f.conn();
-        let got: Vec<i64> = do_claim(&mut *c, "w", 10, T0 + 10)
+        let got: Vec<i64> = do_claim(&mut *c, "w", 10, Some(T0 + 10))
             .unwrap()
             .iter()
             .map(|c| c.task_id)
@@ -150,7 +121,7 @@ mod tests {
         );
         assert_eq!(f.doc_status(docs[1]), "ocr");
         assert_eq!(f.task_status(low), "claimed");
-        let due = do_claim(&mut *c, "w", 10, T0 + 60_000).unwrap();
+        let due = do_claim(&mut *c, "w", 10, Some(T0 + 60_000)).unwrap();
         assert_eq!(due.len(), 1);
         assert_eq!((due[0].task_id, due[0].attempt), (later, 1));
     }
@@ -164,13 +135,13 @@ mod tests {
         do_enqueue(&mut *c, b, TaskType::Ocr, Priority::Normal, 3, T0).unwrap();
         assert!(do_others_waiting(&mut *c, Priority::Normal, T0).unwrap());
         assert!(!do_others_waiting(&mut *c, Priority::High, T0).unwrap());
-        let not_due = do_claim_document(&mut *c, "w", a, TaskType::Ocr, true, T0).unwrap();
+        let not_due = do_claim_document(&mut *c, "w", a, TaskType::Ocr, true, Some(T0)).unwrap();
         assert!(not_due.is_none());
-        let claim = do_claim_document(&mut *c, "w", a, TaskType::Ocr, false, T0).unwrap();
+        let claim = do_claim_document(&mut *c, "w", a, TaskType::Ocr, false, Some(T0)).unwrap();
         assert_eq!(claim.map(|c| (c.document_id, c.attempt)), Some((a, 1)));
         assert_eq!(f.doc_status(a), "ocr");
         assert!(
-            do_claim_document(&mut *c, "w", a, TaskType::Ocr, false, T0)
+            do_claim_document(&mut *c, "w", a, TaskType::Ocr, false, Some(T0))
                 .unwrap()
                 .is_none(),
             "claimed already"
@@ -204,7 +175,7 @@ mod tests {
                         let mut mine = vec![];
                         loop {
                             let got = db
-                                .write(|tx| do_claim(tx, &format!("w{w}"), 3, T0))
+                                .write(|tx| do_claim(tx, &format!("w{w}"), 3, Some(T0)))
                                 .unwrap();
                             if got.is_empty() {
                                 return mine;

@@ -9,8 +9,8 @@
 use postgres::GenericClient;
 use postgres::types::Type;
 
-use super::{enqueue, set_documents_status};
-use crate::queue::{Claim, DocumentStatus, FailOutcome, FailureKind, Policy, QueueError, TaskType};
+use super::set_documents_status;
+use crate::queue::{Claim, DocumentStatus, FailOutcome, FailureKind, Policy, QueueError};
 
 /// Fails with `LostClaim` unless exactly one row was touched.
 fn fenced(changed: u64, claim: &Claim) -> Result<(), QueueError> {
@@ -66,31 +66,76 @@ fn stamp(
 
 /// Completes the task and advances its document, as on SQLite: OCR done
 /// enqueues indexing and, when the policy asks for searchable PDFs, the PDF
-/// task (both at the same priority); indexing done marks the document indexed.
+/// task (both at the same priority); indexing done marks the document
+/// indexed (`quire_complete`, migration 0003). `now` is `None` for the
+/// server's clock at the call.
 pub fn do_complete(
-    tx: &mut impl GenericClient,
+    c: &mut impl GenericClient,
     claim: &Claim,
     policy: &Policy,
-    now: i64,
+    now: Option<i64>,
 ) -> Result<(), QueueError> {
-    let n = tx.execute_typed(
-        "UPDATE task_queue SET status = 'completed', completed_at = $1, heartbeat_at = $1 \
-         WHERE id = $2 AND status = 'claimed' AND claimed_by = $3",
+    let (next, max) = next_tasks(claim, policy);
+    let held: bool = c
+        .query_typed_one(
+            "SELECT quire_complete($1, $2, $3, $4, $5)",
+            &[
+                (&claim.task_id, Type::INT8),
+                (&claim.worker, Type::TEXT),
+                (&next, Type::TEXT_ARRAY),
+                (&max, Type::INT8),
+                (&now, Type::INT8),
+            ],
+        )?
+        .get(0);
+    fenced(held as u64, claim)
+}
+
+/// [`do_complete`], then the worker's next work in the same statement
+/// (`quire_complete_and_claim`): after an OCR task its document's indexing
+/// task if due, else up to `limit` due tasks. Run outside a transaction it
+/// is one round trip and one commit, the daemon's whole step. A lost claim
+/// is [`QueueError::LostClaim`], and completes and claims nothing.
+pub fn do_complete_and_claim(
+    c: &mut impl GenericClient,
+    claim: &Claim,
+    policy: &Policy,
+    limit: usize,
+    now: Option<i64>,
+) -> Result<Vec<Claim>, QueueError> {
+    let (next, max) = next_tasks(claim, policy);
+    let rows = c.query_typed(
+        "SELECT * FROM quire_complete_and_claim($1, $2, $3, $4, $5, $6)",
         &[
-            (&now, Type::INT8),
             (&claim.task_id, Type::INT8),
             (&claim.worker, Type::TEXT),
+            (&next, Type::TEXT_ARRAY),
+            (&max, Type::INT8),
+            (&(limit as i64), Type::INT8),
+            (&now, Type::INT8),
         ],
-    )?;
-    fenced(n, claim)?;
-    for &next in policy.next_tasks(claim.task_type) {
-        let max = policy.max_attempts;
-        enqueue::do_enqueue(tx, claim.document_id, next, claim.priority, max, now)?;
+    );
+    match rows {
+        Ok(rows) => super::claim::claims(&rows, &claim.worker),
+        Err(e) if e.code().map(|c| c.code()) == Some(LOST_CLAIM) => {
+            fenced(0, claim).map(|_| vec![])
+        }
+        Err(e) => Err(e.into()),
     }
-    if claim.task_type == TaskType::Indexing {
-        set_documents_status(tx, &[claim.document_id], DocumentStatus::Indexed, None, now)?;
-    }
-    Ok(())
+}
+
+/// The SQLSTATE `quire_complete_and_claim` raises for a claim no longer held.
+const LOST_CLAIM: &str = "QU001";
+
+/// The task types `claim`'s completion enqueues, as the SQL functions take
+/// them, and their attempts.
+fn next_tasks(claim: &Claim, policy: &Policy) -> (Vec<&'static str>, i64) {
+    let next = policy
+        .next_tasks(claim.task_type)
+        .iter()
+        .map(|t| t.as_str())
+        .collect();
+    (next, policy.max_attempts)
 }
 
 /// Completes `claims` (see [`do_complete`]) in the caller's transaction;
@@ -106,7 +151,7 @@ pub fn do_complete_batch(
     crate::queue::batch::complete_by(
         tx,
         claims,
-        |tx, c| do_complete(tx, c, policy, now),
+        |tx, c| do_complete(tx, c, policy, Some(now)),
         |tx, worker, claims| {
             let ids: Vec<i64> = claims.iter().map(|c| c.task_id).collect();
             let rows = tx.query_typed(
@@ -179,10 +224,10 @@ pub fn do_release(tx: &mut impl GenericClient, claim: &Claim, now: i64) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::queue::Priority;
-    use crate::queue::postgres::claim::do_claim;
+    use crate::queue::postgres::claim::{do_claim, do_claim_document};
     use crate::queue::postgres::enqueue::do_enqueue;
     use crate::queue::postgres::testing::{T0, fixture};
+    use crate::queue::{Priority, TaskType};
 
     #[test]
     fn ocr_then_indexing_moves_the_document_on_to_indexed() {
@@ -191,19 +236,64 @@ mod tests {
         let policy = Policy::default();
         let mut c = f.conn();
         do_enqueue(&mut *c, doc, TaskType::Ocr, Priority::High, 3, T0).unwrap();
-        let ocr = do_claim(&mut *c, "w", 1, T0).unwrap().remove(0);
+        let ocr = do_claim(&mut *c, "w", 1, Some(T0)).unwrap().remove(0);
         do_heartbeat(&mut *c, &ocr, T0 + 5).unwrap();
-        do_complete(&mut *c, &ocr, &policy, T0 + 10).unwrap();
+        do_complete(&mut *c, &ocr, &policy, Some(T0 + 10)).unwrap();
         assert_eq!(f.doc_status(doc), "indexing");
         // Indexing comes first (high priority, as the OCR task was), then the PDF.
-        let next = do_claim(&mut *c, "w", 2, T0 + 10).unwrap();
+        let next = do_claim(&mut *c, "w", 2, Some(T0 + 10)).unwrap();
         let types: Vec<TaskType> = next.iter().map(|c| c.task_type).collect();
         assert_eq!(types.len(), 2);
         assert!(types.contains(&TaskType::Indexing) && types.contains(&TaskType::Pdf));
         for claim in &next {
-            do_complete(&mut *c, claim, &policy, T0 + 20).unwrap();
+            do_complete(&mut *c, claim, &policy, Some(T0 + 20)).unwrap();
         }
         assert_eq!(f.doc_status(doc), "indexed");
+    }
+
+    #[test]
+    fn a_step_hands_a_read_document_to_its_indexing_then_claims_by_priority() {
+        let f = fixture();
+        let (read, other) = (f.document("read"), f.document("other"));
+        let policy = Policy::default();
+        let mut c = f.conn();
+        do_enqueue(&mut *c, read, TaskType::Ocr, Priority::Low, 3, T0).unwrap();
+        do_enqueue(&mut *c, other, TaskType::Ocr, Priority::High, 3, T0 + 1).unwrap();
+        let ocr = do_claim_document(&mut *c, "w", read, TaskType::Ocr, false, Some(T0))
+            .unwrap()
+            .unwrap();
+        // The low-priority document just read goes on to its indexing,
+        // before the high-priority OCR task that waits.
+        let next = do_complete_and_claim(&mut *c, &ocr, &policy, 1, Some(T0 + 5)).unwrap();
+        assert_eq!(next.len(), 1);
+        let indexing = &next[0];
+        assert_eq!(
+            (indexing.document_id, indexing.task_type, indexing.priority),
+            (read, TaskType::Indexing, Priority::Low)
+        );
+        assert_eq!(f.task_status(ocr.task_id), "completed");
+        assert_eq!(f.doc_status(read), "indexing");
+        // After indexing, the next by priority: the other document's OCR
+        // (high) before this one's PDF (low), its document marked 'ocr'.
+        let next = do_complete_and_claim(&mut *c, indexing, &policy, 1, Some(T0 + 6)).unwrap();
+        assert_eq!(
+            next.iter()
+                .map(|c| (c.document_id, c.task_type))
+                .collect::<Vec<_>>(),
+            vec![(other, TaskType::Ocr)]
+        );
+        assert_eq!(f.doc_status(read), "indexed");
+        assert_eq!(f.doc_status(other), "ocr");
+        // A step on a claim no longer held completes and claims nothing.
+        do_release(&mut *c, &next[0], T0 + 7).unwrap();
+        let late = do_complete_and_claim(&mut *c, &next[0], &policy, 1, Some(T0 + 8));
+        assert!(
+            matches!(late, Err(QueueError::LostClaim { .. })),
+            "{late:?}"
+        );
+        assert_eq!(f.task_status(next[0].task_id), "pending");
+        let pdf = do_claim(&mut *c, "w2", 2, Some(T0 + 9)).unwrap();
+        assert_eq!(pdf.len(), 2, "the OCR task and the PDF are still there");
     }
 
     #[test]
@@ -216,8 +306,8 @@ mod tests {
             do_enqueue(&mut *c, d, TaskType::Indexing, Priority::Normal, 3, T0).unwrap();
         }
         do_enqueue(&mut *c, docs[3], TaskType::Ocr, Priority::Low, 3, T0).unwrap();
-        let mut claims = do_claim(&mut *c, "w1", 2, T0).unwrap();
-        claims.extend(do_claim(&mut *c, "w2", 2, T0).unwrap());
+        let mut claims = do_claim(&mut *c, "w1", 2, Some(T0)).unwrap();
+        claims.extend(do_claim(&mut *c, "w2", 2, Some(T0)).unwrap());
         assert_eq!(claims.len(), 4);
         // Another host took the second claim over.
         do_release(&mut *c, &claims[1], T0).unwrap();
@@ -248,13 +338,15 @@ mod tests {
         let policy = Policy::default();
         let mut c = f.conn();
         do_enqueue(&mut *c, doc, TaskType::Ocr, Priority::High, 3, T0).unwrap();
-        let old = do_claim(&mut *c, "host-a", 1, T0).unwrap().remove(0);
+        let old = do_claim(&mut *c, "host-a", 1, Some(T0)).unwrap().remove(0);
         do_release(&mut *c, &old, T0 + 1).unwrap();
-        let new = do_claim(&mut *c, "host-b", 1, T0 + 2).unwrap().remove(0);
+        let new = do_claim(&mut *c, "host-b", 1, Some(T0 + 2))
+            .unwrap()
+            .remove(0);
         assert_eq!(new.task_id, old.task_id);
         for late in [
             do_heartbeat(&mut *c, &old, T0 + 3),
-            do_complete(&mut *c, &old, &policy, T0 + 3),
+            do_complete(&mut *c, &old, &policy, Some(T0 + 3)),
             do_release(&mut *c, &old, T0 + 3),
             do_fail(&mut *c, &old, FailureKind::Permanent, "x", &policy, T0 + 3).map(|_| ()),
         ] {
@@ -264,7 +356,7 @@ mod tests {
             );
         }
         assert_eq!(f.task_status(new.task_id), "claimed");
-        do_complete(&mut *c, &new, &policy, T0 + 4).unwrap();
+        do_complete(&mut *c, &new, &policy, Some(T0 + 4)).unwrap();
     }
 
     #[test]
@@ -274,7 +366,7 @@ mod tests {
         let policy = Policy::default();
         let mut c = f.conn();
         do_enqueue(&mut *c, doc, TaskType::Ocr, Priority::High, 2, T0).unwrap();
-        let first = do_claim(&mut *c, "w", 1, T0).unwrap().remove(0);
+        let first = do_claim(&mut *c, "w", 1, Some(T0)).unwrap().remove(0);
         let FailOutcome::RetryAt(at) =
             do_fail(&mut *c, &first, FailureKind::Transient, "io", &policy, T0).unwrap()
         else {
@@ -282,10 +374,10 @@ mod tests {
         };
         assert!(at >= T0 + policy.backoff_base.as_millis() as i64);
         assert!(
-            do_claim(&mut *c, "w", 1, at - 1).unwrap().is_empty(),
+            do_claim(&mut *c, "w", 1, Some(at - 1)).unwrap().is_empty(),
             "not yet due"
         );
-        let second = do_claim(&mut *c, "w", 1, at).unwrap().remove(0);
+        let second = do_claim(&mut *c, "w", 1, Some(at)).unwrap().remove(0);
         assert_eq!(second.attempt, 2);
         let out = do_fail(&mut *c, &second, FailureKind::Transient, "io", &policy, at).unwrap();
         assert_eq!(out, FailOutcome::Failed);

@@ -206,7 +206,7 @@ mod tests {
         let mut c = f.conn();
         do_enqueue(&mut *c, a, TaskType::Ocr, Priority::High, 3, T0).unwrap();
         do_enqueue(&mut *c, b, TaskType::Ocr, Priority::High, 3, T0).unwrap();
-        let claims = do_claim(&mut *c, "host-a", 2, T0).unwrap();
+        let claims = do_claim(&mut *c, "host-a", 2, Some(T0)).unwrap();
         // One worker keeps heartbeating, the other went quiet.
         do_heartbeat(&mut *c, &claims[1], T0 + 50_000).unwrap();
         let released = do_release_stale(&mut *c, T0 + 30_000, "stale", T0 + 60_000).unwrap();
@@ -240,9 +240,10 @@ mod tests {
         let orphans = do_enqueue_orphans(&mut *c, 3, T0).unwrap();
         assert_eq!(orphans, vec![(a, TaskType::Ocr)]);
         assert!(do_enqueue_orphans(&mut *c, 3, T0).unwrap().is_empty());
-        let claims = do_claim(&mut *c, "w", 2, T0).unwrap();
+        let claims = do_claim(&mut *c, "w", 2, Some(T0)).unwrap();
         let policy = crate::queue::Policy::default();
-        crate::queue::postgres::lease::do_complete(&mut *c, &claims[0], &policy, T0 + 10).unwrap();
+        crate::queue::postgres::lease::do_complete(&mut *c, &claims[0], &policy, Some(T0 + 10))
+            .unwrap();
         assert_eq!(
             do_purge(&mut *c, T0 + 10).unwrap(),
             0,
@@ -258,8 +259,12 @@ mod tests {
         let mut c = f.conn();
         do_enqueue(&mut *c, a, TaskType::Ocr, Priority::High, 3, T0).unwrap();
         do_enqueue(&mut *c, b, TaskType::Ocr, Priority::High, 3, T0).unwrap();
-        let dead = do_claim(&mut *c, "here:100:w1", 1, T0).unwrap().remove(0);
-        let alive = do_claim(&mut *c, "there:200:w1", 1, T0).unwrap().remove(0);
+        let dead = do_claim(&mut *c, "here:100:w1", 1, Some(T0))
+            .unwrap()
+            .remove(0);
+        let alive = do_claim(&mut *c, "there:200:w1", 1, Some(T0))
+            .unwrap()
+            .remove(0);
         let released = do_release_dead(&mut *c, |w| w.starts_with("here:100:"), 3, T0 + 1).unwrap();
         assert_eq!(released.len(), 1);
         assert_eq!(
@@ -284,7 +289,7 @@ mod tests {
         let doc = f.document("a");
         let mut c = f.conn();
         do_enqueue(&mut *c, doc, TaskType::Ocr, Priority::High, 1, T0).unwrap();
-        do_claim(&mut *c, "w", 1, T0).unwrap();
+        do_claim(&mut *c, "w", 1, Some(T0)).unwrap();
         let released = do_release_stale(&mut *c, T0 + 1, "stale", T0 + 2).unwrap();
         assert!(released[0].failed);
         assert_eq!(f.doc_status(doc), "failed");

@@ -11,6 +11,11 @@
 //! - Time is the server's ([`db_now_ms`]), read once per transaction by the
 //!   caller and passed in as `now`, so hosts whose clocks disagree still agree
 //!   on heartbeats, stale claims and backoff; tests pass a fixed time.
+//! - Claims and completions, the daemon's every step, are SQL functions
+//!   (`migrations/postgres/0003_queue_step.sql`) that read the server's
+//!   clock themselves when `now` is `None`: the step that completes a task
+//!   and claims the next is one statement, one round trip and one commit,
+//!   where the same statements sent one by one made eight round trips.
 //! - One live task per document and type is the partial unique index
 //!   `task_queue_live`, used by `ON CONFLICT ... DO NOTHING`.
 //! - Statements go with their parameters' types (`execute_typed`,

@@ -135,14 +135,16 @@ mod tests {
         let mut c = f.conn();
         do_enqueue(&mut *c, a, TaskType::Ocr, Priority::High, 3, T0).unwrap();
         do_enqueue(&mut *c, b, TaskType::Ocr, Priority::High, 3, T0).unwrap();
-        let claim = do_claim(&mut *c, "w", 1, T0 + 5_000).unwrap().remove(0);
+        let claim = do_claim(&mut *c, "w", 1, Some(T0 + 5_000))
+            .unwrap()
+            .remove(0);
         let running = do_running(&mut *c).unwrap();
         assert_eq!(running.len(), 1);
         assert_eq!(
             (running[0].task_id, running[0].pages_done),
             (claim.task_id, 0)
         );
-        do_complete(&mut *c, &claim, &Policy::default(), T0 + 5_000).unwrap();
+        do_complete(&mut *c, &claim, &Policy::default(), Some(T0 + 5_000)).unwrap();
         let s = do_stats(&mut *c, T0 + 5_000).unwrap();
         assert_eq!(s.documents["total"], 2);
         assert_eq!((s.documents["indexing"], s.documents["queued"]), (1, 1));

@@ -202,7 +202,7 @@ mod tests {
         let doc = f.document("a");
         let mut c = f.conn();
         enqueue::do_enqueue(&mut *c, doc, TaskType::Ocr, Priority::High, 3, 0).unwrap();
-        let claim = claim::do_claim(&mut *c, "w", 1, 0).unwrap().remove(0);
+        let claim = claim::do_claim(&mut *c, "w", 1, Some(0)).unwrap().remove(0);
         begin_ocr(&mut *c, doc, claim.task_id, 2).unwrap();
         let failed = PageDetail {
             status: PageStatus::Failed,

@@ -1,0 +1,152 @@
+-- A worker's step as functions (queue/postgres/lease.rs, claim.rs): the
+-- daemon's complete-the-task-and-claim-the-next is one statement, so one
+-- round trip and one commit, where the same statements sent one by one
+-- made about eight round trips (BEGIN, the server's clock, the completion,
+-- its document, the claim, its documents, COMMIT). Round trips, not the
+-- server's work, were most of a step's time (#15). The rules live here
+-- once: quire's Rust code calls these functions for every claim and
+-- completion on PostgreSQL.
+--
+-- Times are Unix ms (bigint), as in every table. A NULL `p_now` means the
+-- server's clock at the call; tests pass a fixed time.
+-- `#variable_conflict use_column`: a name such as `id` is the table's column,
+-- not the function's output column of the same name.
+
+CREATE FUNCTION quire_now_ms() RETURNS bigint LANGUAGE sql VOLATILE AS $$
+    SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint
+$$;
+
+-- Claims up to p_limit due pending tasks for p_worker, by priority, then
+-- when they became due, then id; counts an attempt on each and marks an OCR
+-- task's document 'ocr'. The UPDATE re-checks status = 'pending': under READ
+-- COMMITTED a row the subquery chose can be re-read after another
+-- transaction's commit, and without the re-check a task claimed meanwhile
+-- would be taken twice. The rows come back in no particular order.
+CREATE FUNCTION quire_claim(p_worker text, p_limit bigint, p_now bigint)
+RETURNS TABLE (id bigint, document_id bigint, task_type text, priority bigint,
+               attempts bigint, max_attempts bigint, run_after bigint)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    v_now bigint := coalesce(p_now, quire_now_ms());
+BEGIN
+    RETURN QUERY
+    WITH claimed AS (
+        UPDATE task_queue t
+        SET status = 'claimed', claimed_by = p_worker, claimed_at = v_now,
+            heartbeat_at = v_now, attempts = t.attempts + 1
+        WHERE t.id IN (SELECT q.id FROM task_queue q
+                       WHERE q.status = 'pending' AND q.run_after <= v_now
+                       ORDER BY q.priority, q.run_after, q.id LIMIT p_limit
+                       FOR UPDATE SKIP LOCKED)
+          AND t.status = 'pending'
+        RETURNING t.id, t.document_id, t.task_type, t.priority, t.attempts,
+                  t.max_attempts, t.run_after
+    ), ocr AS (
+        UPDATE documents d SET status = 'ocr', last_error = NULL, updated_at = v_now
+        FROM claimed c WHERE d.id = c.document_id AND c.task_type = 'ocr'
+    )
+    SELECT * FROM claimed;
+END
+$$;
+
+-- Claims p_document's pending task of p_type for p_worker: due or not
+-- (`quire process`), or, with p_due_only, only if due. Zero rows or one.
+CREATE FUNCTION quire_claim_document(p_worker text, p_document bigint, p_type text,
+                                     p_due_only boolean, p_now bigint)
+RETURNS TABLE (id bigint, document_id bigint, task_type text, priority bigint,
+               attempts bigint, max_attempts bigint, run_after bigint)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    v_now bigint := coalesce(p_now, quire_now_ms());
+BEGIN
+    RETURN QUERY
+    WITH claimed AS (
+        UPDATE task_queue t
+        SET status = 'claimed', claimed_by = p_worker, claimed_at = v_now,
+            heartbeat_at = v_now, attempts = t.attempts + 1
+        WHERE t.document_id = p_document AND t.task_type = p_type
+          AND t.status = 'pending' AND (NOT p_due_only OR t.run_after <= v_now)
+        RETURNING t.id, t.document_id, t.task_type, t.priority, t.attempts,
+                  t.max_attempts, t.run_after
+    ), ocr AS (
+        UPDATE documents d SET status = 'ocr', last_error = NULL, updated_at = v_now
+        FROM claimed c WHERE d.id = c.document_id AND c.task_type = 'ocr'
+    )
+    SELECT * FROM claimed;
+END
+$$;
+
+-- Completes p_task if p_worker still holds it (false, and nothing changed,
+-- when it does not) and moves its document on: the task types in p_next
+-- (the policy's; the completed task's priority, p_max attempts) are
+-- enqueued unless the document has them live, a new indexing task marking
+-- the document 'indexing'; a completed indexing task marks it 'indexed'.
+CREATE FUNCTION quire_complete(p_task bigint, p_worker text, p_next text[],
+                               p_max bigint, p_now bigint)
+RETURNS boolean LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    v_now bigint := coalesce(p_now, quire_now_ms());
+    v_document bigint;
+    v_type text;
+    v_priority bigint;
+BEGIN
+    UPDATE task_queue SET status = 'completed', completed_at = v_now, heartbeat_at = v_now
+    WHERE id = p_task AND status = 'claimed' AND claimed_by = p_worker
+    RETURNING document_id, task_type, priority INTO v_document, v_type, v_priority;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    IF cardinality(p_next) > 0 THEN
+        WITH added AS (
+            INSERT INTO task_queue (document_id, task_type, priority, max_attempts,
+                                    run_after, created_at)
+            SELECT v_document, next, v_priority, p_max, v_now, v_now FROM unnest(p_next) AS next
+            ON CONFLICT (document_id, task_type) WHERE status IN ('pending', 'claimed')
+                DO NOTHING
+            RETURNING task_type
+        )
+        UPDATE documents SET status = 'indexing', last_error = NULL, updated_at = v_now
+        WHERE id = v_document AND EXISTS (SELECT 1 FROM added WHERE task_type = 'indexing');
+    END IF;
+    IF v_type = 'indexing' THEN
+        UPDATE documents SET status = 'indexed', last_error = NULL, updated_at = v_now
+        WHERE id = v_document;
+    END IF;
+    RETURN true;
+END
+$$;
+
+-- A worker's step: completes p_task as quire_complete does, then claims
+-- the worker's next work: after an OCR task its document's indexing task,
+-- if due (so the document is searchable the moment it is read), else up
+-- to p_limit due tasks. A claim p_worker no longer holds raises SQLSTATE
+-- QU001 (lost claim), so nothing is completed or claimed.
+CREATE FUNCTION quire_complete_and_claim(p_task bigint, p_worker text, p_next text[],
+                                         p_max bigint, p_limit bigint, p_now bigint)
+RETURNS TABLE (id bigint, document_id bigint, task_type text, priority bigint,
+               attempts bigint, max_attempts bigint, run_after bigint)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    v_now bigint := coalesce(p_now, quire_now_ms());
+    v_document bigint;
+BEGIN
+    IF NOT quire_complete(p_task, p_worker, p_next, p_max, v_now) THEN
+        RAISE EXCEPTION 'task % is no longer claimed by %', p_task, p_worker
+            USING ERRCODE = 'QU001';
+    END IF;
+    SELECT t.document_id INTO v_document FROM task_queue t
+    WHERE t.id = p_task AND t.task_type = 'ocr';
+    IF FOUND THEN
+        RETURN QUERY SELECT * FROM quire_claim_document(p_worker, v_document, 'indexing',
+                                                        true, v_now);
+        IF FOUND THEN
+            RETURN;
+        END IF;
+    END IF;
+    RETURN QUERY SELECT * FROM quire_claim(p_worker, p_limit, v_now);
+END
+$$;
