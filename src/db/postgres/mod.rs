@@ -155,6 +155,7 @@ impl PostgresDb {
         let pool = r2d2::Pool::builder()
             .max_size(max_connections.max(1))
             .min_idle(Some(0))
+            .test_on_check_out(false)
             .connection_timeout(BUSY_TIMEOUT)
             .build(manager)
             .map_err(|error| PgError::Pool {
@@ -167,12 +168,43 @@ impl PostgresDb {
         })
     }
 
-    /// Takes a connection from the pool.
+    /// Takes a connection from the pool, untested: see
+    /// [`PostgresDb::on_live_connection`] for why, and use it (through
+    /// `write`, `statement`, `snapshot`) rather than this outside tests.
     pub fn conn(&self) -> Result<Conn, PgError> {
         self.pool.get().map_err(|error| PgError::Pool {
             target: self.target.clone(),
             error,
         })
+    }
+
+    /// Runs `run` on a pooled connection; when its first statement found
+    /// the connection closed, on the next one.
+    ///
+    /// The pool does not test a connection when it hands it out: that is
+    /// r2d2_postgres's empty query, a round trip, and the daemon's queue
+    /// step is one statement, so the test cost as much as the step. What
+    /// the test was there for is a connection the server closed while it
+    /// sat in the pool (a restart, an idle timeout, `pg_terminate_backend`).
+    /// Such a connection fails the first statement sent on it with a
+    /// closed-connection error, before the server could have run anything,
+    /// so that statement is safe to send again on another connection; the
+    /// pool drops the closed one when it comes back. After a restart every
+    /// pooled connection may be closed, hence one try more than the pool
+    /// holds; the last try's error is the answer.
+    fn on_live_connection<T, E: From<PgError>>(
+        &self,
+        mut run: impl FnMut(&mut postgres::Client) -> Attempt<T, E>,
+    ) -> Result<T, E> {
+        let mut tries = self.pool.max_size() + 1;
+        loop {
+            tries -= 1;
+            match run(&mut *self.conn()?) {
+                Attempt::Done(out) => return out,
+                Attempt::Closed(e) if tries == 0 => return Err(e),
+                Attempt::Closed(_) => {}
+            }
+        }
     }
 
     /// Runs `f` in one transaction on a pooled connection (READ COMMITTED,
@@ -182,21 +214,28 @@ impl PostgresDb {
         &self,
         f: impl FnOnce(&mut postgres::Transaction<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        let mut conn = self.conn()?;
-        let mut tx = conn.transaction().map_err(PgError::Statement)?;
-        let out = f(&mut tx)?;
-        tx.commit().map_err(PgError::Statement)?;
-        Ok(out)
+        let mut f = Some(f);
+        self.on_live_connection(|conn| run_in(conn.transaction(), &mut f))
     }
 
     /// Runs `f`, one statement, on a pooled connection outside a
     /// transaction: PostgreSQL runs it as a transaction of its own, one
     /// round trip where [`PostgresDb::write`] adds a BEGIN and a COMMIT.
-    pub fn statement<T, E: From<PgError>>(
+    /// `f` may run again on another connection when its connection was
+    /// found closed: the server was gone before the statement reached it
+    /// (a connection closed in the pool), or went while running it, which
+    /// rolls it back. Only a statement whose commit went through just
+    /// before the server went runs twice; for the queue's statements that
+    /// is a claim reported lost, or tasks claimed for nobody until they are
+    /// released as stale: what a reply lost on the network does too.
+    pub fn statement<T, E: From<PgError> + ClosedConnection>(
         &self,
-        f: impl FnOnce(&mut postgres::Client) -> Result<T, E>,
+        f: impl Fn(&mut postgres::Client) -> Result<T, E>,
     ) -> Result<T, E> {
-        f(&mut *self.conn()?)
+        self.on_live_connection(|conn| match f(conn) {
+            Err(e) if e.is_closed_connection() => Attempt::Closed(e),
+            out => Attempt::Done(out),
+        })
     }
 
     /// Runs read-only `f` in one `REPEATABLE READ` transaction: several
@@ -206,16 +245,15 @@ impl PostgresDb {
         &self,
         f: impl FnOnce(&mut postgres::Transaction<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        let mut conn = self.conn()?;
-        let mut tx = conn
-            .build_transaction()
-            .isolation_level(postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .map_err(PgError::Statement)?;
-        let out = f(&mut tx)?;
-        tx.commit().map_err(PgError::Statement)?;
-        Ok(out)
+        let mut f = Some(f);
+        self.on_live_connection(|conn| {
+            let begun = conn
+                .build_transaction()
+                .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start();
+            run_in(begun, &mut f)
+        })
     }
 
     /// Where the database is.
@@ -230,6 +268,51 @@ impl PostgresDb {
             target: self.target.clone(),
             error,
         })
+    }
+}
+
+/// What one try of [`PostgresDb::on_live_connection`] came to.
+enum Attempt<T, E> {
+    /// It ran (or failed for a reason of its own).
+    Done(Result<T, E>),
+    /// Its first statement found the connection closed; nothing ran.
+    Closed(E),
+}
+
+/// Begins with `begun`, runs `f` (taken from its `Option`: it runs once)
+/// and commits. A BEGIN that finds the connection closed is
+/// [`Attempt::Closed`]: nothing ran.
+fn run_in<T, E: From<PgError>, F>(
+    begun: Result<postgres::Transaction<'_>, postgres::Error>,
+    f: &mut Option<F>,
+) -> Attempt<T, E>
+where
+    F: FnOnce(&mut postgres::Transaction<'_>) -> Result<T, E>,
+{
+    let mut tx = match begun {
+        Ok(tx) => tx,
+        Err(e) if e.is_closed() => return Attempt::Closed(PgError::Statement(e).into()),
+        Err(e) => return Attempt::Done(Err(PgError::Statement(e).into())),
+    };
+    let f = f
+        .take()
+        .expect("a transaction that began is not tried again");
+    Attempt::Done(f(&mut tx).and_then(|out| {
+        tx.commit().map_err(PgError::Statement)?;
+        Ok(out)
+    }))
+}
+
+/// An error that can say whether it was a closed connection's.
+pub trait ClosedConnection {
+    /// True when the connection was closed (the statement did not reach a
+    /// live server, or its answer did not come back).
+    fn is_closed_connection(&self) -> bool;
+}
+
+impl ClosedConnection for PgError {
+    fn is_closed_connection(&self) -> bool {
+        matches!(self, PgError::Statement(e) if e.is_closed())
     }
 }
 
@@ -273,6 +356,58 @@ impl PostgresDb {
 mod tests {
     use super::testing::TestDatabase;
     use super::*;
+
+    /// The server process behind each of `db`'s `n` pooled connections,
+    /// all checked out at once.
+    fn backends(db: &PostgresDb, n: usize) -> Vec<i32> {
+        let conns: Vec<Conn> = (0..n).map(|_| db.conn().unwrap()).collect();
+        conns
+            .into_iter()
+            .map(|mut c| c.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0))
+            .collect()
+    }
+
+    #[test]
+    fn connections_the_server_closed_in_the_pool_are_replaced_without_an_error() {
+        let t = TestDatabase::new();
+        let db = PostgresDb::open(t.target(), 3).unwrap();
+        let mut admin = t.target().connect().unwrap();
+        fn pid(c: &mut impl postgres::GenericClient) -> Result<i32, PgError> {
+            Ok(c.query_one("SELECT pg_backend_pid()", &[])?.get(0))
+        }
+        let kill_pool = |admin: &mut postgres::Client| {
+            // As a server restart does: every pooled connection ends while
+            // it waits in the pool (and the server has finished ending it).
+            let old = backends(&db, 3);
+            admin
+                .execute(
+                    "SELECT pg_terminate_backend(pid) FROM unnest($1::int4[]) AS pid",
+                    &[&old],
+                )
+                .unwrap();
+            while admin
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)",
+                    &[&old],
+                )
+                .unwrap()
+                .get::<_, i64>(0)
+                > 0
+            {
+                std::thread::yield_now();
+            }
+            old
+        };
+        let old = kill_pool(&mut admin);
+        let new = db.write(|tx| pid(tx)).unwrap();
+        assert!(!old.contains(&new), "a write on a new connection");
+        let old = kill_pool(&mut admin);
+        let new = db.snapshot(|tx| pid(tx)).unwrap();
+        assert!(!old.contains(&new), "a read on a new connection");
+        let old = kill_pool(&mut admin);
+        let new = db.statement(pid).unwrap();
+        assert!(!old.contains(&new), "a statement on a new connection");
+    }
 
     #[test]
     fn open_applies_the_schema_once_and_reopens() {

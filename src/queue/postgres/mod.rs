@@ -35,11 +35,17 @@ use postgres::types::Type;
 
 use super::{DocumentStatus, QueueError};
 use crate::db::DbError;
-use crate::db::postgres::PgError;
+use crate::db::postgres::{ClosedConnection, PgError};
 
 impl From<postgres::Error> for QueueError {
     fn from(e: postgres::Error) -> Self {
         QueueError::Db(DbError::Postgres(PgError::Statement(e)))
+    }
+}
+
+impl ClosedConnection for QueueError {
+    fn is_closed_connection(&self) -> bool {
+        matches!(self, QueueError::Db(DbError::Postgres(e)) if e.is_closed_connection())
     }
 }
 
