@@ -410,6 +410,21 @@ mod tests {
     }
 
     #[test]
+    fn a_transaction_left_idle_is_ended_by_the_server() {
+        // So that a host cut off inside a transaction does not keep its
+        // claims locked against stale release (see Target::parse).
+        let t = TestDatabase::new();
+        let db = PostgresDb::open(t.target(), 1).unwrap();
+        let timeout: String = db
+            .statement(|c| {
+                Ok::<_, PgError>(c.query_one("SHOW idle_in_transaction_session_timeout", &[])?)
+            })
+            .unwrap()
+            .get(0);
+        assert_eq!(timeout, "10s");
+    }
+
+    #[test]
     fn open_applies_the_schema_once_and_reopens() {
         let t = TestDatabase::new();
         let db = PostgresDb::open(t.target(), 2).unwrap();
