@@ -79,11 +79,12 @@ END
 $$;
 
 -- Completes p_task if p_worker still holds it (false, and nothing changed,
--- when it does not) and moves its document on: the task types in p_next
--- (the policy's; the completed task's priority, p_max attempts) are
--- enqueued unless the document has them live, a new indexing task marking
--- the document 'indexing'; a completed indexing task marks it 'indexed'.
-CREATE FUNCTION quire_complete(p_task bigint, p_worker text, p_next text[],
+-- when it does not) and moves its document on: a completed OCR task
+-- enqueues the task types in p_after_ocr (the policy's; at the OCR task's
+-- priority, with p_max attempts) unless the document has them live, a new
+-- indexing task marking the document 'indexing'; a completed indexing task
+-- marks it 'indexed'.
+CREATE FUNCTION quire_complete(p_task bigint, p_worker text, p_after_ocr text[],
                                p_max bigint, p_now bigint)
 RETURNS boolean LANGUAGE plpgsql AS $$
 #variable_conflict use_column
@@ -99,23 +100,40 @@ BEGIN
     IF NOT FOUND THEN
         RETURN false;
     END IF;
-    IF cardinality(p_next) > 0 THEN
+    IF v_type = 'ocr' THEN
         WITH added AS (
             INSERT INTO task_queue (document_id, task_type, priority, max_attempts,
                                     run_after, created_at)
-            SELECT v_document, next, v_priority, p_max, v_now, v_now FROM unnest(p_next) AS next
+            SELECT v_document, next, v_priority, p_max, v_now, v_now
+            FROM unnest(p_after_ocr) AS next
             ON CONFLICT (document_id, task_type) WHERE status IN ('pending', 'claimed')
                 DO NOTHING
             RETURNING task_type
         )
         UPDATE documents SET status = 'indexing', last_error = NULL, updated_at = v_now
         WHERE id = v_document AND EXISTS (SELECT 1 FROM added WHERE task_type = 'indexing');
-    END IF;
-    IF v_type = 'indexing' THEN
+    ELSIF v_type = 'indexing' THEN
         UPDATE documents SET status = 'indexed', last_error = NULL, updated_at = v_now
         WHERE id = v_document;
     END IF;
     RETURN true;
+END
+$$;
+
+-- Completes each of p_tasks, claimed by the worker at the same place in
+-- p_workers, as quire_complete does, all at one time and in one commit;
+-- returns the ids of those still held (the others changed nothing).
+CREATE FUNCTION quire_complete_each(p_tasks bigint[], p_workers text[], p_after_ocr text[],
+                                    p_max bigint, p_now bigint)
+RETURNS SETOF bigint LANGUAGE plpgsql AS $$
+DECLARE
+    v_now bigint := coalesce(p_now, quire_now_ms());
+BEGIN
+    FOR i IN 1 .. coalesce(array_length(p_tasks, 1), 0) LOOP
+        IF quire_complete(p_tasks[i], p_workers[i], p_after_ocr, p_max, v_now) THEN
+            RETURN NEXT p_tasks[i];
+        END IF;
+    END LOOP;
 END
 $$;
 
@@ -124,7 +142,7 @@ $$;
 -- if due (so the document is searchable the moment it is read), else up
 -- to p_limit due tasks. A claim p_worker no longer holds raises SQLSTATE
 -- QU001 (lost claim), so nothing is completed or claimed.
-CREATE FUNCTION quire_complete_and_claim(p_task bigint, p_worker text, p_next text[],
+CREATE FUNCTION quire_complete_and_claim(p_task bigint, p_worker text, p_after_ocr text[],
                                          p_max bigint, p_limit bigint, p_now bigint)
 RETURNS TABLE (id bigint, document_id bigint, task_type text, priority bigint,
                attempts bigint, max_attempts bigint, run_after bigint)
@@ -134,7 +152,7 @@ DECLARE
     v_now bigint := coalesce(p_now, quire_now_ms());
     v_document bigint;
 BEGIN
-    IF NOT quire_complete(p_task, p_worker, p_next, p_max, v_now) THEN
+    IF NOT quire_complete(p_task, p_worker, p_after_ocr, p_max, v_now) THEN
         RAISE EXCEPTION 'task % is no longer claimed by %', p_task, p_worker
             USING ERRCODE = 'QU001';
     END IF;

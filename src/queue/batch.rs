@@ -1,6 +1,8 @@
-//! What every engine does the same over many tasks: completing a batch of
-//! claims (see [`crate::queue::Queue::complete_batch`]) and retrying every
-//! failed task. The bookkeeping is shared; the statements are each engine's.
+//! Bookkeeping over many tasks that is not SQL: retrying every failed task
+//! (both engines) and completing a batch of claims (see
+//! [`crate::queue::Queue::complete_batch`]; SQLite's, since PostgreSQL
+//! completes a batch in one call of `quire_complete_each`). The statements
+//! are each engine's.
 
 use std::collections::{BTreeMap, HashSet};
 

@@ -344,8 +344,8 @@ impl Queue {
             Engine::Sqlite(db) => db.write(|tx| {
                 sqlite::lease::do_complete_batch(tx, claims, &self.policy, self.now_ms())
             }),
-            Engine::Postgres(db) => self.pg_write(db, |tx, now| {
-                postgres::lease::do_complete_batch(tx, claims, &self.policy, now)
+            Engine::Postgres(db) => db.statement(|c| {
+                postgres::lease::do_complete_batch(c, claims, &self.policy, self.pg_clock())
             }),
         }
     }

@@ -75,15 +75,14 @@ pub fn do_complete(
     policy: &Policy,
     now: Option<i64>,
 ) -> Result<(), QueueError> {
-    let (next, max) = next_tasks(claim, policy);
     let held: bool = c
         .query_typed_one(
             "SELECT quire_complete($1, $2, $3, $4, $5)",
             &[
                 (&claim.task_id, Type::INT8),
                 (&claim.worker, Type::TEXT),
-                (&next, Type::TEXT_ARRAY),
-                (&max, Type::INT8),
+                (&after_ocr(policy), Type::TEXT_ARRAY),
+                (&policy.max_attempts, Type::INT8),
                 (&now, Type::INT8),
             ],
         )?
@@ -103,14 +102,13 @@ pub fn do_complete_and_claim(
     limit: usize,
     now: Option<i64>,
 ) -> Result<Vec<Claim>, QueueError> {
-    let (next, max) = next_tasks(claim, policy);
     let rows = c.query_typed(
         "SELECT * FROM quire_complete_and_claim($1, $2, $3, $4, $5, $6)",
         &[
             (&claim.task_id, Type::INT8),
             (&claim.worker, Type::TEXT),
-            (&next, Type::TEXT_ARRAY),
-            (&max, Type::INT8),
+            (&after_ocr(policy), Type::TEXT_ARRAY),
+            (&policy.max_attempts, Type::INT8),
             (&(limit as i64), Type::INT8),
             (&now, Type::INT8),
         ],
@@ -127,48 +125,40 @@ pub fn do_complete_and_claim(
 /// The SQLSTATE `quire_complete_and_claim` raises for a claim no longer held.
 const LOST_CLAIM: &str = "QU001";
 
-/// The task types `claim`'s completion enqueues, as the SQL functions take
-/// them, and their attempts.
-fn next_tasks(claim: &Claim, policy: &Policy) -> (Vec<&'static str>, i64) {
-    let next = policy
-        .next_tasks(claim.task_type)
-        .iter()
-        .map(|t| t.as_str())
-        .collect();
-    (next, policy.max_attempts)
+/// The task types a completed OCR task enqueues, by the policy, as the
+/// SQL functions take them.
+fn after_ocr(policy: &Policy) -> Vec<&'static str> {
+    let next = policy.next_tasks(crate::queue::TaskType::Ocr);
+    next.iter().map(|t| t.as_str()).collect()
 }
 
-/// Completes `claims` (see [`do_complete`]) in the caller's transaction;
-/// each result says whether that claim was still held. Indexing tasks, the
-/// many small ones, go in two statements per worker whatever their number
-/// (the tasks, then their documents), as on SQLite; the others one by one.
+/// Completes each of `claims` as [`do_complete`] does, in one statement
+/// (`quire_complete_each`): one round trip and, outside a transaction, one
+/// commit for the batch. Each result says whether that claim was still
+/// held; a lost one changed nothing.
 pub fn do_complete_batch(
-    tx: &mut impl GenericClient,
+    c: &mut impl GenericClient,
     claims: &[Claim],
     policy: &Policy,
-    now: i64,
+    now: Option<i64>,
 ) -> Result<Vec<Result<(), QueueError>>, QueueError> {
-    crate::queue::batch::complete_by(
-        tx,
-        claims,
-        |tx, c| do_complete(tx, c, policy, Some(now)),
-        |tx, worker, claims| {
-            let ids: Vec<i64> = claims.iter().map(|c| c.task_id).collect();
-            let rows = tx.query_typed(
-                "UPDATE task_queue SET status = 'completed', completed_at = $1, heartbeat_at = $1 \
-                 WHERE id = ANY($2) AND status = 'claimed' AND claimed_by = $3 \
-                 RETURNING id, document_id",
-                &[
-                    (&now, Type::INT8),
-                    (&ids, Type::INT8_ARRAY),
-                    (&worker, Type::TEXT),
-                ],
-            )?;
-            let docs: Vec<i64> = rows.iter().map(|r| r.get(1)).collect();
-            set_documents_status(tx, &docs, DocumentStatus::Indexed, None, now)?;
-            Ok(rows.iter().map(|r| r.get(0)).collect())
-        },
-    )
+    let ids: Vec<i64> = claims.iter().map(|c| c.task_id).collect();
+    let workers: Vec<&str> = claims.iter().map(|c| c.worker.as_str()).collect();
+    let rows = c.query_typed(
+        "SELECT * FROM quire_complete_each($1, $2, $3, $4, $5)",
+        &[
+            (&ids, Type::INT8_ARRAY),
+            (&workers, Type::TEXT_ARRAY),
+            (&after_ocr(policy), Type::TEXT_ARRAY),
+            (&policy.max_attempts, Type::INT8),
+            (&now, Type::INT8),
+        ],
+    )?;
+    let done: std::collections::HashSet<i64> = rows.iter().map(|r| r.get(0)).collect();
+    Ok(claims
+        .iter()
+        .map(|c| fenced(done.contains(&c.task_id) as u64, c))
+        .collect())
 }
 
 /// Records a failed attempt. Transient failures with attempts left go back
@@ -312,7 +302,7 @@ mod tests {
         // Another host took the second claim over.
         do_release(&mut *c, &claims[1], T0).unwrap();
         let results =
-            f.db.write(|tx| do_complete_batch(tx, &claims, &policy, T0 + 1))
+            f.db.write(|tx| do_complete_batch(tx, &claims, &policy, Some(T0 + 1)))
                 .unwrap();
         assert!(
             matches!(results[1], Err(QueueError::LostClaim { .. })),
