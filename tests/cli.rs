@@ -1,10 +1,22 @@
 //! The command line on its own: enqueue, stats, list, retry, cancel, errors.
 
-use crate::util::{Env, text_pdf, text_png};
+use crate::util::{Env, on_both_engines, text_pdf, text_png};
 
-#[test]
-fn enqueue_two_files_then_stats_shows_two_pending_ocr_tasks_and_enqueueing_again_adds_nothing() {
-    let env = Env::new();
+// What does not depend on the engine runs on both (#15).
+on_both_engines!(
+    enqueue_two_files_then_stats_shows_two_pending_ocr_tasks_and_enqueueing_again_adds_nothing,
+    list_show_cancel_retry_and_reprocess,
+    stats_watch_prints_the_live_view_when_not_on_a_terminal,
+    a_closed_pipe_ends_every_printing_command_quietly,
+    text_of_a_failed_document_says_why_and_exits_1,
+    open_and_rm_while_a_daemon_runs,
+    documents_from_a_folder_are_named_relative_to_it,
+    verbose_adds_a_line_per_page_and_quiet_takes_lines_away,
+);
+
+fn enqueue_two_files_then_stats_shows_two_pending_ocr_tasks_and_enqueueing_again_adds_nothing(
+    env: Env,
+) {
     let a = env.dir.path().join("a.png");
     let b = env.dir.path().join("b.pdf");
     text_png(&a, &["hello from a"]);
@@ -26,9 +38,7 @@ fn enqueue_two_files_then_stats_shows_two_pending_ocr_tasks_and_enqueueing_again
     assert!(std::path::Path::new(a).exists());
 }
 
-#[test]
-fn list_show_cancel_retry_and_reprocess() {
-    let env = Env::new();
+fn list_show_cancel_retry_and_reprocess(env: Env) {
     let a = env.dir.path().join("a.pdf");
     text_pdf(&a, &["cancel me"]);
     env.ok(&["enqueue", "--priority", "low", a.to_str().unwrap()]);
@@ -108,10 +118,8 @@ fn a_database_from_a_newer_quire_is_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("newer than this quire"));
 }
 
-#[test]
-fn stats_watch_prints_the_live_view_when_not_on_a_terminal() {
+fn stats_watch_prints_the_live_view_when_not_on_a_terminal(env: Env) {
     use std::io::{BufRead, BufReader};
-    let env = Env::new();
     let pdf = env.dir.path().join("w.pdf");
     text_pdf(&pdf, &["watched"]);
     env.ok(&["enqueue", pdf.to_str().unwrap()]);
@@ -164,9 +172,7 @@ fn doctor_reads_a_page_through_an_ocr_child_and_says_when_it_cannot() {
     assert!(said.contains("raise ocr.max_memory_mb"), "{said}");
 }
 
-#[test]
-fn a_closed_pipe_ends_every_printing_command_quietly() {
-    let env = Env::new();
+fn a_closed_pipe_ends_every_printing_command_quietly(env: Env) {
     let dir = env.dir.path().join("many");
     std::fs::create_dir_all(&dir).unwrap();
     for i in 0..40 {
@@ -232,9 +238,7 @@ fn environment_values_work_plain_and_a_typo_is_named() {
     assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
 }
 
-#[test]
-fn text_of_a_failed_document_says_why_and_exits_1() {
-    let env = Env::new();
+fn text_of_a_failed_document_says_why_and_exits_1(env: Env) {
     let empty = env.dir.path().join("empty.pdf");
     std::fs::write(&empty, b"").unwrap();
     env.ok(&["enqueue", empty.to_str().unwrap()]);
@@ -249,9 +253,7 @@ fn text_of_a_failed_document_says_why_and_exits_1() {
     assert!(out.stdout.is_empty());
 }
 
-#[test]
-fn open_and_rm_while_a_daemon_runs() {
-    let env = Env::new();
+fn open_and_rm_while_a_daemon_runs(env: Env) {
     let _daemon = env.serve(&["--workers", "1"]);
     for (name, text) in [
         ("keep.pdf", "a document to keep"),
@@ -335,9 +337,7 @@ fn a_missing_ocr_language_fails_doctor_and_stops_serve() {
     assert!(err.contains("tesseract-ocr-zzz"), "{err}");
 }
 
-#[test]
-fn documents_from_a_folder_are_named_relative_to_it() {
-    let env = Env::new();
+fn documents_from_a_folder_are_named_relative_to_it(env: Env) {
     let top = env.dir.path().join("scans");
     std::fs::create_dir_all(top.join("2024/may")).unwrap();
     text_pdf(&top.join("2024/may/bill.pdf"), &["a bill"]);
@@ -354,9 +354,7 @@ fn documents_from_a_folder_are_named_relative_to_it() {
     assert_eq!(names, ["2024/may/bill.pdf", "letter.pdf", "single.pdf"]);
 }
 
-#[test]
-fn verbose_adds_a_line_per_page_and_quiet_takes_lines_away() {
-    let env = Env::new();
+fn verbose_adds_a_line_per_page_and_quiet_takes_lines_away(env: Env) {
     let pdf = env.dir.path().join("two.pdf");
     text_pdf(&pdf, &["first page", "second page"]);
     let lines = |args: &[&str]| {

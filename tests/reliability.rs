@@ -17,8 +17,8 @@ use quire::queue::{DocumentStatus, TaskStatus, TaskType};
 use sha2::{Digest, Sha256};
 
 use crate::util::{
-    Env, PdfPage, corpus, processes_with_env, raw_pdf, scan, text_pdf, wait_until, wait_within,
-    write_pdf,
+    Env, PdfPage, corpus, on_both_engines, processes_with_env, raw_pdf, scan, text_pdf, wait_until,
+    wait_within, write_pdf,
 };
 
 /// Waits until `expected` documents exist and none is still queued or
@@ -338,9 +338,12 @@ fn mid_indexing(app: &App) -> bool {
     })
 }
 
-#[test]
-fn sigkill_at_every_stage_loses_nothing_and_redoes_no_finished_page() {
-    let env = Env::new()
+// A killed daemon's claims come back by its process id, not by age: the
+// stale timeout is an hour (on PostgreSQL too, as the claims are this host's).
+on_both_engines!(sigkill_at_every_stage_loses_nothing_and_redoes_no_finished_page);
+
+fn sigkill_at_every_stage_loses_nothing_and_redoes_no_finished_page(env: Env) {
+    let env = env
         .set("QUIRE_QUEUE_STALE_TIMEOUT", "1h")
         .set("QUIRE_INDEX_BATCH_PAGES", "2");
     let dir = env.dir.path();
@@ -468,13 +471,14 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-#[test]
-fn many_processes_on_one_database_never_see_it_locked_and_do_each_task_once() {
+on_both_engines!(many_processes_on_one_database_never_see_it_locked_and_do_each_task_once);
+
+fn many_processes_on_one_database_never_see_it_locked_and_do_each_task_once(env: Env) {
     let secs: u64 = std::env::var("QUIRE_TEST_HAMMER_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(60);
-    let env = Arc::new(Env::new().set("QUIRE_QUEUE_BACKOFF_BASE", "100ms"));
+    let env = Arc::new(env.set("QUIRE_QUEUE_BACKOFF_BASE", "100ms"));
     let watcher = env.serve(&["--workers", "1"]);
     let a = env.serve(&["--workers", "1", "--no-watch"]);
     let b = env.serve(&["--workers", "1", "--no-watch"]);

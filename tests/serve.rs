@@ -3,8 +3,19 @@
 use std::io::Write;
 use std::time::Duration;
 
-use crate::util::{Daemon, Env, corpus, scanned_pdf, text_pdf, text_png, wait_until, wait_within};
+use crate::util::{
+    Daemon, Env, corpus, on_both_engines, scanned_pdf, text_pdf, text_png, wait_until, wait_within,
+};
 use quire::queue::TaskType;
+
+// The queue's behaviour in a daemon, on both engines (#15).
+on_both_engines!(
+    sigterm_exits_zero_and_the_next_start_finishes_the_work,
+    a_task_left_claimed_by_a_killed_daemon_resumes_at_once_without_redoing_pages,
+    two_workers_only_daemons_and_a_watcher_process_every_task_once,
+    a_cancel_stops_the_running_task_at_once_and_a_retry_reads_no_page_twice,
+    a_document_is_indexed_by_the_worker_that_read_it_right_after,
+);
 
 #[test]
 fn copied_moved_slow_and_folder_drops_are_ingested_once_and_ignored_names_stay() {
@@ -96,9 +107,8 @@ fn a_duplicate_is_recognised_and_kept_aside() {
     assert_eq!(env.json(&["show", "1"])["duplicates"], 1);
 }
 
-#[test]
-fn sigterm_exits_zero_and_the_next_start_finishes_the_work() {
-    let env = Env::new().set("QUIRE_QUEUE_SHUTDOWN_TIMEOUT", "0s");
+fn sigterm_exits_zero_and_the_next_start_finishes_the_work(env: Env) {
+    let env = env.set("QUIRE_QUEUE_SHUTDOWN_TIMEOUT", "0s");
     let mut daemon = env.serve(&["--workers", "1"]);
     let pdf = env.dir.path().join("long.pdf");
     scanned_pdf(&pdf, 6);
@@ -111,10 +121,9 @@ fn sigterm_exits_zero_and_the_next_start_finishes_the_work() {
     assert_eq!(docs[0]["status"], "indexed");
 }
 
-#[test]
-fn a_task_left_claimed_by_a_killed_daemon_resumes_at_once_without_redoing_pages() {
+fn a_task_left_claimed_by_a_killed_daemon_resumes_at_once_without_redoing_pages(env: Env) {
     // A stale timeout far longer than the test: only dead-process detection can free the task.
-    let env = Env::new().set("QUIRE_QUEUE_STALE_TIMEOUT", "1h");
+    let env = env.set("QUIRE_QUEUE_STALE_TIMEOUT", "1h");
     let mut daemon = env.serve(&["--workers", "1"]);
     // A generated scan: the corpus's multipage.pdf has a 9000x9000 page that
     // took most of the time limit on a busy machine.
@@ -148,9 +157,7 @@ fn a_task_left_claimed_by_a_killed_daemon_resumes_at_once_without_redoing_pages(
     assert!(restarted.log_contains("died while running this task"));
 }
 
-#[test]
-fn two_workers_only_daemons_and_a_watcher_process_every_task_once() {
-    let env = Env::new();
+fn two_workers_only_daemons_and_a_watcher_process_every_task_once(env: Env) {
     let watcher = env.serve(&["--workers", "1"]);
     let a = env.serve(&["--workers", "1", "--no-watch"]);
     let b = env.serve(&["--workers", "1"]);
@@ -288,9 +295,7 @@ fn ctrl_c_to_the_daemons_process_group_does_not_fail_the_page_being_read() {
     );
 }
 
-#[test]
-fn a_cancel_stops_the_running_task_at_once_and_a_retry_reads_no_page_twice() {
-    let env = Env::new();
+fn a_cancel_stops_the_running_task_at_once_and_a_retry_reads_no_page_twice(env: Env) {
     let daemon = env.serve(&["--workers", "1"]);
     let pdf = env.dir.path().join("long.pdf");
     scanned_pdf(&pdf, 6);
@@ -386,9 +391,7 @@ fn a_document_is_logged_as_ingested_before_its_task_is_claimed() {
     }
 }
 
-#[test]
-fn a_document_is_indexed_by_the_worker_that_read_it_right_after() {
-    let env = Env::new();
+fn a_document_is_indexed_by_the_worker_that_read_it_right_after(env: Env) {
     let _daemon = env.serve(&["--workers", "2"]);
     for i in 0..8 {
         let png = env.dir.path().join(format!("p{i}.png"));
