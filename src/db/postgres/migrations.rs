@@ -20,6 +20,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0003_queue_step",
         include_str!("../../../migrations/postgres/0003_queue_step.sql"),
     ),
+    (
+        "0004_page_index_narrow",
+        include_str!("../../../migrations/postgres/0004_page_index_narrow.sql"),
+    ),
 ];
 
 /// Transaction-level advisory lock taken by every migration run on the
