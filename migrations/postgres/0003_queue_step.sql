@@ -78,15 +78,15 @@ BEGIN
 END
 $$;
 
--- Completes p_task if p_worker still holds it (false, and nothing changed,
--- when it does not) and moves its document on: a completed OCR task
+-- Completes p_task if p_worker still holds it and returns its type (NULL,
+-- and nothing changed, when it does not), and moves its document on: a completed OCR task
 -- enqueues the task types in p_after_ocr (the policy's; at the OCR task's
 -- priority, with p_max attempts) unless the document has them live, a new
 -- indexing task marking the document 'indexing'; a completed indexing task
 -- marks it 'indexed'.
 CREATE FUNCTION quire_complete(p_task bigint, p_worker text, p_after_ocr text[],
                                p_max bigint, p_now bigint)
-RETURNS boolean LANGUAGE plpgsql AS $$
+RETURNS text LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
     v_now bigint := coalesce(p_now, quire_now_ms());
@@ -98,7 +98,7 @@ BEGIN
     WHERE id = p_task AND status = 'claimed' AND claimed_by = p_worker
     RETURNING document_id, task_type, priority INTO v_document, v_type, v_priority;
     IF NOT FOUND THEN
-        RETURN false;
+        RETURN NULL;
     END IF;
     IF v_type = 'ocr' THEN
         WITH added AS (
@@ -116,7 +116,7 @@ BEGIN
         UPDATE documents SET status = 'indexed', last_error = NULL, updated_at = v_now
         WHERE id = v_document;
     END IF;
-    RETURN true;
+    RETURN v_type;
 END
 $$;
 
@@ -130,7 +130,7 @@ DECLARE
     v_now bigint := coalesce(p_now, quire_now_ms());
 BEGIN
     FOR i IN 1 .. coalesce(array_length(p_tasks, 1), 0) LOOP
-        IF quire_complete(p_tasks[i], p_workers[i], p_after_ocr, p_max, v_now) THEN
+        IF quire_complete(p_tasks[i], p_workers[i], p_after_ocr, p_max, v_now) IS NOT NULL THEN
             RETURN NEXT p_tasks[i];
         END IF;
     END LOOP;
@@ -150,17 +150,17 @@ LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
     v_now bigint := coalesce(p_now, quire_now_ms());
-    v_document bigint;
+    v_type text;
 BEGIN
-    IF NOT quire_complete(p_task, p_worker, p_after_ocr, p_max, v_now) THEN
+    v_type := quire_complete(p_task, p_worker, p_after_ocr, p_max, v_now);
+    IF v_type IS NULL THEN
         RAISE EXCEPTION 'task % is no longer claimed by %', p_task, p_worker
             USING ERRCODE = 'QU001';
     END IF;
-    SELECT t.document_id INTO v_document FROM task_queue t
-    WHERE t.id = p_task AND t.task_type = 'ocr';
-    IF FOUND THEN
-        RETURN QUERY SELECT * FROM quire_claim_document(p_worker, v_document, 'indexing',
-                                                        true, v_now);
+    IF v_type = 'ocr' THEN
+        RETURN QUERY SELECT c.* FROM task_queue t,
+                     quire_claim_document(p_worker, t.document_id, 'indexing', true, v_now) c
+                     WHERE t.id = p_task;
         IF FOUND THEN
             RETURN;
         END IF;

@@ -77,7 +77,7 @@ pub fn do_complete(
 ) -> Result<(), QueueError> {
     let held: bool = c
         .query_typed_one(
-            "SELECT quire_complete($1, $2, $3, $4, $5)",
+            "SELECT quire_complete($1, $2, $3, $4, $5) IS NOT NULL",
             &[
                 (&claim.task_id, Type::INT8),
                 (&claim.worker, Type::TEXT),
