@@ -18,10 +18,16 @@ $$;
 
 -- Claims up to p_limit due pending tasks for p_worker, by priority, then
 -- when they became due, then id; counts an attempt on each and marks an OCR
--- task's document 'ocr'. The UPDATE re-checks status = 'pending': under READ
--- COMMITTED a row the subquery chose can be re-read after another
--- transaction's commit, and without the re-check a task claimed meanwhile
--- would be taken twice. The rows come back in no particular order.
+-- task's document 'ocr'. The rows come back in no particular order.
+--
+-- The due tasks are locked in a MATERIALIZED CTE, which runs once. Written
+-- as `UPDATE ... WHERE id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)`
+-- (as quire's claim was), the planner may put the subquery on the inner
+-- side of a join and run it again for every outer row: each run skips the
+-- rows the other workers' runs locked and locks one more, so two workers
+-- ended up locking tens of thousands of rows each, for minutes, to claim
+-- one task (seen after a VACUUM changed the table's statistics, #15). The
+-- UPDATE still re-checks status = 'pending', as PITFALLS.md asks.
 CREATE FUNCTION quire_claim(p_worker text, p_limit bigint, p_now bigint)
 RETURNS TABLE (id bigint, document_id bigint, task_type text, priority bigint,
                attempts bigint, max_attempts bigint, run_after bigint)
@@ -31,15 +37,16 @@ DECLARE
     v_now bigint := coalesce(p_now, quire_now_ms());
 BEGIN
     RETURN QUERY
-    WITH claimed AS (
+    WITH due AS MATERIALIZED (
+        SELECT q.id FROM task_queue q
+        WHERE q.status = 'pending' AND q.run_after <= v_now
+        ORDER BY q.priority, q.run_after, q.id LIMIT p_limit
+        FOR UPDATE SKIP LOCKED
+    ), claimed AS (
         UPDATE task_queue t
         SET status = 'claimed', claimed_by = p_worker, claimed_at = v_now,
             heartbeat_at = v_now, attempts = t.attempts + 1
-        WHERE t.id IN (SELECT q.id FROM task_queue q
-                       WHERE q.status = 'pending' AND q.run_after <= v_now
-                       ORDER BY q.priority, q.run_after, q.id LIMIT p_limit
-                       FOR UPDATE SKIP LOCKED)
-          AND t.status = 'pending'
+        FROM due WHERE t.id = due.id AND t.status = 'pending'
         RETURNING t.id, t.document_id, t.task_type, t.priority, t.attempts,
                   t.max_attempts, t.run_after
     ), ocr AS (
