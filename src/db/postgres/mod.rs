@@ -156,6 +156,7 @@ impl PostgresDb {
             .max_size(max_connections.max(1))
             .min_idle(Some(0))
             .test_on_check_out(false)
+            .connection_customizer(Box::new(StartSession))
             .connection_timeout(BUSY_TIMEOUT)
             .build(manager)
             .map_err(|error| PgError::Pool {
@@ -186,10 +187,12 @@ impl PostgresDb {
     /// step is one statement, so the test cost as much as the step. What
     /// the test was there for is a connection the server closed while it
     /// sat in the pool (a restart, an idle timeout, `pg_terminate_backend`).
-    /// Such a connection fails the first statement sent on it with a
-    /// closed-connection error, before the server could have run anything,
-    /// so that statement is safe to send again on another connection; the
-    /// pool drops the closed one when it comes back. After a restart every
+    /// Such a connection fails the first statement sent on it, before the
+    /// server could have run anything, with a closed-connection error or,
+    /// when the server's goodbye arrives as the statement's answer, its
+    /// FATAL error ([`session_ended`]); so that statement is safe to send
+    /// again on another connection, and the pool drops the closed one when
+    /// it comes back. After a restart every
     /// pooled connection may be closed, hence one try more than the pool
     /// holds; the last try's error is the answer.
     fn on_live_connection<T, E: From<PgError>>(
@@ -233,7 +236,7 @@ impl PostgresDb {
         f: impl Fn(&mut postgres::Client) -> Result<T, E>,
     ) -> Result<T, E> {
         self.on_live_connection(|conn| match f(conn) {
-            Err(e) if e.is_closed_connection() => Attempt::Closed(e),
+            Err(e) if e.is_closed_connection() || conn.is_closed() => Attempt::Closed(e),
             out => Attempt::Done(out),
         })
     }
@@ -271,6 +274,17 @@ impl PostgresDb {
     }
 }
 
+/// Sets up each new pooled connection's session as
+/// [`target::start_session`] says.
+#[derive(Debug)]
+struct StartSession;
+
+impl r2d2::CustomizeConnection<postgres::Client, postgres::Error> for StartSession {
+    fn on_acquire(&self, client: &mut postgres::Client) -> Result<(), postgres::Error> {
+        target::start_session(client)
+    }
+}
+
 /// What one try of [`PostgresDb::on_live_connection`] came to.
 enum Attempt<T, E> {
     /// It ran (or failed for a reason of its own).
@@ -291,7 +305,7 @@ where
 {
     let mut tx = match begun {
         Ok(tx) => tx,
-        Err(e) if e.is_closed() => return Attempt::Closed(PgError::Statement(e).into()),
+        Err(e) if session_ended(&e) => return Attempt::Closed(PgError::Statement(e).into()),
         Err(e) => return Attempt::Done(Err(PgError::Statement(e).into())),
     };
     let f = f
@@ -303,6 +317,22 @@ where
     }))
 }
 
+/// True when `e` says the connection's session is over: the connection
+/// was found closed, or the server answered with a FATAL (or PANIC) error,
+/// which it sends as it ends the session (`pg_terminate_backend`, a
+/// shutdown, an idle timeout). The driver reads such a goodbye as a closed
+/// connection when it was waiting in the socket before the statement was
+/// sent, and as the statement's answer when it came after; either way the
+/// server rolled back whatever the statement had begun.
+fn session_ended(e: &postgres::Error) -> bool {
+    use postgres::error::Severity;
+    e.is_closed()
+        || matches!(
+            e.as_db_error().and_then(|db| db.parsed_severity()),
+            Some(Severity::Fatal | Severity::Panic)
+        )
+}
+
 /// An error that can say whether it was a closed connection's.
 pub trait ClosedConnection {
     /// True when the connection was closed (the statement did not reach a
@@ -312,7 +342,7 @@ pub trait ClosedConnection {
 
 impl ClosedConnection for PgError {
     fn is_closed_connection(&self) -> bool {
-        matches!(self, PgError::Statement(e) if e.is_closed())
+        matches!(self, PgError::Statement(e) if session_ended(e))
     }
 }
 
@@ -410,6 +440,48 @@ mod tests {
     }
 
     #[test]
+    fn a_statement_whose_session_the_server_ends_while_it_runs_is_sent_again() {
+        // The server's FATAL then arrives as the statement's answer, not as
+        // a closed connection (see session_ended).
+        let t = TestDatabase::new();
+        let db = PostgresDb::open(t.target(), 2).unwrap();
+        let killer = {
+            let target = t.target().clone();
+            std::thread::spawn(move || {
+                let mut admin = target.connect().unwrap();
+                loop {
+                    let ended: i64 = admin
+                        .query_one(
+                            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                              WHERE query = 'SELECT pg_sleep(60)' AND state = 'active'",
+                            &[],
+                        )
+                        .unwrap()
+                        .get(0);
+                    if ended > 0 {
+                        return;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+            })
+        };
+        let tries = std::sync::atomic::AtomicUsize::new(0);
+        let answer: i32 = db
+            .statement(|c| {
+                if tries.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                    c.batch_execute("SELECT pg_sleep(60)")?;
+                }
+                Ok::<_, PgError>(c.query_one("SELECT 7", &[])?.get(0))
+            })
+            .unwrap();
+        killer.join().unwrap();
+        assert_eq!(answer, 7);
+        // Twice or more: the ended connection may go back to the pool
+        // before its client has noticed it is closed, and come out again.
+        assert!(tries.into_inner() >= 2, "sent again");
+    }
+
+    #[test]
     fn a_transaction_left_idle_is_ended_by_the_server() {
         // So that a host cut off inside a transaction does not keep its
         // claims locked against stale release (see Target::parse).
@@ -422,6 +494,26 @@ mod tests {
             .unwrap()
             .get(0);
         assert_eq!(timeout, "10s");
+        // A setting of the user's own, here in the URL, wins.
+        let url = format!(
+            "{}?options=-c%20idle_in_transaction_session_timeout%3D1min",
+            t.url()
+        );
+        let theirs = Target::parse(&url, None, |_| None).unwrap();
+        let db = PostgresDb::open(&theirs, 1).unwrap();
+        let timeout: String = db
+            .statement(|c| {
+                Ok::<_, PgError>(c.query_one("SHOW idle_in_transaction_session_timeout", &[])?)
+            })
+            .unwrap()
+            .get(0);
+        assert_eq!(timeout, "1min");
+        let mut own = theirs.connect().unwrap();
+        let timeout: String = own
+            .query_one("SHOW idle_in_transaction_session_timeout", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(timeout, "1min");
     }
 
     #[test]
