@@ -69,9 +69,6 @@ pub enum TargetError {
     PasswordFile { path: String, error: std::io::Error },
 }
 
-/// The server setting quire's sessions start with: see [`Target::parse`].
-const IDLE_IN_TRANSACTION: &str = "idle_in_transaction_session_timeout=10s";
-
 impl Target {
     /// Parses `url`. The password is the URL's own if it has one, else the
     /// first line of `password_file` (a systemd credential, for example),
@@ -119,15 +116,6 @@ impl Target {
             }
         }
         config.application_name("quire");
-        // A session cut off inside a transaction (its host's link down, its
-        // process frozen) keeps its row locks until the server notices the
-        // dead connection, hours later by TCP keepalive; meanwhile no host
-        // can release its claims as stale, since that skips locked rows.
-        // quire never leaves a transaction idle for more than a moment, so
-        // the server may end one idle for 10 s. Options in the URL come
-        // after, so a user's own setting wins.
-        let options = config.get_options().unwrap_or_default();
-        config.options(format!("-c {IDLE_IN_TRANSACTION} {options}").trim_end());
         // Without one, a connect during a network partition waits for the
         // kernel's TCP timeout (minutes), stalling the waker and the standby.
         if config.get_connect_timeout().is_none() {
@@ -155,15 +143,20 @@ impl Target {
         self.tls.connector.clone()
     }
 
-    /// A connection of its own (not pooled), or [`super::PgError::Connect`]
-    /// naming this target.
+    /// A connection of its own (not pooled), its session set up as
+    /// [`start_session`] says, or [`super::PgError::Connect`] naming this
+    /// target.
     pub fn connect(&self) -> Result<postgres::Client, super::PgError> {
-        self.config
+        let connect_error = |error| super::PgError::Connect {
+            target: self.clone(),
+            error,
+        };
+        let mut client = self
+            .config
             .connect(self.connector())
-            .map_err(|error| super::PgError::Connect {
-                target: self.clone(),
-                error,
-            })
+            .map_err(connect_error)?;
+        start_session(&mut client).map_err(connect_error)?;
+        Ok(client)
     }
 
     /// The database's name.
@@ -181,6 +174,24 @@ impl Target {
             tls: self.tls.clone(),
         }
     }
+}
+
+/// Sets up a new session: the server ends a transaction left idle for
+/// 10 s, unless the URL's `options`, the database or the role already set
+/// a timeout of their own.
+///
+/// A session cut off inside a transaction (its host's link down, its
+/// process frozen) keeps its row locks until the server notices the dead
+/// connection, hours later by TCP keepalive; meanwhile no host can release
+/// its claims as stale, since that skips locked rows. quire never leaves a
+/// transaction idle for more than a moment. A `SET` and not a startup
+/// option (`-c` in `options`): PgBouncer refuses startup options it does
+/// not know, and this costs one round trip per new connection.
+pub fn start_session(client: &mut postgres::Client) -> Result<(), postgres::Error> {
+    client.batch_execute(
+        "SELECT set_config('idle_in_transaction_session_timeout', '10s', false) \
+          WHERE current_setting('idle_in_transaction_session_timeout') = '0'",
+    )
 }
 
 /// Takes `sslmode` and `sslrootcert` out of `url`'s options, since the
@@ -393,22 +404,6 @@ mod tests {
             };
             assert_eq!(t.config().get_ssl_mode(), driver, "{value}");
         }
-    }
-
-    #[test]
-    fn sessions_end_idle_transactions_unless_the_url_says_otherwise() {
-        let options = |url: &str| {
-            let t = Target::parse(url, None, no_env).unwrap();
-            t.config().get_options().map(str::to_owned)
-        };
-        let ours = "-c idle_in_transaction_session_timeout=10s";
-        assert_eq!(options("postgres://u@h/d").as_deref(), Some(ours));
-        // The server applies -c options in order: the user's come last.
-        let theirs = "-c idle_in_transaction_session_timeout=1min";
-        assert_eq!(
-            options("postgres://u@h/d?options=-c%20idle_in_transaction_session_timeout%3D1min"),
-            Some(format!("{ours} {theirs}"))
-        );
     }
 
     #[test]
