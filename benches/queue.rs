@@ -316,14 +316,15 @@ fn drain(
     let t = Instant::now();
     queue.enqueue_batch(&tasks).unwrap();
     let enqueue_rate = n as f64 / t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    let done = if mode == Mode::FusedTwoProcesses {
+    let (done, took) = if mode == Mode::FusedTwoProcesses {
         two_processes(url, workers)
     } else {
-        work(&queue, "bench", workers, batch, mode == Mode::Fused)
+        let t = Instant::now();
+        let done = work(&queue, "bench", workers, batch, mode == Mode::Fused);
+        (done, t.elapsed())
     };
     assert_eq!(done, n, "every task drained exactly once");
-    (enqueue_rate, n as f64 / t.elapsed().as_secs_f64())
+    (enqueue_rate, n as f64 / took.as_secs_f64())
 }
 
 /// Drains `queue` with `workers` threads until nothing is left; returns how
@@ -371,9 +372,12 @@ fn work(queue: &Queue, name: &str, workers: usize, batch: usize, fused: bool) ->
 const CHILD: &str = "QUIRE_BENCH_CHILD";
 
 /// Runs this binary twice as a child draining the database at `url` (a
-/// SQLite file's path or a PostgreSQL URL) with half the workers each, started together (each child opens its pool, says "ready",
-/// and waits for a line on stdin); returns the tasks both completed.
-fn two_processes(url: &str, workers: usize) -> usize {
+/// SQLite file's path or a PostgreSQL URL) with half the workers each,
+/// started together (each child opens its pool, says "ready", and waits for
+/// a line on stdin); returns the tasks both completed and the time from
+/// "go" until both were done: the children's start-up is not timed, as
+/// the threads' is not.
+fn two_processes(url: &str, workers: usize) -> (usize, std::time::Duration) {
     use std::io::{BufRead, BufReader, Write};
     use std::process::{Command, Stdio};
     let mut children: Vec<_> = (0..2)
@@ -396,17 +400,21 @@ fn two_processes(url: &str, workers: usize) -> usize {
         out.read_line(&mut line).unwrap();
         assert_eq!(line.trim(), "ready", "a bench child did not start");
     }
+    let t = Instant::now();
     for c in &mut children {
         writeln!(c.stdin.as_mut().unwrap(), "go").unwrap();
     }
     let mut done = 0;
-    for (mut c, mut out) in children.into_iter().zip(outputs) {
+    for out in &mut outputs {
         let mut line = String::new();
         out.read_line(&mut line).unwrap();
         done += line.trim().parse::<usize>().expect("a bench child's count");
+    }
+    let took = t.elapsed();
+    for mut c in children {
         assert!(c.wait().unwrap().success());
     }
-    done
+    (done, took)
 }
 
 /// The child's side of [`two_processes`].
