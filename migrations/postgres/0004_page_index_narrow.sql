@@ -7,6 +7,12 @@
 -- pointers: the same search reads 1,000 heap pages. The text is read back
 -- only for the snippets of the hits shown and for a reindex.
 --
+-- This narrows only rows that PostgreSQL toasts at all: those over its
+-- fixed threshold of about 2 kB (a page of body text, text and vector
+-- together). toast_tuple_target sets how far such a row is shrunk, not
+-- whether; a short page's row stays inline, at most a quarter of a heap
+-- page, as before.
+--
 -- Rows written before this migration keep their layout until they are
 -- rewritten (a reindex rewrites them all); `VACUUM FULL page_index` does it
 -- at once.
