@@ -24,6 +24,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0004_page_index_narrow",
         include_str!("../../../migrations/postgres/0004_page_index_narrow.sql"),
     ),
+    (
+        "0005_queue_step_plans",
+        include_str!("../../../migrations/postgres/0005_queue_step_plans.sql"),
+    ),
 ];
 
 /// Transaction-level advisory lock taken by every migration run on the
