@@ -64,6 +64,26 @@ BEGIN
 END
 $$;
 
+-- What follows a completed OCR task: the task types in p_after_ocr (the
+-- policy's; at the OCR task's priority, with p_max attempts) unless the
+-- document has them live, a new indexing task marking the document
+-- 'indexing'.
+CREATE FUNCTION quire_after_ocr(p_document bigint, p_priority bigint, p_after_ocr text[],
+                                p_max bigint, p_now bigint)
+RETURNS void LANGUAGE sql AS $$
+    WITH added AS (
+        INSERT INTO task_queue (document_id, task_type, priority, max_attempts,
+                                run_after, created_at)
+        SELECT p_document, next, p_priority, p_max, p_now, p_now
+        FROM unnest(p_after_ocr) AS next
+        ON CONFLICT (document_id, task_type) WHERE status IN ('pending', 'claimed')
+            DO NOTHING
+        RETURNING task_type
+    )
+    UPDATE documents SET status = 'indexing', last_error = NULL, updated_at = p_now
+    WHERE id = p_document AND EXISTS (SELECT 1 FROM added WHERE task_type = 'indexing');
+$$;
+
 CREATE OR REPLACE FUNCTION quire_complete(p_task bigint, p_worker text, p_after_ocr text[],
                                           p_max bigint, p_now bigint)
 RETURNS text LANGUAGE plpgsql AS $$
@@ -81,21 +101,51 @@ BEGIN
         RETURN NULL;
     END IF;
     IF v_type = 'ocr' THEN
-        WITH added AS (
-            INSERT INTO task_queue (document_id, task_type, priority, max_attempts,
-                                    run_after, created_at)
-            SELECT v_document, next, v_priority, p_max, v_now, v_now
-            FROM unnest(p_after_ocr) AS next
-            ON CONFLICT (document_id, task_type) WHERE status IN ('pending', 'claimed')
-                DO NOTHING
-            RETURNING task_type
-        )
-        UPDATE documents SET status = 'indexing', last_error = NULL, updated_at = v_now
-        WHERE id = v_document AND EXISTS (SELECT 1 FROM added WHERE task_type = 'indexing');
+        PERFORM quire_after_ocr(v_document, v_priority, p_after_ocr, p_max, v_now);
     ELSIF v_type = 'indexing' THEN
         UPDATE documents SET status = 'indexed', last_error = NULL, updated_at = v_now
         WHERE id = v_document;
     END IF;
     RETURN v_type;
+END
+$$;
+
+-- As quire_complete for each task, set-based: one statement completes every
+-- task still held, one marks the documents of the indexing tasks among them
+-- 'indexed', and only the OCR tasks' follow-ups go one at a time (0003's
+-- version called quire_complete for each: 1.3x slower for batches of 16 in
+-- pgbench). The completions come first, so an OCR task and an indexing
+-- task of one document in the same batch leave a new indexing task behind
+-- whatever their order in the batch: the document needs indexing again.
+CREATE OR REPLACE FUNCTION quire_complete_each(p_tasks bigint[], p_workers text[],
+                                               p_after_ocr text[], p_max bigint, p_now bigint)
+RETURNS SETOF bigint LANGUAGE plpgsql AS $$
+DECLARE
+    v_now bigint := coalesce(p_now, quire_now_ms());
+    v_done bigint[];
+    v_indexed bigint[];
+    v_ocr_documents bigint[];
+    v_ocr_priorities bigint[];
+BEGIN
+    WITH done AS (
+        UPDATE task_queue t
+        SET status = 'completed', completed_at = v_now, heartbeat_at = v_now
+        FROM unnest(p_tasks, p_workers) AS held(id, worker)
+        WHERE t.id = held.id AND CASE t.status WHEN 'claimed' THEN t.claimed_by = held.worker END
+        RETURNING t.id, t.document_id, t.task_type, t.priority
+    )
+    SELECT array_agg(id),
+           array_agg(document_id) FILTER (WHERE task_type = 'indexing'),
+           array_agg(document_id) FILTER (WHERE task_type = 'ocr'),
+           array_agg(priority) FILTER (WHERE task_type = 'ocr')
+    INTO v_done, v_indexed, v_ocr_documents, v_ocr_priorities
+    FROM done;
+    UPDATE documents SET status = 'indexed', last_error = NULL, updated_at = v_now
+    WHERE id = ANY (v_indexed);
+    FOR i IN 1 .. coalesce(array_length(v_ocr_documents, 1), 0) LOOP
+        PERFORM quire_after_ocr(v_ocr_documents[i], v_ocr_priorities[i], p_after_ocr,
+                                p_max, v_now);
+    END LOOP;
+    RETURN QUERY SELECT unnest(v_done);
 END
 $$;

@@ -322,6 +322,32 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_with_a_documents_ocr_and_indexing_leaves_it_to_be_indexed_again() {
+        // The document is read again (a retry) while its last indexing task
+        // runs; both finish in one batch, in either order.
+        for ocr_first in [true, false] {
+            let f = fixture();
+            let doc = f.document("a");
+            let policy = Policy::default();
+            let mut c = f.conn();
+            do_enqueue(&mut *c, doc, TaskType::Indexing, Priority::Normal, 3, T0).unwrap();
+            do_enqueue(&mut *c, doc, TaskType::Ocr, Priority::Normal, 3, T0).unwrap();
+            let mut claims = do_claim(&mut *c, "w", 2, Some(T0)).unwrap();
+            claims.sort_by_key(|c| (c.task_type != TaskType::Ocr) ^ !ocr_first);
+            let results =
+                f.db.write(|tx| do_complete_batch(tx, &claims, &policy, Some(T0 + 1)))
+                    .unwrap();
+            assert!(results.iter().all(Result::is_ok), "{results:?}");
+            assert_eq!(f.doc_status(doc), "indexing", "OCR first: {ocr_first}");
+            let next = do_claim(&mut *c, "w", 5, Some(T0 + 2)).unwrap();
+            assert!(
+                next.iter().any(|c| c.task_type == TaskType::Indexing),
+                "OCR first: {ocr_first}: {next:?}"
+            );
+        }
+    }
+
+    #[test]
     fn a_lost_claim_changes_nothing_for_the_new_owner() {
         let f = fixture();
         let doc = f.document("a");
