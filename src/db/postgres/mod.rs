@@ -484,36 +484,26 @@ mod tests {
     #[test]
     fn a_transaction_left_idle_is_ended_by_the_server() {
         // So that a host cut off inside a transaction does not keep its
-        // claims locked against stale release (see Target::parse).
+        // claims locked against stale release (see target::start_session).
+        fn timeout(c: &mut postgres::Client) -> Result<String, PgError> {
+            Ok(
+                c.query_one("SHOW idle_in_transaction_session_timeout", &[])?
+                    .get(0),
+            )
+        }
         let t = TestDatabase::new();
         let db = PostgresDb::open(t.target(), 1).unwrap();
-        let timeout: String = db
-            .statement(|c| {
-                Ok::<_, PgError>(c.query_one("SHOW idle_in_transaction_session_timeout", &[])?)
-            })
-            .unwrap()
-            .get(0);
-        assert_eq!(timeout, "10s");
-        // A setting of the user's own, here in the URL, wins.
+        assert_eq!(db.statement(timeout).unwrap(), "10s");
+        // A setting of the user's own, here in the URL, wins, in the pool
+        // and on a connection of its own.
         let url = format!(
             "{}?options=-c%20idle_in_transaction_session_timeout%3D1min",
             t.url()
         );
         let theirs = Target::parse(&url, None, |_| None).unwrap();
         let db = PostgresDb::open(&theirs, 1).unwrap();
-        let timeout: String = db
-            .statement(|c| {
-                Ok::<_, PgError>(c.query_one("SHOW idle_in_transaction_session_timeout", &[])?)
-            })
-            .unwrap()
-            .get(0);
-        assert_eq!(timeout, "1min");
-        let mut own = theirs.connect().unwrap();
-        let timeout: String = own
-            .query_one("SHOW idle_in_transaction_session_timeout", &[])
-            .unwrap()
-            .get(0);
-        assert_eq!(timeout, "1min");
+        assert_eq!(db.statement(timeout).unwrap(), "1min");
+        assert_eq!(timeout(&mut theirs.connect().unwrap()).unwrap(), "1min");
     }
 
     #[test]
