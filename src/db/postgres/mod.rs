@@ -236,7 +236,7 @@ impl PostgresDb {
         f: impl Fn(&mut postgres::Client) -> Result<T, E>,
     ) -> Result<T, E> {
         self.on_live_connection(|conn| match f(conn) {
-            Err(e) if e.is_closed_connection() || conn.is_closed() => Attempt::Closed(e),
+            Err(e) if e.is_closed_connection() => Attempt::Closed(e),
             out => Attempt::Done(out),
         })
     }
@@ -318,19 +318,24 @@ where
 }
 
 /// True when `e` says the connection's session is over: the connection
-/// was found closed, or the server answered with a FATAL (or PANIC) error,
-/// which it sends as it ends the session (`pg_terminate_backend`, a
-/// shutdown, an idle timeout). The driver reads such a goodbye as a closed
+/// was found closed, or the server answered with the error it sends as it
+/// ends a session (`pg_terminate_backend`, a shutdown, a crash of another
+/// backend, an idle timeout). The driver reads such a goodbye as a closed
 /// connection when it was waiting in the socket before the statement was
 /// sent, and as the statement's answer when it came after; either way the
-/// server rolled back whatever the statement had begun.
+/// server rolled back whatever the statement had begun. Only those codes:
+/// a pooler's FATAL (PgBouncer's query_timeout) may leave the statement
+/// running on the server, where it can still commit.
 fn session_ended(e: &postgres::Error) -> bool {
-    use postgres::error::Severity;
-    e.is_closed()
-        || matches!(
-            e.as_db_error().and_then(|db| db.parsed_severity()),
-            Some(Severity::Fatal | Severity::Panic)
-        )
+    use postgres::error::SqlState;
+    const SESSION_ENDED: [SqlState; 5] = [
+        SqlState::ADMIN_SHUTDOWN,
+        SqlState::CRASH_SHUTDOWN,
+        SqlState::CANNOT_CONNECT_NOW,
+        SqlState::IDLE_SESSION_TIMEOUT,
+        SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT,
+    ];
+    e.is_closed() || e.code().is_some_and(|code| SESSION_ENDED.contains(code))
 }
 
 /// An error that can say whether it was a closed connection's.
@@ -504,6 +509,14 @@ mod tests {
         let db = PostgresDb::open(&theirs, 1).unwrap();
         assert_eq!(db.statement(timeout).unwrap(), "1min");
         assert_eq!(timeout(&mut theirs.connect().unwrap()).unwrap(), "1min");
+        // Even when their setting is 0, the server's "no timeout".
+        let url = format!(
+            "{}?options=-c%20idle_in_transaction_session_timeout%3D0",
+            t.url()
+        );
+        let theirs = Target::parse(&url, None, |_| None).unwrap();
+        let db = PostgresDb::open(&theirs, 1).unwrap();
+        assert_eq!(db.statement(timeout).unwrap(), "0");
     }
 
     #[test]

@@ -177,8 +177,9 @@ impl Target {
 }
 
 /// Sets up a new session: the server ends a transaction left idle for
-/// 10 s, unless the URL's `options`, the database or the role already set
-/// a timeout of their own.
+/// 10 s, unless a timeout was set anywhere else (the URL's `options`,
+/// `PGOPTIONS`, the database, the role, the server's configuration, even
+/// to 0).
 ///
 /// A session cut off inside a transaction (its host's link down, its
 /// process frozen) keeps its row locks until the server notices the dead
@@ -186,11 +187,12 @@ impl Target {
 /// its claims as stale, since that skips locked rows. quire never leaves a
 /// transaction idle for more than a moment. A `SET` and not a startup
 /// option (`-c` in `options`): PgBouncer refuses startup options it does
-/// not know, and this costs one round trip per new connection.
+/// not know. (Behind PgBouncer quire needs session pooling, for this as
+/// for LISTEN and its advisory locks.) One round trip per new connection.
 pub fn start_session(client: &mut postgres::Client) -> Result<(), postgres::Error> {
     client.batch_execute(
-        "SELECT set_config('idle_in_transaction_session_timeout', '10s', false) \
-          WHERE current_setting('idle_in_transaction_session_timeout') = '0'",
+        "SELECT set_config(name, '10s', false) FROM pg_settings \
+          WHERE name = 'idle_in_transaction_session_timeout' AND source = 'default'",
     )
 }
 
