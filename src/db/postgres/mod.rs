@@ -189,10 +189,10 @@ impl PostgresDb {
     /// sat in the pool (a restart, an idle timeout, `pg_terminate_backend`).
     /// Such a connection fails the first statement sent on it, before the
     /// server could have run anything, with a closed-connection error or,
-    /// when the server's goodbye arrives as the statement's answer, its
-    /// FATAL error ([`session_ended`]); so that statement is safe to send
-    /// again on another connection, and the pool drops the closed one when
-    /// it comes back. After a restart every
+    /// when the server's goodbye arrives as the statement's answer, the
+    /// error the server ends sessions with ([`session_ended`]); so that
+    /// statement is safe to send again on another connection, and the pool
+    /// drops the closed one when it comes back. After a restart every
     /// pooled connection may be closed, hence one try more than the pool
     /// holds; the last try's error is the answer.
     fn on_live_connection<T, E: From<PgError>>(
@@ -340,8 +340,10 @@ fn session_ended(e: &postgres::Error) -> bool {
 
 /// An error that can say whether it was a closed connection's.
 pub trait ClosedConnection {
-    /// True when the connection was closed (the statement did not reach a
-    /// live server, or its answer did not come back).
+    /// True when the connection was closed or its session ended (the
+    /// statement did not reach a live server, its answer did not come
+    /// back, or the server ended the session under it): see
+    /// [`session_ended`].
     fn is_closed_connection(&self) -> bool;
 }
 
@@ -500,23 +502,17 @@ mod tests {
         let db = PostgresDb::open(t.target(), 1).unwrap();
         assert_eq!(db.statement(timeout).unwrap(), "10s");
         // A setting of the user's own, here in the URL, wins, in the pool
-        // and on a connection of its own.
-        let url = format!(
-            "{}?options=-c%20idle_in_transaction_session_timeout%3D1min",
-            t.url()
-        );
-        let theirs = Target::parse(&url, None, |_| None).unwrap();
-        let db = PostgresDb::open(&theirs, 1).unwrap();
-        assert_eq!(db.statement(timeout).unwrap(), "1min");
-        assert_eq!(timeout(&mut theirs.connect().unwrap()).unwrap(), "1min");
-        // Even when their setting is 0, the server's "no timeout".
-        let url = format!(
-            "{}?options=-c%20idle_in_transaction_session_timeout%3D0",
-            t.url()
-        );
-        let theirs = Target::parse(&url, None, |_| None).unwrap();
-        let db = PostgresDb::open(&theirs, 1).unwrap();
-        assert_eq!(db.statement(timeout).unwrap(), "0");
+        // and on a connection of its own; even 0, the server's "no timeout".
+        for theirs in ["1min", "0"] {
+            let url = format!(
+                "{}?options=-c%20idle_in_transaction_session_timeout%3D{theirs}",
+                t.url()
+            );
+            let target = Target::parse(&url, None, |_| None).unwrap();
+            let db = PostgresDb::open(&target, 1).unwrap();
+            assert_eq!(db.statement(timeout).unwrap(), theirs);
+            assert_eq!(timeout(&mut target.connect().unwrap()).unwrap(), theirs);
+        }
     }
 
     #[test]
