@@ -335,6 +335,8 @@ fn uploads_are_ingested_like_drops_and_bounded_in_size() {
     let big = vec![b'x'; 2 * 1024 * 1024];
     let r = web.upload("/api/upload", &[("big.bin", &big)], &[]);
     assert_eq!(r.status, 413, "{}", r.text());
+    // The rest of the body was not read, so the connection is not reused.
+    assert_eq!(r.header("connection"), Some("close"));
     assert!(
         r.json()["error"]
             .as_str()

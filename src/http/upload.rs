@@ -32,8 +32,8 @@ pub(super) struct Uploaded {
 pub(super) async fn api(
     State(web): State<Web>,
     multipart: Multipart,
-) -> Result<Json<Vec<Uploaded>>, ApiError> {
-    Ok(Json(receive(&web, multipart).await?))
+) -> Result<Json<Vec<Uploaded>>, Response> {
+    Ok(Json(receive(&web, multipart).await.map_err(closing)?))
 }
 
 /// `POST /upload`: the home page's form; back to the document when one
@@ -41,12 +41,27 @@ pub(super) async fn api(
 pub(super) async fn form(
     State(web): State<Web>,
     multipart: Multipart,
-) -> Result<Response, ApiError> {
-    let uploaded = receive(&web, multipart).await?;
+) -> Result<Response, Response> {
+    let uploaded = receive(&web, multipart).await.map_err(closing)?;
     Ok(match uploaded.as_slice() {
         [one] => Redirect::to(&format!("/doc/{}", one.id)).into_response(),
         _ => Redirect::to("/").into_response(),
     })
+}
+
+/// A failed upload's answer, with `Connection: close`: the rest of the body
+/// may be unread (a file over the limit, a failure before the last file),
+/// and hyper then closes the connection after answering. Without the
+/// header the client keeps the connection for its next request and finds
+/// it closed under it (seen under load: the request after a 413 failed
+/// with "peer disconnected").
+fn closing(e: ApiError) -> Response {
+    let mut response = e.into_response();
+    response.headers_mut().insert(
+        axum::http::header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    response
 }
 
 /// Streams every file field to disk and ingests it.
