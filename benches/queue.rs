@@ -11,7 +11,8 @@
 //! threads each), as two daemons sharing a database would.
 //!
 //! Each row is followed by the same drain on PostgreSQL (#15), through the
-//! same `Queue` API, when a server answers.
+//! same `Queue` API, when a server answers, with the daemon's vacuum thread
+//! running beside the workers.
 //!
 //! Run: `cargo bench --bench queue` (QUIRE_BENCH_TASKS overrides N;
 //! QUIRE_BENCH_ONLY and QUIRE_BENCH_WORKERS pick one case, for profiling;
@@ -316,6 +317,9 @@ fn drain(
     let t = Instant::now();
     queue.enqueue_batch(&tasks).unwrap();
     let enqueue_rate = n as f64 / t.elapsed().as_secs_f64();
+    // The daemon's vacuum thread runs beside its workers (PostgreSQL only).
+    let (stop_vacuum, stop) = crossbeam_channel::bounded::<()>(0);
+    let vacuum = quire::scheduler::spawn_vacuum(queue.clone(), stop);
     let (done, took) = if mode == Mode::FusedTwoProcesses {
         two_processes(url, workers)
     } else {
@@ -323,6 +327,10 @@ fn drain(
         let done = work(&queue, "bench", workers, batch, mode == Mode::Fused);
         (done, t.elapsed())
     };
+    drop(stop_vacuum);
+    if let Some(v) = vacuum {
+        v.join().unwrap();
+    }
     assert_eq!(done, n, "every task drained exactly once");
     (enqueue_rate, n as f64 / took.as_secs_f64())
 }

@@ -35,8 +35,8 @@ pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     if workers > 0 {
         check_languages(&config)?;
     }
-    // The workers', the watcher's and scheduler's, and the web page's.
-    let app = App::open(&config, workers as u32 + 4 + crate::http::DB_THREADS as u32)?;
+    // The workers', the watcher's, scheduler's and vacuum's, and the web page's.
+    let app = App::open(&config, workers as u32 + 5 + crate::http::DB_THREADS as u32)?;
     crate::tasks::index::prepare(&app, true)?;
     serve(&app, crate::tasks::processors(&app), !args.no_watch)
 }
@@ -112,6 +112,7 @@ pub fn serve(app: &App, processors: Processors, watch: bool) -> anyhow::Result<E
         None
     };
     let scheduler = scheduler::spawn(app.clone(), wake, stop_rx.clone());
+    let vacuum = scheduler::spawn_vacuum(app.queue.clone(), stop_rx.clone());
     let view = live::spawn_view(app.clone(), stop_rx);
     systemd::ready(app);
 
@@ -136,7 +137,10 @@ pub fn serve(app: &App, processors: Processors, watch: bool) -> anyhow::Result<E
     if let Some(p) = pool {
         p.shutdown(app.config.queue.shutdown_timeout.0);
     }
-    for t in [watcher, Some(scheduler), view].into_iter().flatten() {
+    for t in [watcher, Some(scheduler), vacuum, view]
+        .into_iter()
+        .flatten()
+    {
         let _ = t.join();
     }
     if let Some(web) = web {

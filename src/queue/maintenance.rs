@@ -98,6 +98,34 @@ impl<'q> Maintenance<'q> {
             }),
         }
     }
+
+    /// Whether this queue's engine needs [`Maintenance::vacuum`] while the
+    /// queue runs (`None`: SQLite, whose b-trees drop a deleted entry at
+    /// once) and, on PostgreSQL, whether this user may run it (the table's
+    /// or the database's owner, or a superuser).
+    pub fn may_vacuum(&self) -> Result<Option<bool>, QueueError> {
+        match self.queue.db.engine() {
+            Engine::Sqlite(_) => Ok(None),
+            Engine::Postgres(db) => {
+                db.statement(|c| postgres::maintenance::may_vacuum(c).map(Some))
+            }
+        }
+    }
+
+    /// On PostgreSQL, vacuums the task table once it holds
+    /// [`VACUUM_AFTER_DEAD_ROWS`](postgres::maintenance::VACUUM_AFTER_DEAD_ROWS)
+    /// dead row versions, which a busy queue's claims walk over until a
+    /// vacuum (see `postgres::maintenance::do_vacuum`); returns how many it
+    /// found when it vacuumed. Safe to run from every host at once: a
+    /// vacuum already running elsewhere is left to finish. Nothing on SQLite.
+    pub fn vacuum(&self) -> Result<Option<i64>, QueueError> {
+        match self.queue.db.engine() {
+            Engine::Sqlite(_) => Ok(None),
+            Engine::Postgres(db) => db.statement(|c| {
+                postgres::maintenance::do_vacuum(c, postgres::maintenance::VACUUM_AFTER_DEAD_ROWS)
+            }),
+        }
+    }
 }
 
 /// The task an orphaned document (one that needs work but has no live task)

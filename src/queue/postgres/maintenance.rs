@@ -190,9 +190,67 @@ pub fn do_purge(tx: &mut impl GenericClient, cutoff: i64) -> Result<u64, QueueEr
     )?)
 }
 
+/// Dead row versions in `task_queue` past which [`do_vacuum`] vacuums it.
+/// Each task leaves two (its claim and its completion); 10,000 is about a
+/// second of a fast drain on a small machine, and a claim walks the dead
+/// entries at the front of the claim index until they go (see
+/// [`do_vacuum`]), about 25 index pages at this many.
+pub const VACUUM_AFTER_DEAD_ROWS: i64 = 10_000;
+
+/// Whether this session's user may vacuum `task_queue`: its owner (the
+/// user who ran the migrations), the database's owner, or a superuser.
+/// Anyone else's VACUUM is skipped by the server with a warning.
+pub fn may_vacuum(c: &mut impl GenericClient) -> Result<bool, QueueError> {
+    Ok(c.query_typed_one(
+        "SELECT pg_has_role(c.relowner, 'MEMBER') OR pg_has_role(d.datdba, 'MEMBER') \
+         FROM pg_class c, pg_database d \
+         WHERE c.oid = 'task_queue'::regclass AND d.datname = current_database()",
+        &[],
+    )?
+    .get(0))
+}
+
+/// Vacuums `task_queue` when the server counts at least `threshold` dead
+/// row versions in it; returns how many it counted, or `None` when there
+/// were fewer.
+///
+/// Why a daemon vacuums: a claim walks the claim index from its front, and
+/// every task claimed since the last vacuum left a dead entry there (a
+/// claim changes `status`, so no update is HOT, and a btree only drops dead
+/// entries in VACUUM or when an insert lands on their page, which never
+/// happens at the front). During a drain of 60,000 tasks the walk grew to
+/// 220 pages a claim and the drain slowed by a third; autovacuum looks once
+/// a minute at most. Index cleanup is forced on: PostgreSQL skips the
+/// indexes when few heap pages hold dead rows, which in a table of many
+/// finished tasks is always, and the claim index is what needs it.
+///
+/// `SKIP_LOCKED`: when another host's daemon or autovacuum is vacuuming
+/// the table, this one does nothing rather than wait; the server's warning
+/// that it skipped is silenced, since every host tries. VACUUM cannot run
+/// in a transaction, so `c` is a connection, not a transaction.
+pub fn do_vacuum(c: &mut postgres::Client, threshold: i64) -> Result<Option<i64>, QueueError> {
+    let dead: i64 = c
+        .query_typed_one(
+            "SELECT pg_stat_get_dead_tuples('task_queue'::regclass)",
+            &[],
+        )?
+        .get(0);
+    if dead < threshold {
+        return Ok(None);
+    }
+    c.batch_execute("SET client_min_messages = error")?;
+    let vacuumed = c.batch_execute("VACUUM (SKIP_LOCKED, INDEX_CLEANUP ON) task_queue");
+    // The connection goes back to the pool: it must warn as others do.
+    let reset = c.batch_execute("RESET client_min_messages");
+    vacuumed?;
+    reset?;
+    Ok(Some(dead))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::postgres::Conn;
     use crate::queue::postgres::claim::do_claim;
     use crate::queue::postgres::enqueue::do_enqueue;
     use crate::queue::postgres::lease::do_heartbeat;
@@ -250,6 +308,39 @@ mod tests {
             "finished at the cutoff: kept"
         );
         assert_eq!(do_purge(&mut *c, T0 + 11).unwrap(), 1);
+    }
+
+    #[test]
+    fn the_queue_is_vacuumed_once_it_has_churned_by_a_user_who_may() {
+        let f = fixture();
+        let doc = f.document("a");
+        let mut c = f.conn();
+        do_enqueue(&mut *c, doc, TaskType::Ocr, Priority::High, 3, T0).unwrap();
+        let claim = do_claim(&mut *c, "w", 1, Some(T0)).unwrap().remove(0);
+        let policy = crate::queue::Policy::default();
+        crate::queue::postgres::lease::do_complete(&mut *c, &claim, &policy, Some(T0)).unwrap();
+        let stat = |c: &mut Conn, f: &str| -> i64 {
+            c.query_one(&format!("SELECT {f}('task_queue'::regclass)"), &[])
+                .unwrap()
+                .get(0)
+        };
+        assert_eq!(
+            do_vacuum(&mut c, i64::MAX).unwrap(),
+            None,
+            "too few dead rows"
+        );
+        assert_eq!(stat(&mut c, "pg_stat_get_vacuum_count"), 0);
+        assert!(do_vacuum(&mut c, 0).unwrap().is_some());
+        assert_eq!(stat(&mut c, "pg_stat_get_vacuum_count"), 1);
+        assert_eq!(stat(&mut c, "pg_stat_get_dead_tuples"), 0);
+        let warns: String = c.query_one("SHOW client_min_messages", &[]).unwrap().get(0);
+        assert_eq!(warns, "notice", "the pooled connection's setting is back");
+        assert!(may_vacuum(&mut *c).unwrap(), "the owner may");
+        // A role that owns nothing may not (the role goes with the rollback).
+        let mut tx = c.transaction().unwrap();
+        tx.batch_execute("CREATE ROLE quire_test_stranger; SET LOCAL ROLE quire_test_stranger")
+            .unwrap();
+        assert!(!may_vacuum(&mut tx).unwrap());
     }
 
     #[test]
