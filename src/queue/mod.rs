@@ -378,11 +378,16 @@ impl Queue {
                 }
                 sqlite::claim::do_claim(tx, &claim.worker, limit, now)
             }),
-            // One statement: the whole step is one round trip (see lease.rs).
-            Engine::Postgres(db) => db.statement(|c| {
-                let now = self.pg_clock();
-                postgres::lease::do_complete_and_claim(c, claim, &self.policy, limit, now)
-            }),
+            // One statement: the whole step is one round trip (see lease.rs),
+            // prepared once per connection.
+            Engine::Postgres(db) => db.prepared(
+                postgres::lease::COMPLETE_AND_CLAIM,
+                postgres::lease::COMPLETE_AND_CLAIM_TYPES,
+                |c, step| {
+                    let now = self.pg_clock();
+                    postgres::lease::do_complete_and_claim(c, step, claim, &self.policy, limit, now)
+                },
+            ),
         }
     }
 

@@ -11,21 +11,20 @@
 
 mod lock;
 pub mod migrations;
+mod session;
 pub mod target;
 pub mod testing;
 mod watch;
 
-use postgres_native_tls::MakeTlsConnector;
+use postgres::types::Type;
 use r2d2_postgres::PostgresConnectionManager;
 
 use super::BUSY_TIMEOUT;
 
 pub use lock::AdvisoryLock;
+pub use session::{Conn, Session};
 pub use target::{Target, TargetError};
 pub use watch::NotifyWatch;
-
-/// A pooled connection.
-pub type Conn = r2d2::PooledConnection<PostgresConnectionManager<MakeTlsConnector>>;
 
 /// The oldest server quire runs on: 13 made `unaccent` a trusted extension
 /// and added `DROP DATABASE ... WITH (FORCE)`.
@@ -120,7 +119,7 @@ impl From<postgres::Error> for PgError {
 /// An open PostgreSQL database: its pool and where it is.
 #[derive(Clone)]
 pub struct PostgresDb {
-    pool: r2d2::Pool<PostgresConnectionManager<MakeTlsConnector>>,
+    pool: r2d2::Pool<session::Manager>,
     target: Target,
 }
 
@@ -151,12 +150,15 @@ impl PostgresDb {
         }
         migrations::apply(&mut setup, target)?;
         drop(setup);
-        let manager = PostgresConnectionManager::new(target.config().clone(), target.connector());
+        let manager = session::Manager(PostgresConnectionManager::new(
+            target.config().clone(),
+            target.connector(),
+        ));
         let pool = r2d2::Pool::builder()
             .max_size(max_connections.max(1))
             .min_idle(Some(0))
             .test_on_check_out(false)
-            .connection_customizer(Box::new(StartSession))
+            .connection_customizer(Box::new(session::StartSession))
             .connection_timeout(BUSY_TIMEOUT)
             .build(manager)
             .map_err(|error| PgError::Pool {
@@ -173,7 +175,7 @@ impl PostgresDb {
     /// [`PostgresDb::on_live_connection`] for why, and use it (through
     /// `write`, `statement`, `snapshot`) rather than this outside tests.
     pub fn conn(&self) -> Result<Conn, PgError> {
-        self.pool.get().map_err(|error| PgError::Pool {
+        self.pool.get().map(Conn).map_err(|error| PgError::Pool {
             target: self.target.clone(),
             error,
         })
@@ -197,12 +199,12 @@ impl PostgresDb {
     /// holds; the last try's error is the answer.
     fn on_live_connection<T, E: From<PgError>>(
         &self,
-        mut run: impl FnMut(&mut postgres::Client) -> Attempt<T, E>,
+        mut run: impl FnMut(&mut Session) -> Attempt<T, E>,
     ) -> Result<T, E> {
         let mut tries = self.pool.max_size() + 1;
         loop {
             tries -= 1;
-            match run(&mut *self.conn()?) {
+            match run(&mut self.conn()?.0) {
                 Attempt::Done(out) => return out,
                 Attempt::Closed(e) if tries == 0 => return Err(e),
                 Attempt::Closed(_) => {}
@@ -218,7 +220,7 @@ impl PostgresDb {
         f: impl FnOnce(&mut postgres::Transaction<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
         let mut f = Some(f);
-        self.on_live_connection(|conn| run_in(conn.transaction(), &mut f))
+        self.on_live_connection(|s| run_in(s.client.transaction(), &mut f))
     }
 
     /// Runs `f`, one statement, on a pooled connection outside a
@@ -235,9 +237,36 @@ impl PostgresDb {
         &self,
         f: impl Fn(&mut postgres::Client) -> Result<T, E>,
     ) -> Result<T, E> {
-        self.on_live_connection(|conn| match f(conn) {
+        self.on_live_connection(|s| match f(&mut s.client) {
             Err(e) if e.is_closed_connection() => Attempt::Closed(e),
             out => Attempt::Done(out),
+        })
+    }
+
+    /// As [`PostgresDb::statement`], with `sql` (parameters of `types`)
+    /// prepared on the connection the first time that connection runs it
+    /// and kept while it lives ([`Session::prepare`]): the server plans it
+    /// once, not at every call. For the statements run most often (the
+    /// daemon's step). A prepare that finds the connection closed is tried
+    /// again on another, as a statement is.
+    pub fn prepared<T, E: From<PgError> + ClosedConnection>(
+        &self,
+        sql: &'static str,
+        types: &[Type],
+        f: impl Fn(&mut postgres::Client, &postgres::Statement) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.on_live_connection(|s| {
+            let statement = match s.prepare(sql, types) {
+                Ok(statement) => statement,
+                Err(e) if session_ended(&e) => {
+                    return Attempt::Closed(PgError::Statement(e).into());
+                }
+                Err(e) => return Attempt::Done(Err(PgError::Statement(e).into())),
+            };
+            match f(&mut s.client, &statement) {
+                Err(e) if e.is_closed_connection() => Attempt::Closed(e),
+                out => Attempt::Done(out),
+            }
         })
     }
 
@@ -249,8 +278,9 @@ impl PostgresDb {
         f: impl FnOnce(&mut postgres::Transaction<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
         let mut f = Some(f);
-        self.on_live_connection(|conn| {
-            let begun = conn
+        self.on_live_connection(|s| {
+            let begun = s
+                .client
                 .build_transaction()
                 .isolation_level(postgres::IsolationLevel::RepeatableRead)
                 .read_only(true)
@@ -271,17 +301,6 @@ impl PostgresDb {
             target: self.target.clone(),
             error,
         })
-    }
-}
-
-/// Sets up each new pooled connection's session as
-/// [`target::start_session`] says.
-#[derive(Debug)]
-struct StartSession;
-
-impl r2d2::CustomizeConnection<postgres::Client, postgres::Error> for StartSession {
-    fn on_acquire(&self, client: &mut postgres::Client) -> Result<(), postgres::Error> {
-        target::start_session(client)
     }
 }
 
@@ -444,6 +463,20 @@ mod tests {
         let old = kill_pool(&mut admin);
         let new = db.statement(pid).unwrap();
         assert!(!old.contains(&new), "a statement on a new connection");
+        // A statement prepared on a connection the server then closed is
+        // prepared again on the next.
+        let prepared = || {
+            db.prepared("SELECT pg_backend_pid()", &[], |c, s| {
+                Ok::<i32, PgError>(c.query_one(s, &[])?.get(0))
+            })
+        };
+        prepared().unwrap();
+        let old = kill_pool(&mut admin);
+        let new = prepared().unwrap();
+        assert!(
+            !old.contains(&new),
+            "a prepared statement on a new connection"
+        );
     }
 
     #[test]

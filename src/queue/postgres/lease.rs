@@ -6,8 +6,8 @@
 //! was cut off for longer than `stale_timeout` from overwriting the work of
 //! the host that took its task over.
 
-use postgres::GenericClient;
 use postgres::types::Type;
+use postgres::{GenericClient, Statement};
 
 use super::set_documents_status;
 use crate::queue::{Claim, DocumentStatus, FailOutcome, FailureKind, Policy, QueueError};
@@ -95,22 +95,26 @@ pub fn do_complete(
 /// task if due, else up to `limit` due tasks. Run outside a transaction it
 /// is one round trip and one commit, the daemon's whole step. A lost claim
 /// is [`QueueError::LostClaim`], and completes and claims nothing.
+///
+/// `step` is [`COMPLETE_AND_CLAIM`] prepared with [`COMPLETE_AND_CLAIM_TYPES`]
+/// (the daemon keeps it prepared on each connection: `PostgresDb::prepared`).
 pub fn do_complete_and_claim(
     c: &mut impl GenericClient,
+    step: &Statement,
     claim: &Claim,
     policy: &Policy,
     limit: usize,
     now: Option<i64>,
 ) -> Result<Vec<Claim>, QueueError> {
-    let rows = c.query_typed(
-        "SELECT * FROM quire_complete_and_claim($1, $2, $3, $4, $5, $6)",
+    let rows = c.query(
+        step,
         &[
-            (&claim.task_id, Type::INT8),
-            (&claim.worker, Type::TEXT),
-            (&after_ocr(policy), Type::TEXT_ARRAY),
-            (&policy.max_attempts, Type::INT8),
-            (&(limit as i64), Type::INT8),
-            (&now, Type::INT8),
+            &claim.task_id,
+            &claim.worker,
+            &after_ocr(policy),
+            &policy.max_attempts,
+            &(limit as i64),
+            &now,
         ],
     );
     match rows {
@@ -121,6 +125,20 @@ pub fn do_complete_and_claim(
         Err(e) => Err(e.into()),
     }
 }
+
+/// The daemon's step, for [`do_complete_and_claim`].
+pub const COMPLETE_AND_CLAIM: &str =
+    "SELECT * FROM quire_complete_and_claim($1, $2, $3, $4, $5, $6)";
+
+/// The types of [`COMPLETE_AND_CLAIM`]'s parameters.
+pub const COMPLETE_AND_CLAIM_TYPES: &[Type] = &[
+    Type::INT8,
+    Type::TEXT,
+    Type::TEXT_ARRAY,
+    Type::INT8,
+    Type::INT8,
+    Type::INT8,
+];
 
 /// The SQLSTATE `quire_complete_and_claim` raises for a claim no longer held.
 const LOST_CLAIM: &str = "QU001";
@@ -247,6 +265,9 @@ mod tests {
         let (read, other) = (f.document("read"), f.document("other"));
         let policy = Policy::default();
         let mut c = f.conn();
+        let step = c
+            .prepare_typed(COMPLETE_AND_CLAIM, COMPLETE_AND_CLAIM_TYPES)
+            .unwrap();
         do_enqueue(&mut *c, read, TaskType::Ocr, Priority::Low, 3, T0).unwrap();
         do_enqueue(&mut *c, other, TaskType::Ocr, Priority::High, 3, T0 + 1).unwrap();
         let ocr = do_claim_document(&mut *c, "w", read, TaskType::Ocr, false, Some(T0))
@@ -254,7 +275,7 @@ mod tests {
             .unwrap();
         // The low-priority document just read goes on to its indexing,
         // before the high-priority OCR task that waits.
-        let next = do_complete_and_claim(&mut *c, &ocr, &policy, 1, Some(T0 + 5)).unwrap();
+        let next = do_complete_and_claim(&mut *c, &step, &ocr, &policy, 1, Some(T0 + 5)).unwrap();
         assert_eq!(next.len(), 1);
         let indexing = &next[0];
         assert_eq!(
@@ -265,7 +286,8 @@ mod tests {
         assert_eq!(f.doc_status(read), "indexing");
         // After indexing, the next by priority: the other document's OCR
         // (high) before this one's PDF (low), its document marked 'ocr'.
-        let next = do_complete_and_claim(&mut *c, indexing, &policy, 1, Some(T0 + 6)).unwrap();
+        let next =
+            do_complete_and_claim(&mut *c, &step, indexing, &policy, 1, Some(T0 + 6)).unwrap();
         assert_eq!(
             next.iter()
                 .map(|c| (c.document_id, c.task_type))
@@ -276,7 +298,7 @@ mod tests {
         assert_eq!(f.doc_status(other), "ocr");
         // A step on a claim no longer held completes and claims nothing.
         do_release(&mut *c, &next[0], T0 + 7).unwrap();
-        let late = do_complete_and_claim(&mut *c, &next[0], &policy, 1, Some(T0 + 8));
+        let late = do_complete_and_claim(&mut *c, &step, &next[0], &policy, 1, Some(T0 + 8));
         assert!(
             matches!(late, Err(QueueError::LostClaim { .. })),
             "{late:?}"
