@@ -237,10 +237,7 @@ impl PostgresDb {
         &self,
         f: impl Fn(&mut postgres::Client) -> Result<T, E>,
     ) -> Result<T, E> {
-        self.on_live_connection(|s| match f(&mut s.client) {
-            Err(e) if e.is_closed_connection() => Attempt::Closed(e),
-            out => Attempt::Done(out),
-        })
+        self.on_live_connection(|s| Attempt::of_statement(f(&mut s.client)))
     }
 
     /// As [`PostgresDb::statement`], with `sql` (parameters of `types`)
@@ -263,10 +260,7 @@ impl PostgresDb {
                 }
                 Err(e) => return Attempt::Done(Err(PgError::Statement(e).into())),
             };
-            match f(&mut s.client, &statement) {
-                Err(e) if e.is_closed_connection() => Attempt::Closed(e),
-                out => Attempt::Done(out),
-            }
+            Attempt::of_statement(f(&mut s.client, &statement))
         })
     }
 
@@ -310,6 +304,17 @@ enum Attempt<T, E> {
     Done(Result<T, E>),
     /// Its first statement found the connection closed; nothing ran.
     Closed(E),
+}
+
+impl<T, E: ClosedConnection> Attempt<T, E> {
+    /// What a statement's outcome `out` comes to: closed when it found the
+    /// connection closed, else done.
+    fn of_statement(out: Result<T, E>) -> Attempt<T, E> {
+        match out {
+            Err(e) if e.is_closed_connection() => Attempt::Closed(e),
+            out => Attempt::Done(out),
+        }
+    }
 }
 
 /// Begins with `begun`, runs `f` (taken from its `Option`: it runs once)
