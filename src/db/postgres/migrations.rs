@@ -28,6 +28,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0005_queue_step_plans",
         include_str!("../../../migrations/postgres/0005_queue_step_plans.sql"),
     ),
+    (
+        "0006_checks_as_domains",
+        include_str!("../../../migrations/postgres/0006_checks_as_domains.sql"),
+    ),
 ];
 
 /// Transaction-level advisory lock taken by every migration run on the
