@@ -40,6 +40,11 @@ impl DerefMut for Conn {
 pub struct Session {
     pub(super) client: Client,
     prepared: HashMap<&'static str, Statement>,
+    /// Set when a statement found the session over. The server's FATAL
+    /// may arrive as a statement's answer before the socket closes, and
+    /// the client reports itself closed only once it has read the close;
+    /// without this the pool could hand the connection out again.
+    pub(super) ended: bool,
 }
 
 impl Session {
@@ -70,6 +75,7 @@ impl r2d2::ManageConnection for Manager {
         Ok(Session {
             client: self.0.connect()?,
             prepared: HashMap::new(),
+            ended: false,
         })
     }
 
@@ -78,7 +84,7 @@ impl r2d2::ManageConnection for Manager {
     }
 
     fn has_broken(&self, session: &mut Session) -> bool {
-        self.0.has_broken(&mut session.client)
+        session.ended || self.0.has_broken(&mut session.client)
     }
 }
 
